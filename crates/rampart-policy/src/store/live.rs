@@ -1,0 +1,110 @@
+//! A hot-reloading engine: readers get a consistent snapshot; reloads swap atomically.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use notify::{RecursiveMode, Watcher};
+
+use super::{LoadFailure, LoadReport, PolicySources};
+use crate::engine::Engine;
+
+/// The engine currently serving, and the sources to rebuild it from.
+#[derive(Debug)]
+pub struct LiveEngine {
+    current: ArcSwap<Engine>,
+    sources: PolicySources,
+}
+
+/// What a reload did; passed to the observer (metrics, logs).
+#[derive(Debug)]
+pub enum ReloadEvent {
+    Reloaded {
+        policies: usize,
+        warnings: Vec<String>,
+    },
+    /// The new files are bad; the previous engine keeps serving.
+    Failed(LoadFailure),
+}
+
+/// Keeps the file watcher alive; dropping it stops reloading.
+pub struct WatchGuard {
+    _watcher: notify::RecommendedWatcher,
+}
+
+/// Wait this long after the last change before reloading, so an editor's save or a
+/// ConfigMap's symlink swap is read once, complete.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+impl LiveEngine {
+    /// Load the sources once; fails (with every error) when any file is bad. Returns the
+    /// validation warnings of the load.
+    pub fn load(sources: PolicySources) -> Result<(Arc<Self>, Vec<String>), LoadFailure> {
+        let LoadReport { engine, warnings } = sources.load()?;
+        Ok((Arc::new(LiveEngine { current: ArcSwap::from_pointee(engine), sources }), warnings))
+    }
+
+    /// Wrap an already-built engine (tests, the demo). `reload` rebuilds from `sources`.
+    pub fn from_engine(engine: Engine, sources: PolicySources) -> Arc<Self> {
+        Arc::new(LiveEngine { current: ArcSwap::from_pointee(engine), sources })
+    }
+
+    /// The engine to use for one request. Hold the `Arc` for the whole request so every
+    /// tier is read from the same snapshot.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.current.load_full()
+    }
+
+    /// Rebuild from the sources; on failure keep serving the previous engine.
+    pub fn reload(&self) -> ReloadEvent {
+        match self.sources.load() {
+            Ok(LoadReport { engine, warnings }) => {
+                let policies = engine.policy_count();
+                self.current.store(Arc::new(engine));
+                ReloadEvent::Reloaded { policies, warnings }
+            }
+            Err(failure) => ReloadEvent::Failed(failure),
+        }
+    }
+
+    /// Watch the tier paths and reload on change, calling `observe` after every attempt.
+    pub fn watch(
+        self: &Arc<Self>,
+        observe: impl Fn(&ReloadEvent) + Send + 'static,
+    ) -> Result<WatchGuard, notify::Error> {
+        let (tx, rx) = mpsc::channel::<()>();
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok_and(|e| !e.kind.is_access()) {
+                let _ = tx.send(());
+            }
+        })?;
+        for path in &self.sources.tiers {
+            watcher.watch(watch_target(path).as_path(), RecursiveMode::NonRecursive)?;
+        }
+        let live = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("policy-reload".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    while rx.recv_timeout(DEBOUNCE).is_ok() {}
+                    observe(&live.reload());
+                }
+            })
+            .map_err(|e| notify::Error::generic(&e.to_string()))?;
+        Ok(WatchGuard { _watcher: watcher })
+    }
+}
+
+/// Watch a directory itself, and a single-file tier through its directory (editors replace
+/// files by rename, which a watch on the old inode would miss).
+fn watch_target(path: &std::path::Path) -> PathBuf {
+    if path.is_file() {
+        path.parent()
+            .map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() })
+            .unwrap_or_else(|| path.to_path_buf())
+    } else {
+        path.to_path_buf()
+    }
+}

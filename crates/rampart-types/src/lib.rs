@@ -1,0 +1,12 @@
+//! Rampart's shared vocabulary, with no I/O.
+//!
+//! * [`review`]: the Kubernetes webhook wire formats Rampart speaks (SubjectAccessReview,
+//!   AdmissionReview), decoded with errors that name the offending field.
+//! * [`decision`]: authorization decisions and the reason strings the kube-apiserver shows,
+//!   byte-compatible with cedar-access-control-for-k8s.
+
+pub mod decision;
+pub mod review;
+
+pub use decision::{Decision, Diagnostic, PolicyErrorRef, PolicyRef, SourcePosition};
+pub use review::{DecodeError, admission, sar};
