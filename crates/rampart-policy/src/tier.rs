@@ -41,6 +41,13 @@ pub struct AuditHit {
     pub tier: String,
 }
 
+impl AuditHit {
+    /// A satisfied audit-mode forbid: the request would have been denied.
+    pub fn would_deny(&self) -> bool {
+        self.effect == Effect::Forbid
+    }
+}
+
 /// The result of evaluating one tier.
 #[derive(Debug, Clone)]
 pub struct TierOutcome {

@@ -1,1 +1,16 @@
-//! placeholder
+//! Rampart's webhook server.
+//!
+//! * [`router`]: the HTTP surface — `POST /v1/authorize` (SubjectAccessReview),
+//!   `POST /v1/admit` (AdmissionReview), `/healthz`, `/readyz`, `/metrics`.
+//! * [`metrics`]: Prometheus metrics for decisions, latency and policy reloads.
+//! * [`tls`]: certificates (given, or self-signed on first start) and the rustls config.
+//! * [`serve`]: binding, TLS by default, plain HTTP only on loopback and only when asked.
+
+pub mod metrics;
+pub mod router;
+pub mod serve;
+pub mod tls;
+
+pub use metrics::Metrics;
+pub use router::{AppState, router};
+pub use serve::{ServeConfig, ServerError, Transport, start};

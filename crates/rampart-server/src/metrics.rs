@@ -1,0 +1,98 @@
+//! Prometheus metrics (text exposition on `/metrics`).
+//!
+//! Unlike upstream, every decision is counted (Go never counted Deny, Appendix A #13), per
+//! endpoint and deciding tier, and admission latency is recorded too.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub endpoint: &'static str,
+    pub decision: &'static str,
+    pub tier: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub policy: String,
+}
+
+/// All metrics of the server, registered once.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub decisions: Family<DecisionLabels, Counter>,
+    pub latency: Family<EndpointLabels, Histogram>,
+    pub bad_requests: Family<EndpointLabels, Counter>,
+    pub reloads: Family<ReloadLabels, Counter>,
+    pub policies_loaded: Gauge,
+    pub would_deny: Family<PolicyLabels, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 5 µs … ~80 ms: decisions are microseconds; the tail matters.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(5e-6, 2.0, 15))
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("rampart");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        let latency = Family::<EndpointLabels, Histogram>::new_with_constructor(latency_histogram);
+        let bad_requests = Family::<EndpointLabels, Counter>::default();
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        let policies_loaded = Gauge::default();
+        let would_deny = Family::<PolicyLabels, Counter>::default();
+        registry.register("decisions", "Decisions by endpoint, result and deciding tier", decisions.clone());
+        registry.register("decision_duration_seconds", "Time to decide a review", latency.clone());
+        registry.register("bad_requests", "Review bodies that could not be decoded", bad_requests.clone());
+        registry.register("policy_reloads", "Policy reload attempts by result", reloads.clone());
+        registry.register("policies_loaded", "Policies in the serving engine", policies_loaded.clone());
+        registry.register(
+            "audit_would_deny",
+            "Requests an audit-mode forbid would have denied, by policy",
+            would_deny.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            decisions,
+            latency,
+            bad_requests,
+            reloads,
+            policies_loaded,
+            would_deny,
+        }
+    }
+
+    /// Text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Ok(registry) = self.registry.lock() {
+            let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
