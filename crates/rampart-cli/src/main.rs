@@ -1,1 +1,90 @@
-fn main() {}
+//! `rampart`: Kubernetes access control and admission with Cedar.
+//!
+//! This binary is the CLI edge: it parses flags, wires the library crates together and turns
+//! their typed errors into messages (via `anyhow`) that say what to do next.
+
+mod cmd;
+mod embedded;
+mod output;
+mod selector;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Rampart secures a Kubernetes cluster in layers: who may call the API (authorization with
+/// Cedar policies layered over RBAC) and what may be admitted (admission policies in the same
+/// Cedar language). It is a drop-in, faster replacement for cedar-access-control-for-k8s and
+/// accepts the same policies.
+///
+/// Start with `rampart demo`: it needs no cluster and no cloud account.
+#[derive(Debug, Parser)]
+#[command(name = "rampart", version, propagate_version = true, max_term_width = 100)]
+#[command(after_long_help = "EXAMPLES:
+    Replay the label-enforcement demo against an in-process HTTPS server:
+        rampart demo
+
+    Ask whether a user may list secrets, offline:
+        rampart check --policies ./policies --user alice --group dev --verb list --resource secrets -n default
+
+    Check policies before shipping them:
+        rampart validate --policies ./policies
+
+    Serve the webhooks (HTTPS, self-signed certificate on first start):
+        rampart serve --policies /etc/rampart/policies --cert-dir /var/run/rampart/certs
+
+    Print what to give the kube-apiserver:
+        rampart kube-config --target kind --cert-dir /var/run/rampart/certs
+
+ENVIRONMENT:
+    RUST_LOG    log filter, e.g. `info` (default) or `rampart=debug`")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the authorization and admission webhooks over HTTPS.
+    Serve(cmd::serve::Args),
+    /// Decide one request offline and explain the decision.
+    Check(cmd::check::Args),
+    /// Parse policies and validate them against the Kubernetes schema.
+    Validate(cmd::validate::Args),
+    /// Replay the talk's live demo against an in-process server over real HTTPS.
+    Demo(cmd::demo::Args),
+    /// Print the embedded Cedar schema for Kubernetes types.
+    Schema,
+    /// Print the kube-apiserver configuration that wires Rampart into a cluster.
+    KubeConfig(cmd::kube_config::Args),
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = !matches!(cli.command, Command::Serve(_));
+    init_logging(if quiet { "warn" } else { "info" });
+    let result = match cli.command {
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Check(args) => cmd::check::run(args),
+        Command::Validate(args) => cmd::validate::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Schema => {
+            print!("{}", rampart_policy::schema::K8S_SCHEMA);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::KubeConfig(args) => cmd::kube_config::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! `rampart check`: decide one SubjectAccessReview or AdmissionReview offline.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use rampart_policy::Engine;
+use rampart_policy::tier::AuditHit;
+use rampart_types::sar::{NonResourceAttributes, ResourceAttributes, SubjectAccessReviewSpec};
+use rampart_types::{Diagnostic, admission, sar};
+use serde::Serialize;
+
+use super::PolicyArgs;
+use crate::output::{self, Format};
+use crate::selector;
+
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = "EXAMPLES:
+    rampart check -p policies/ review.json
+    rampart check -p policies/ --user sample-user --group requires-labels --verb list --resource configmaps -n default -l owner=sample-user
+    rampart check -p policies/ --user alice --verb get --path /healthz")]
+pub struct Args {
+    #[command(flatten)]
+    pub policies: PolicyArgs,
+    /// A SubjectAccessReview or AdmissionReview (JSON or YAML). Use `-` for stdin.
+    /// Without it, the request is built from the flags below.
+    #[arg(value_name = "REVIEW")]
+    pub review: Option<PathBuf>,
+    /// Requesting user name (e.g. alice, system:serviceaccount:ns:name).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Group of the user (repeatable).
+    #[arg(long = "group", short = 'g')]
+    pub groups: Vec<String>,
+    /// User uid (the principal's entity id).
+    #[arg(long)]
+    pub uid: Option<String>,
+    /// Extra user info, KEY=VALUE (repeatable).
+    #[arg(long = "extra", value_name = "KEY=VALUE")]
+    pub extra: Vec<String>,
+    /// Verb (get, list, watch, create, update, patch, delete, impersonate, …).
+    #[arg(long)]
+    pub verb: Option<String>,
+    /// Resource, optionally with subresource: `pods`, `pods/log`.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// API group of the resource (empty for core).
+    #[arg(long, default_value = "")]
+    pub api_group: String,
+    /// API version of the resource.
+    #[arg(long, default_value = "v1")]
+    pub api_version: String,
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// Object name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Label selector, as `kubectl -l` (`owner=alice`, `tier in (a,b)`).
+    #[arg(long = "selector", short = 'l')]
+    pub label_selector: Option<String>,
+    /// Field selector, as `kubectl --field-selector` (`spec.nodeName=n1`).
+    #[arg(long)]
+    pub field_selector: Option<String>,
+    /// Non-resource URL path (e.g. /healthz); replaces --resource.
+    #[arg(long)]
+    pub path: Option<String>,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Format,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    kind: &'static str,
+    decision: String,
+    tier: Option<String>,
+    reason: String,
+    diagnostic: Diagnostic,
+    would_deny: Vec<String>,
+    message: Option<String>,
+}
+
+fn read_review(path: &PathBuf) -> anyhow::Result<serde_json::Value> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
+    // JSON is YAML, so one parser reads both; errors name line and column.
+    serde_yaml::from_str(&text).with_context(|| format!("{} is not JSON or YAML", path.display()))
+}
+
+fn spec_from_flags(args: &Args) -> anyhow::Result<SubjectAccessReviewSpec> {
+    let user = args.user.clone().context("give a REVIEW file, or at least --user and --verb")?;
+    let verb = args.verb.clone().context("--verb is required (get, list, create, …)")?;
+    let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for kv in &args.extra {
+        let (k, v) = kv.split_once('=').with_context(|| format!("--extra {kv:?}: expected KEY=VALUE"))?;
+        extra.entry(k.to_owned()).or_default().push(v.to_owned());
+    }
+    let mut spec = SubjectAccessReviewSpec {
+        user: Some(user),
+        groups: Some(args.groups.clone()),
+        uid: args.uid.clone(),
+        extra: (!extra.is_empty()).then_some(extra),
+        ..Default::default()
+    };
+    if let Some(path) = &args.path {
+        spec.non_resource_attributes =
+            Some(NonResourceAttributes { path: Some(path.clone()), verb: Some(verb) });
+        return Ok(spec);
+    }
+    let resource =
+        args.resource.clone().context("--resource (or --path for a non-resource URL) is required")?;
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((r, s)) => (r.to_owned(), Some(s.to_owned())),
+        None => (resource, None),
+    };
+    spec.resource_attributes = Some(ResourceAttributes {
+        verb: Some(verb),
+        group: Some(args.api_group.clone()),
+        version: Some(args.api_version.clone()),
+        resource: Some(resource),
+        subresource,
+        namespace: args.namespace.clone(),
+        name: args.name.clone(),
+        label_selector: args.label_selector.as_deref().map(selector::parse_labels).transpose()?,
+        field_selector: args.field_selector.as_deref().map(selector::parse_fields).transpose()?,
+    });
+    Ok(spec)
+}
+
+fn would_deny(audit: &[AuditHit]) -> Vec<String> {
+    audit
+        .iter()
+        .filter(|h| h.would_deny())
+        .map(|h| format!("{} ({})", h.policy.policy, h.policy.position))
+        .collect()
+}
+
+fn decide(engine: &Engine, args: &Args) -> anyhow::Result<Report> {
+    let Some(path) = &args.review else {
+        let spec = spec_from_flags(args)?;
+        let v = engine.authorize(&spec);
+        return Ok(Report {
+            kind: "SubjectAccessReview",
+            decision: v.decision.to_string(),
+            tier: v.tier,
+            reason: v.reason,
+            would_deny: would_deny(&v.audit),
+            diagnostic: v.diagnostic,
+            message: (!v.evaluation_error.is_empty()).then_some(v.evaluation_error),
+        });
+    };
+    let value = read_review(path)?;
+    let bytes = serde_json::to_vec(&value)?;
+    match value.get("kind").and_then(|k| k.as_str()) {
+        Some("SubjectAccessReview") => {
+            let review = sar::decode(&bytes)?;
+            let v = engine.authorize(&review.spec);
+            Ok(Report {
+                kind: "SubjectAccessReview",
+                decision: v.decision.to_string(),
+                tier: v.tier,
+                reason: v.reason,
+                would_deny: would_deny(&v.audit),
+                diagnostic: v.diagnostic,
+                message: (!v.evaluation_error.is_empty()).then_some(v.evaluation_error),
+            })
+        }
+        Some("AdmissionReview") => {
+            let review = admission::decode(&bytes)?;
+            let v = engine.admit(&review.request);
+            Ok(Report {
+                kind: "AdmissionReview",
+                decision: if v.response.allowed { "Allowed" } else { "Denied" }.into(),
+                tier: v.tier,
+                reason: v.diagnostic.to_reason_string(),
+                would_deny: would_deny(&v.audit),
+                diagnostic: v.diagnostic,
+                message: v.response.status.map(|s| s.message).filter(|m| !m.is_empty()),
+            })
+        }
+        other => {
+            bail!("{}: kind is {other:?}; expected SubjectAccessReview or AdmissionReview", path.display())
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let sources = args.policies.sources(Default::default())?;
+    let report = sources.load()?;
+    for w in &report.warnings {
+        tracing::warn!("{w}");
+    }
+    let r = decide(&report.engine, &args)?;
+    match args.output {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+        Format::Table => {
+            let mut t = output::table(&["", ""]);
+            t.add_row(vec!["request", r.kind]);
+            t.add_row(vec!["decision", &r.decision]);
+            t.add_row(vec!["tier", r.tier.as_deref().unwrap_or("-")]);
+            t.add_row(vec!["deciding policies", &output::reasons(&r.diagnostic)]);
+            if let Some(m) = &r.message {
+                t.add_row(vec!["message", m]);
+            }
+            if !r.would_deny.is_empty() {
+                t.add_row(vec!["audit: would deny", &r.would_deny.join("\n")]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

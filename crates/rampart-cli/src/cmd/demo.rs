@@ -1,0 +1,254 @@
+//! `rampart demo`: the talk's live demo, replayed against a real in-process HTTPS server.
+//!
+//! `sample-user` is in the group `requires-labels`. The demo's `label-enforcement-policy`
+//! forbids that group to list or watch without `-l owner=<self>`, and forbids creating,
+//! updating or deleting objects not labelled `owner=<self>`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use rampart_policy::store::{LiveEngine, PolicySources};
+use rampart_server::tls::{CertSource, default_names};
+use rampart_server::{AppState, ServeConfig, Transport};
+use serde_json::{Value, json};
+
+use crate::embedded::write_demo_policies;
+use crate::output::{self, Format};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Format,
+}
+
+const USER: &str = "sample-user";
+const GROUPS: [&str; 3] = ["sample-group", "requires-labels", "system:authenticated"];
+
+struct Step {
+    what: &'static str,
+    kubectl: &'static str,
+    endpoint: &'static str,
+    body: Value,
+    expect_allowed: bool,
+}
+
+fn sar(verb: &str, label_selector: Option<&str>) -> Value {
+    let mut attrs =
+        json!({"verb": verb, "group": "", "version": "v1", "resource": "configmaps", "namespace": "default"});
+    if let Some(owner) = label_selector {
+        attrs["labelSelector"] =
+            json!({"requirements": [{"key": "owner", "operator": "In", "values": [owner]}]});
+    }
+    json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+           "spec": {"user": USER, "groups": GROUPS, "resourceAttributes": attrs}})
+}
+
+fn configmap(name: &str, owner: Option<&str>, data: &str) -> Value {
+    let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"}, "data": {"greeting": data}});
+    if let Some(owner) = owner {
+        cm["metadata"]["labels"] = json!({"owner": owner});
+    }
+    cm
+}
+
+fn review(operation: &str, name: &str, object: Value, old: Value) -> Value {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": format!("demo-{operation}-{name}").to_lowercase(),
+        "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+        "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+        "requestKind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+        "requestResource": {"group": "", "version": "v1", "resource": "configmaps"},
+        "name": name, "namespace": "default", "operation": operation,
+        "userInfo": {"username": USER, "groups": GROUPS},
+        "object": object, "oldObject": old, "dryRun": false}})
+}
+
+fn steps() -> Vec<Step> {
+    vec![
+        Step {
+            what: "list without a label selector",
+            kubectl: "kubectl get configmaps",
+            endpoint: "/v1/authorize",
+            body: sar("list", None),
+            expect_allowed: false,
+        },
+        Step {
+            what: "create without an owner label",
+            kubectl: "kubectl create configmap sample-config",
+            endpoint: "/v1/admit",
+            body: review("CREATE", "sample-config", configmap("sample-config", None, "hi"), Value::Null),
+            expect_allowed: false,
+        },
+        Step {
+            what: "update someone else's object",
+            kubectl: "kubectl edit configmap other-config  # owner=some-user",
+            endpoint: "/v1/admit",
+            body: review(
+                "UPDATE",
+                "other-config",
+                configmap("other-config", Some("some-user"), "changed"),
+                configmap("other-config", Some("some-user"), "hello"),
+            ),
+            expect_allowed: false,
+        },
+        Step {
+            what: "create is authorized (admission still checks labels)",
+            kubectl: "kubectl create configmap sample-config",
+            endpoint: "/v1/authorize",
+            body: sar("create", None),
+            expect_allowed: true,
+        },
+        Step {
+            what: "create of own labelled object",
+            kubectl: "kubectl create configmap sample-config -l owner=sample-user",
+            endpoint: "/v1/admit",
+            body: review(
+                "CREATE",
+                "sample-config",
+                configmap("sample-config", Some(USER), "hi"),
+                Value::Null,
+            ),
+            expect_allowed: true,
+        },
+        Step {
+            what: "list with -l owner=sample-user",
+            kubectl: "kubectl get configmaps -l owner=sample-user",
+            endpoint: "/v1/authorize",
+            body: sar("list", Some(USER)),
+            expect_allowed: true,
+        },
+    ]
+}
+
+#[derive(serde::Serialize)]
+struct Row {
+    step: usize,
+    what: &'static str,
+    kubectl: &'static str,
+    endpoint: &'static str,
+    decision: String,
+    reason: String,
+    as_expected: bool,
+}
+
+/// `(decision, reason)` from a review response.
+fn summarize(endpoint: &str, resp: &Value) -> (bool, String, String) {
+    if endpoint == "/v1/authorize" {
+        let s = &resp["status"];
+        let allowed = s["allowed"] == true;
+        let decision = if allowed {
+            "Allow"
+        } else if s["denied"] == true {
+            "Deny"
+        } else {
+            "NoOpinion"
+        };
+        (allowed, decision.into(), reason_text(s["reason"].as_str().unwrap_or_default(), "reasons"))
+    } else {
+        let r = &resp["response"];
+        let allowed = r["allowed"] == true;
+        let message = r["status"]["message"].as_str().unwrap_or_default();
+        let reason =
+            if allowed { "implicit allow-all admission tier".into() } else { reason_text(message, "") };
+        (allowed, if allowed { "Allowed" } else { "Denied" }.into(), reason)
+    }
+}
+
+/// Render Go-style reason JSON as `policy (file:line:col)`.
+fn reason_text(json: &str, key: &str) -> String {
+    let Ok(v) = serde_json::from_str::<Value>(json) else { return json.to_owned() };
+    let list = if key.is_empty() { &v } else { &v[key] };
+    list.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|r| {
+                    let p = &r["position"];
+                    format!(
+                        "{} ({}:{}:{})",
+                        r["policy"].as_str().unwrap_or_default(),
+                        p["filename"].as_str().unwrap_or_default(),
+                        p["line"],
+                        p["column"]
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies)?;
+    write_demo_policies(&policies)?;
+    let sources = PolicySources::new(vec![policies], Default::default());
+    let (live, _) = LiveEngine::load(sources)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rows = runtime.block_on(async {
+        let config = ServeConfig {
+            addr: "127.0.0.1:0".parse()?,
+            transport: Transport::Tls(CertSource::SelfSigned {
+                dir: dir.path().join("certs"),
+                names: default_names(),
+            }),
+        };
+        let server = rampart_server::start(&config, AppState { live, metrics: Default::default() })?;
+        let ca = std::fs::read(server.cert_file.as_ref().context("server has no certificate")?)?;
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca)?)
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        if args.output == Format::Table {
+            println!(
+                "Rampart demo: policies of the cedar-access-control-for-k8s demo, served over HTTPS at {}\n",
+                server.url()
+            );
+            println!("{USER} is in groups {GROUPS:?}\n");
+        }
+        let mut rows = Vec::new();
+        for (i, step) in steps().into_iter().enumerate() {
+            let url = format!("https://localhost:{}{}", server.addr.port(), step.endpoint);
+            let resp: Value =
+                client.post(url).json(&step.body).send().await?.error_for_status()?.json().await?;
+            let (allowed, decision, reason) = summarize(step.endpoint, &resp);
+            rows.push(Row {
+                step: i + 1,
+                what: step.what,
+                kubectl: step.kubectl,
+                endpoint: step.endpoint,
+                decision,
+                reason,
+                as_expected: allowed == step.expect_allowed,
+            });
+        }
+        server.shutdown(Duration::from_secs(1)).await?;
+        anyhow::Ok(rows)
+    })?;
+    let all_good = rows.iter().all(|r| r.as_expected);
+    match args.output {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Table => {
+            let mut t =
+                output::table(&["#", "request", "webhook", "decision", "deciding policy (file:line:col)"]);
+            for r in &rows {
+                let mark = if r.as_expected { "" } else { "  (UNEXPECTED)" };
+                t.add_row(vec![
+                    r.step.to_string(),
+                    format!("{}\n$ {}", r.what, r.kubectl),
+                    r.endpoint.to_owned(),
+                    format!("{}{mark}", r.decision),
+                    r.reason.clone(),
+                ]);
+            }
+            println!("{t}");
+            if all_good {
+                println!("\nEvery request was decided as in the talk.");
+            }
+        }
+    }
+    Ok(if all_good { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -1,0 +1,60 @@
+//! One module per subcommand, plus the policy-source flags they share.
+
+pub mod check;
+pub mod demo;
+pub mod kube_config;
+pub mod serve;
+pub mod validate;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use rampart_policy::EngineOptions;
+use rampart_policy::store::{PolicySources, Validation};
+
+/// Schema validation level at load time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum ValidationArg {
+    /// Do not validate.
+    Off,
+    /// Report failures as warnings (Policy objects with `validation.enforced: true` still fail).
+    #[default]
+    Warn,
+    /// Every policy must validate.
+    Enforce,
+}
+
+/// Where policies come from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyArgs {
+    /// A policy tier: a directory of `.cedar` files and `Policy` YAML, or a single file.
+    /// Repeat for more tiers, highest priority first.
+    #[arg(long = "policies", short = 'p', value_name = "PATH", required = true)]
+    pub tiers: Vec<PathBuf>,
+    /// Schema validation of policies at load time.
+    #[arg(long, value_enum, default_value_t)]
+    pub validation: ValidationArg,
+    /// Validate against this Cedar schema instead of the embedded Kubernetes schema.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+}
+
+impl PolicyArgs {
+    pub fn sources(&self, options: EngineOptions) -> anyhow::Result<PolicySources> {
+        let mut sources = PolicySources::new(self.tiers.clone(), options);
+        sources.validation = match self.validation {
+            ValidationArg::Off => Validation::Off,
+            ValidationArg::Warn => Validation::Warn,
+            ValidationArg::Enforce => Validation::Enforce,
+        };
+        if let Some(path) = &self.schema {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read schema {}", path.display()))?;
+            let schema = rampart_policy::schema::parse_schema(&text)
+                .map_err(|e| anyhow::anyhow!("{}: invalid Cedar schema: {e}", path.display()))?;
+            sources.schema = Some(Arc::new(schema));
+        }
+        Ok(sources)
+    }
+}

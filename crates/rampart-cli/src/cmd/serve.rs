@@ -1,0 +1,156 @@
+//! `rampart serve`: the webhooks, with hot reload and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rampart_policy::EngineOptions;
+use rampart_policy::engine::OnMappingError;
+use rampart_policy::store::LiveEngine;
+use rampart_policy::store::live::ReloadEvent;
+use rampart_server::metrics::ReloadLabels;
+use rampart_server::tls::{CertSource, default_names};
+use rampart_server::{AppState, Metrics, ServeConfig, Transport};
+
+use super::PolicyArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub policies: PolicyArgs,
+    /// Address to listen on. The upstream wiring runs the webhook beside the apiserver on
+    /// loopback; use 0.0.0.0:10288 behind a Service.
+    #[arg(long, default_value = "127.0.0.1:10288")]
+    pub listen: SocketAddr,
+    /// Serving certificate (PEM). Without it a self-signed one is generated in --cert-dir.
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key for --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Where the self-signed certificate is kept (generated on first start, then reused).
+    #[arg(long, default_value = "rampart-certs", value_name = "DIR")]
+    pub cert_dir: PathBuf,
+    /// Extra DNS name or IP on the generated certificate (repeatable).
+    #[arg(long = "tls-san", value_name = "NAME")]
+    pub tls_sans: Vec<String>,
+    /// Serve plain HTTP instead of TLS. Refused unless --listen is a loopback address.
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// Do not watch the policy paths for changes.
+    #[arg(long)]
+    pub no_watch: bool,
+    /// Admission: what to do with objects that cannot be mapped to Cedar.
+    #[arg(long, value_enum, default_value = "deny")]
+    pub on_mapping_error: OnErrorArg,
+    /// Namespaces admission never evaluates (repeatable; replaces the default list).
+    #[arg(long = "exempt-namespace", value_name = "NS", default_values = ["kube-system", "rampart-system", "cedar-k8s-authz-system"])]
+    pub exempt_namespaces: Vec<String>,
+    /// The webhook's own user, always allowed to read policies and RBAC.
+    #[arg(long, default_value = "system:authorizer:cedar-authorizer", value_name = "USER")]
+    pub self_identity: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnErrorArg {
+    /// Reject (fail closed).
+    Deny,
+    /// Allow and log (fail open).
+    Allow,
+}
+
+pub fn engine_options(exempt: Vec<String>, self_identity: String, on_error: OnErrorArg) -> EngineOptions {
+    EngineOptions {
+        self_identity,
+        admission_exempt_namespaces: exempt,
+        on_mapping_error: match on_error {
+            OnErrorArg::Deny => OnMappingError::Deny,
+            OnErrorArg::Allow => OnMappingError::Allow,
+        },
+        ..EngineOptions::default()
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let options =
+        engine_options(args.exempt_namespaces.clone(), args.self_identity.clone(), args.on_mapping_error);
+    let sources = args.policies.sources(options)?;
+    let (live, warnings) = LiveEngine::load(sources)
+        .map_err(|e| anyhow::anyhow!("{e}\nfix the files above and start again; nothing was served"))?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let metrics = Arc::new(Metrics::new());
+    let count = live.engine().policy_count();
+    metrics.policies_loaded.set(i64::try_from(count).unwrap_or(i64::MAX));
+    tracing::info!(policies = count, tiers = args.policies.tiers.len(), "policies loaded");
+
+    let transport = if args.insecure_http {
+        Transport::PlainHttp
+    } else if let (Some(cert), Some(key)) = (args.tls_cert.clone(), args.tls_key.clone()) {
+        Transport::Tls(CertSource::Files { cert, key })
+    } else {
+        let mut names = default_names();
+        names.extend(args.tls_sans.iter().cloned());
+        Transport::Tls(CertSource::SelfSigned { dir: args.cert_dir.clone(), names })
+    };
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start runtime")?;
+    runtime.block_on(async move {
+        let _watch = if args.no_watch {
+            None
+        } else {
+            let m = metrics.clone();
+            let guard = live
+                .watch(move |event| match event {
+                    ReloadEvent::Reloaded { policies, warnings } => {
+                        m.reloads.get_or_create(&ReloadLabels { result: "ok" }).inc();
+                        m.policies_loaded.set(i64::try_from(*policies).unwrap_or(i64::MAX));
+                        warnings.iter().for_each(|w| tracing::warn!("{w}"));
+                        tracing::info!(policies, "policies reloaded");
+                    }
+                    ReloadEvent::Failed(e) => {
+                        m.reloads.get_or_create(&ReloadLabels { result: "error" }).inc();
+                        tracing::error!("policy reload failed, still serving the previous policies:\n{e}");
+                    }
+                })
+                .context("cannot watch the policy paths (use --no-watch to run without reloading)")?;
+            Some(guard)
+        };
+        let config = ServeConfig { addr: args.listen, transport };
+        let server = rampart_server::start(&config, AppState { live, metrics })?;
+        let handle = server.handle();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        });
+        server.wait().await.context("server failed")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,126 @@
+//! The `rampart` binary as users run it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
+
+use std::process::{Command, Output};
+
+fn rampart(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rampart")).args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/demo");
+
+#[test]
+fn demo_runs_the_talk_and_checks_itself() {
+    let out = rampart(&["demo", "-o", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let decisions: Vec<&str> =
+        rows.as_array().unwrap().iter().map(|r| r["decision"].as_str().unwrap()).collect();
+    assert_eq!(decisions, ["Deny", "Denied", "Denied", "Allow", "Allowed", "Allow"]);
+    assert!(rows.as_array().unwrap().iter().all(|r| r["as_expected"] == true));
+}
+
+#[test]
+fn check_from_flags_explains_the_decision() {
+    let out = rampart(&[
+        "check",
+        "-p",
+        DEMO,
+        "--user",
+        "sample-user",
+        "-g",
+        "requires-labels",
+        "--verb",
+        "list",
+        "--resource",
+        "configmaps",
+        "-n",
+        "default",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success());
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["decision"], "Deny");
+    assert_eq!(r["diagnostic"]["reasons"][0]["policy"], "label-enforcement-policy1");
+    assert_eq!(r["diagnostic"]["reasons"][0]["position"]["line"], 21);
+}
+
+#[test]
+fn check_reads_review_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let review = dir.path().join("review.yaml");
+    std::fs::write(&review, "apiVersion: admission.k8s.io/v1\nkind: AdmissionReview\nrequest:\n  uid: u\n  kind: {group: '', version: v1, kind: ConfigMap}\n  resource: {group: '', version: v1, resource: configmaps}\n  name: c\n  namespace: default\n  operation: CREATE\n  userInfo: {username: sample-user, groups: [requires-labels]}\n  object: {apiVersion: v1, kind: ConfigMap, metadata: {name: c}}\n").unwrap();
+    let out = rampart(&["check", "-p", DEMO, review.to_str().unwrap(), "-o", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["decision"], "Denied");
+}
+
+#[test]
+fn validate_reports_file_line_and_column_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ok.cedar"), "permit(principal, action, resource);").unwrap();
+    std::fs::write(
+        dir.path().join("bad.cedar"),
+        "permit(principal, action, resource);\n\nforbid(principal, acton, resource);",
+    )
+    .unwrap();
+    let out = rampart(&["validate", "-p", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("bad.cedar:3:"), "{text}");
+    std::fs::remove_file(dir.path().join("bad.cedar")).unwrap();
+    let out = rampart(&["validate", "-p", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}
+
+#[test]
+fn kube_config_prints_four_documents_with_the_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let out = rampart(&["kube-config", "--target", "self-managed", "--cert-dir", certs.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["AuthorizationConfiguration", "Config", "ValidatingWebhookConfiguration", "ClusterConfiguration"]
+    );
+    assert!(certs.join("rampart.crt").exists());
+    assert_eq!(docs[1]["clusters"][0]["cluster"]["server"], "https://127.0.0.1:10288/v1/authorize");
+    assert!(!docs[2]["webhooks"][0]["clientConfig"]["caBundle"].as_str().unwrap().is_empty());
+}
+
+#[test]
+fn serve_refuses_plain_http_off_loopback() {
+    let out = rampart(&["serve", "-p", DEMO, "--insecure-http", "--listen", "0.0.0.0:0", "--no-watch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only allowed on a loopback"));
+}
+
+#[test]
+fn serve_refuses_bad_policies_with_their_location() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.cedar"), "permit(principal, action, resource)").unwrap();
+    let out = rampart(&["serve", "-p", dir.path().to_str().unwrap(), "--no-watch"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("x.cedar:1:"), "{err}");
+}
+
+#[test]
+fn help_reads_like_a_man_page() {
+    let text = stdout(&rampart(&["--help"]));
+    for needle in ["EXAMPLES:", "rampart demo", "serve", "check", "validate", "kube-config", "schema"] {
+        assert!(text.contains(needle), "missing {needle}");
+    }
+    assert!(stdout(&rampart(&["schema"])).contains("namespace k8s {"));
+}
