@@ -99,8 +99,8 @@ pub fn parse_document(kind: &DocumentKind, text: &str) -> Result<Vec<LoadedPolic
     // `PolicySet::from_str` names policies policy0..N in document order.
     for index in 0.. {
         let Some(policy) = parsed.policy(&PolicyId::new(format!("policy{index}"))) else { break };
-        let offset = policy.to_cedar().and_then(|slice| locator.locate(&slice)).unwrap_or(0);
-        let (line, column) = line_column(text, offset);
+        let (offset, line, column) =
+            policy.to_cedar().and_then(|slice| locator.locate(&slice)).unwrap_or((0, 1, 1));
         let position = SourcePosition { filename: kind.filename().to_owned(), offset, line, column };
         let mode = match policy.annotation("mode") {
             None | Some("enforce") => PolicyMode::Enforce,

@@ -89,11 +89,13 @@ pub struct AdmissionVerdict {
 }
 
 /// Result of walking the tiers.
-struct TieredResult {
-    decision: TierDecision,
-    tier: Option<String>,
-    diagnostic: Diagnostic,
-    audit: Vec<AuditHit>,
+#[derive(Debug, Clone)]
+pub struct TieredResult {
+    pub decision: TierDecision,
+    /// The deciding tier, if any decided.
+    pub tier: Option<String>,
+    pub diagnostic: Diagnostic,
+    pub audit: Vec<AuditHit>,
 }
 
 /// Ordered tiers plus the options; immutable once built (reloads build a new engine).
@@ -186,7 +188,8 @@ impl Engine {
         from_admission(&self.names, &self.types, req)
     }
 
-    fn evaluate_tiers(&self, req: &CedarRequest) -> TieredResult {
+    /// Walk the tiers for an already-mapped request.
+    pub fn evaluate_tiers(&self, req: &CedarRequest) -> TieredResult {
         let mut audit = Vec::new();
         for tier in &self.tiers {
             let outcome = tier.evaluate(&self.authorizer, req);

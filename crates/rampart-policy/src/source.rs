@@ -15,24 +15,38 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// Finds policy slices in document order. Each search starts after the previous match, so two
-/// identical policies in one document get their own positions.
+/// identical policies in one document get their own positions. Lines and columns are counted
+/// incrementally, so locating every policy of a large document stays linear in its size.
 pub struct SliceLocator<'a> {
     text: &'a str,
     cursor: usize,
+    /// Line and column at `counted`.
+    counted: usize,
+    line: usize,
+    column: usize,
 }
 
 impl<'a> SliceLocator<'a> {
     pub fn new(text: &'a str) -> Self {
-        SliceLocator { text, cursor: 0 }
+        SliceLocator { text, cursor: 0, counted: 0, line: 1, column: 1 }
     }
 
-    /// Byte offset of the next occurrence of `slice`, or `None` when it is not in the text
-    /// (which happens only for policies that were not parsed from this text).
-    pub fn locate(&mut self, slice: &str) -> Option<usize> {
+    /// `(offset, line, column)` of the next occurrence of `slice`, or `None` when it is not in
+    /// the text (which happens only for policies that were not parsed from this text).
+    pub fn locate(&mut self, slice: &str) -> Option<(usize, usize, usize)> {
         let rest = self.text.get(self.cursor..)?;
         let found = rest.find(slice)? + self.cursor;
+        for c in self.text.get(self.counted..found)?.chars() {
+            if c == '\n' {
+                self.line += 1;
+                self.column = 1;
+            } else {
+                self.column += 1;
+            }
+        }
+        self.counted = found;
         self.cursor = found + slice.len();
-        Some(found)
+        Some((found, self.line, self.column))
     }
 }
 
@@ -53,8 +67,14 @@ mod tests {
     fn locator_moves_forward() {
         let text = "a;a;";
         let mut loc = SliceLocator::new(text);
-        assert_eq!(loc.locate("a;"), Some(0));
-        assert_eq!(loc.locate("a;"), Some(2));
+        assert_eq!(loc.locate("a;"), Some((0, 1, 1)));
+        assert_eq!(loc.locate("a;"), Some((2, 1, 3)));
         assert_eq!(loc.locate("a;"), None);
+        let text = "x\né;\n  é;";
+        let mut loc = SliceLocator::new(text);
+        assert_eq!(loc.locate("é;"), Some((2, 2, 1)));
+        let (offset, line, column) = loc.locate("é;").unwrap();
+        assert_eq!((line, column), line_column(text, offset));
+        assert_eq!((line, column), (3, 3));
     }
 }

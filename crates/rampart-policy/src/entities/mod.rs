@@ -35,15 +35,70 @@ pub fn uid(type_name: &EntityTypeName, id: &str) -> EntityUid {
 
 /// Collect entities into a store, keeping the last of any duplicate uid (`Entities` rejects
 /// duplicates; an impersonated group can also be one of the requester's groups).
-pub(crate) fn entity_store(mut entities: Vec<Entity>) -> Result<Entities, EntityError> {
-    let mut seen = std::collections::HashSet::new();
-    let mut keep = vec![true; entities.len()];
-    for (i, e) in entities.iter().enumerate().rev() {
-        if !seen.insert(e.uid()) {
-            keep[i] = false;
+///
+/// The Kubernetes model's hierarchy is one level deep (principal → its groups, admission
+/// action → `all`; groups, resources and `all` have no parents), so every ancestor set is
+/// already transitively closed. The store is therefore built without cedar's transitive
+/// closure pass, which costs more than all the rest of the mapping. Callers must keep to that
+/// shape: only [`principal`](principal::principal) and the admission action entities have
+/// parents, and their parents have none.
+pub(crate) fn entity_store(entities: Vec<Entity>) -> Result<Entities, EntityError> {
+    use cedar_policy_core::entities::{Entities as CoreEntities, NoEntitiesSchema, TCComputation};
+    use cedar_policy_core::extensions::Extensions;
+
+    let mut seen = std::collections::HashSet::with_capacity(entities.len());
+    let mut unique: Vec<cedar_policy_core::ast::Entity> = Vec::with_capacity(entities.len());
+    for e in entities.into_iter().rev() {
+        if seen.insert(e.uid()) {
+            unique.push(e.as_ref().clone());
         }
     }
-    let mut flags = keep.into_iter();
-    entities.retain(|_| flags.next().unwrap_or(true));
-    Entities::from_entities(entities, None).map_err(|e| EntityError::Request(e.to_string()))
+    CoreEntities::from_entities(
+        unique,
+        None::<&NoEntitiesSchema>,
+        TCComputation::AssumeAlreadyComputed,
+        Extensions::all_available(),
+    )
+    .map(Entities::from)
+    .map_err(|e| EntityError::Request(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn store_keeps_the_last_duplicate_and_membership_works_without_a_closure_pass() {
+        let group = EntityUid::from_str(r#"k8s::Group::"g""#).unwrap();
+        let user = EntityUid::from_str(r#"k8s::User::"u""#).unwrap();
+        let attrs = |v: &str| {
+            std::collections::HashMap::from([(
+                "name".to_owned(),
+                cedar_policy::RestrictedExpression::new_string(v.into()),
+            )])
+        };
+        let entities = vec![
+            Entity::new(user.clone(), attrs("u"), [group.clone()].into()).unwrap(),
+            Entity::new(group.clone(), attrs("first"), Default::default()).unwrap(),
+            Entity::new(group.clone(), attrs("last"), Default::default()).unwrap(),
+        ];
+        let store = entity_store(entities).unwrap();
+        assert_eq!(store.len(), 2);
+        let g = store.get(&group).unwrap().to_json_value().unwrap();
+        assert_eq!(g["attrs"]["name"], "last");
+        let policies =
+            cedar_policy::PolicySet::from_str(r#"permit(principal in k8s::Group::"g", action, resource);"#)
+                .unwrap();
+        let req = Request::new(
+            user,
+            EntityUid::from_str(r#"k8s::Action::"get""#).unwrap(),
+            group,
+            cedar_policy::Context::empty(),
+            None,
+        )
+        .unwrap();
+        let resp = cedar_policy::Authorizer::new().is_authorized(&req, &policies, &store);
+        assert_eq!(resp.decision(), cedar_policy::Decision::Allow);
+    }
 }
