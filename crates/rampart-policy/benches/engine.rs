@@ -46,5 +46,32 @@ fn evaluation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, entities, evaluation);
+/// The upstream demo policies (the load test's policy set, minus the synthetic ones) and the
+/// load test's request: a label-selected list by a user in `requires-labels`.
+fn demo(c: &mut Criterion) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/demo");
+    let mut sources = rampart_policy::store::PolicySources::new(vec![dir.into()], Default::default());
+    sources.validation = rampart_policy::store::Validation::Off;
+    let engine = sources.load().unwrap().engine;
+    let body = include_bytes!("../../../bench/sar.json");
+    let spec = sar::decode(body).unwrap().spec;
+    let req = engine.map_sar(&spec).unwrap();
+    let evaluated: usize =
+        engine.tiers().iter().map(|t| t.evaluate(&Authorizer::new(), &req).evaluated).sum();
+    eprintln!("demo request: {evaluated} candidate policies of {}", engine.policy_count());
+    c.bench_function("demo/decode+authorize", |b| {
+        b.iter(|| engine.authorize(&sar::decode(black_box(body)).unwrap().spec))
+    });
+    c.bench_function("demo/evaluate", |b| b.iter(|| engine.evaluate_tiers(black_box(&req))));
+    let mut all = cedar_policy::PolicySet::new();
+    for p in engine.tiers().iter().flat_map(|t| &t.policies) {
+        all.add(p.policy.clone()).unwrap();
+    }
+    let authorizer = Authorizer::new();
+    c.bench_function("demo/plain-cedar", |b| {
+        b.iter(|| authorizer.is_authorized(black_box(&req.request), &all, &req.entities))
+    });
+}
+
+criterion_group!(benches, decode, entities, evaluation, demo);
 criterion_main!(benches);

@@ -1,6 +1,6 @@
 //! Shared fixtures for the engine benchmarks: a synthetic policy set shaped like converted
-#![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark setup
 //! RBAC plus a few cluster-wide guards, and one request to which a handful apply.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark setup
 
 use std::str::FromStr;
 

@@ -2,10 +2,12 @@
 //!
 //! * [`router`]: the HTTP surface — `POST /v1/authorize` (SubjectAccessReview),
 //!   `POST /v1/admit` (AdmissionReview), `/healthz`, `/readyz`, `/metrics`.
+//! * [`cache`]: exact caching of authorization answers per policy generation.
 //! * [`metrics`]: Prometheus metrics for decisions, latency and policy reloads.
 //! * [`tls`]: certificates (given, or self-signed on first start) and the rustls config.
 //! * [`serve`]: binding, TLS by default, plain HTTP only on loopback and only when asked.
 
+pub mod cache;
 pub mod metrics;
 pub mod router;
 pub mod serve;

@@ -44,6 +44,10 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     pub policies_loaded: Gauge,
     pub would_deny: Family<PolicyLabels, Counter>,
+    pub cache_hits: Counter,
+    /// Handles into `latency` for the two endpoints, fetched once (no label lookup per request).
+    pub authorize_latency: Histogram,
+    pub admit_latency: Histogram,
 }
 
 fn latency_histogram() -> Histogram {
@@ -70,7 +74,18 @@ impl Metrics {
             "Requests an audit-mode forbid would have denied, by policy",
             would_deny.clone(),
         );
+        let cache_hits = Counter::default();
+        registry.register(
+            "decision_cache_hits",
+            "Authorization answers served from the exact-request cache",
+            cache_hits.clone(),
+        );
+        let authorize_latency = latency.get_or_create(&EndpointLabels { endpoint: "authorize" }).clone();
+        let admit_latency = latency.get_or_create(&EndpointLabels { endpoint: "admit" }).clone();
         Metrics {
+            authorize_latency,
+            admit_latency,
+            cache_hits,
             registry: Mutex::new(registry),
             decisions,
             latency,
@@ -79,6 +94,11 @@ impl Metrics {
             policies_loaded,
             would_deny,
         }
+    }
+
+    /// The decision counter for these labels; keep the handle to count without a lookup.
+    pub fn decision_counter(&self, endpoint: &'static str, decision: &'static str, tier: &str) -> Counter {
+        self.decisions.get_or_create(&DecisionLabels { endpoint, decision, tier: tier.to_owned() }).clone()
     }
 
     /// Text exposition format.

@@ -15,16 +15,35 @@ use rampart_policy::tier::AuditHit;
 use rampart_types::admission::{self, AdmissionResponse};
 use rampart_types::sar::{self, SarResponse, SarStatus};
 
-use crate::metrics::{DecisionLabels, EndpointLabels, Metrics, PolicyLabels};
+use crate::cache::{CachedAnswer, DecisionCache};
+use crate::metrics::{EndpointLabels, Metrics, PolicyLabels};
 
 /// Admission objects can be large (etcd allows ~1.5 MiB objects, and UPDATE sends two).
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
-/// Shared state of the handlers.
-#[derive(Clone, Debug)]
-pub struct AppState {
+/// What the handlers share.
+#[derive(Debug)]
+pub struct Shared {
     pub live: Arc<LiveEngine>,
     pub metrics: Arc<Metrics>,
+    pub cache: DecisionCache,
+}
+
+/// Handler state: one `Arc`, because axum clones the state for every request.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(live: Arc<LiveEngine>, metrics: Arc<Metrics>) -> Self {
+        AppState(Arc::new(Shared { live, metrics, cache: DecisionCache::default() }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// Build the router.
@@ -54,9 +73,26 @@ fn record_audit(metrics: &Metrics, audit: &[AuditHit], what: &str) {
     }
 }
 
+fn json_bytes(body: &impl serde::Serialize) -> Bytes {
+    // Our response types serialize plain strings and booleans; this cannot fail.
+    serde_json::to_vec(body).map(Bytes::from).unwrap_or_default()
+}
+
+fn json_response(bytes: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
 async fn authorize(State(state): State<AppState>, body: Bytes) -> Response {
     let started = Instant::now();
     let endpoint = "authorize";
+    let generation = state.live.generation();
+    if let Some(hit) = state.cache.get(generation, &body) {
+        state.metrics.cache_hits.inc();
+        record_audit(&state.metrics, &hit.audit, "cached");
+        hit.counter.inc();
+        state.metrics.authorize_latency.observe(started.elapsed().as_secs_f64());
+        return json_response(hit.response);
+    }
     let review = match sar::decode(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -65,26 +101,25 @@ async fn authorize(State(state): State<AppState>, body: Bytes) -> Response {
             return json(&SarResponse::decode_failure(&e));
         }
     };
-    let engine = state.live.engine();
-    let verdict = engine.authorize(&review.spec);
+    let verdict = state.live.engine().authorize(&review.spec);
     let user = review.spec.user.as_deref().unwrap_or_default();
     tracing::debug!(user, decision = %verdict.decision, reason = %verdict.reason, "authorize");
     record_audit(&state.metrics, &verdict.audit, user);
-    state
-        .metrics
-        .decisions
-        .get_or_create(&DecisionLabels {
-            endpoint,
-            decision: verdict.decision.as_str(),
-            tier: verdict.tier.clone().unwrap_or_default(),
-        })
-        .inc();
-    state
-        .metrics
-        .latency
-        .get_or_create(&EndpointLabels { endpoint })
-        .observe(started.elapsed().as_secs_f64());
-    json(&SarResponse::new(SarStatus::new(verdict.decision, verdict.reason, verdict.evaluation_error)))
+    let counter = state.metrics.decision_counter(
+        endpoint,
+        verdict.decision.as_str(),
+        verdict.tier.as_deref().unwrap_or_default(),
+    );
+    counter.inc();
+    state.metrics.authorize_latency.observe(started.elapsed().as_secs_f64());
+    let response = json_bytes(&SarResponse::new(SarStatus::new(
+        verdict.decision,
+        verdict.reason,
+        verdict.evaluation_error,
+    )));
+    let answer = CachedAnswer { response: response.clone(), counter, audit: Arc::new(verdict.audit) };
+    state.cache.put(generation, body, answer);
+    json_response(response)
 }
 
 async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
@@ -109,16 +144,8 @@ async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
             "admission denied");
     }
     record_audit(&state.metrics, &verdict.audit, user);
-    state
-        .metrics
-        .decisions
-        .get_or_create(&DecisionLabels { endpoint, decision, tier: verdict.tier.clone().unwrap_or_default() })
-        .inc();
-    state
-        .metrics
-        .latency
-        .get_or_create(&EndpointLabels { endpoint })
-        .observe(started.elapsed().as_secs_f64());
+    state.metrics.decision_counter(endpoint, decision, verdict.tier.as_deref().unwrap_or_default()).inc();
+    state.metrics.admit_latency.observe(started.elapsed().as_secs_f64());
     json(&verdict.response.into_review())
 }
 

@@ -44,7 +44,7 @@ async fn harness(policies: &str) -> Harness {
             names: rampart_server::tls::default_names(),
         }),
     };
-    let server = start(&config, AppState { live: live.clone(), metrics: metrics.clone() }).unwrap();
+    let server = start(&config, AppState::new(live.clone(), metrics.clone())).unwrap();
     let ca = std::fs::read(server.cert_file.as_ref().unwrap()).unwrap();
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
@@ -109,7 +109,11 @@ async fn authorize_allow_deny_and_no_opinion() {
     assert_eq!(deny["status"]["denied"], true);
     let none = h.post("/v1/authorize", sar("bob", &["others"], "get", "pods")).await;
     assert_eq!(none["status"], json!({"allowed": false}));
+    // The same body again is answered from the cache, identically.
+    let again = h.post("/v1/authorize", sar("alice", &["viewers"], "get", "secrets")).await;
+    assert_eq!(again, deny);
     let metrics = h.get("/metrics").await;
+    assert!(metrics.contains("rampart_decision_cache_hits_total 1"), "{metrics}");
     assert!(metrics.contains(r#"rampart_decisions_total{endpoint="authorize",decision="deny""#), "{metrics}");
     assert!(metrics.contains("rampart_decision_duration_seconds_bucket"), "{metrics}");
     assert!(h.get("/readyz").await.contains("3 policies"));
@@ -194,7 +198,7 @@ async fn hot_reload_swaps_and_a_bad_file_keeps_the_last_good_set() {
 #[tokio::test]
 async fn plain_http_only_on_loopback() {
     let h = harness(POLICY).await;
-    let state = AppState { live: h.live.clone(), metrics: h.metrics.clone() };
+    let state = AppState::new(h.live.clone(), h.metrics.clone());
     let config = ServeConfig { addr: "0.0.0.0:0".parse().unwrap(), transport: Transport::PlainHttp };
     let err = start(&config, state.clone()).err().unwrap();
     assert!(err.to_string().contains("only allowed on a loopback"), "{err}");

@@ -196,7 +196,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 names: default_names(),
             }),
         };
-        let server = rampart_server::start(&config, AppState { live, metrics: Default::default() })?;
+        let server = rampart_server::start(&config, AppState::new(live, Default::default()))?;
         let ca = std::fs::read(server.cert_file.as_ref().context("server has no certificate")?)?;
         let client = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca)?)

@@ -121,7 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(guard)
         };
         let config = ServeConfig { addr: args.listen, transport };
-        let server = rampart_server::start(&config, AppState { live, metrics })?;
+        let server = rampart_server::start(&config, AppState::new(live, metrics))?;
         let handle = server.handle();
         tokio::spawn(async move {
             shutdown_signal().await;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ use crate::engine::Engine;
 pub struct LiveEngine {
     current: ArcSwap<Engine>,
     sources: PolicySources,
+    /// Bumped on every swap, so caches of decisions can tell stale entries apart.
+    generation: AtomicU64,
 }
 
 /// What a reload did; passed to the observer (metrics, logs).
@@ -43,12 +46,23 @@ impl LiveEngine {
     /// validation warnings of the load.
     pub fn load(sources: PolicySources) -> Result<(Arc<Self>, Vec<String>), LoadFailure> {
         let LoadReport { engine, warnings } = sources.load()?;
-        Ok((Arc::new(LiveEngine { current: ArcSwap::from_pointee(engine), sources }), warnings))
+        Ok((
+            Arc::new(LiveEngine {
+                current: ArcSwap::from_pointee(engine),
+                sources,
+                generation: AtomicU64::new(0),
+            }),
+            warnings,
+        ))
     }
 
     /// Wrap an already-built engine (tests, the demo). `reload` rebuilds from `sources`.
     pub fn from_engine(engine: Engine, sources: PolicySources) -> Arc<Self> {
-        Arc::new(LiveEngine { current: ArcSwap::from_pointee(engine), sources })
+        Arc::new(LiveEngine {
+            current: ArcSwap::from_pointee(engine),
+            sources,
+            generation: AtomicU64::new(0),
+        })
     }
 
     /// The engine to use for one request. Hold the `Arc` for the whole request so every
@@ -57,12 +71,20 @@ impl LiveEngine {
         self.current.load_full()
     }
 
+    /// The policy generation, bumped by every successful reload. An engine read *after* this
+    /// is at least this generation (the engine is stored before the counter moves), so an
+    /// answer cached under it is never older than the policies it is filed under.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// Rebuild from the sources; on failure keep serving the previous engine.
     pub fn reload(&self) -> ReloadEvent {
         match self.sources.load() {
             Ok(LoadReport { engine, warnings }) => {
                 let policies = engine.policy_count();
                 self.current.store(Arc::new(engine));
+                self.generation.fetch_add(1, Ordering::AcqRel);
                 ReloadEvent::Reloaded { policies, warnings }
             }
             Err(failure) => ReloadEvent::Failed(failure),
