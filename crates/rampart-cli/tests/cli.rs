@@ -124,3 +124,33 @@ fn help_reads_like_a_man_page() {
     }
     assert!(stdout(&rampart(&["schema"])).contains("namespace k8s {"));
 }
+
+#[test]
+fn shipped_examples_validate_strictly() {
+    let basic = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/basic");
+    let out = rampart(&["validate", "-p", basic, "--validation", "enforce"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    // The audit-mode forbid reports but never enforces.
+    let out = rampart(&[
+        "check",
+        "-p",
+        basic,
+        "--user",
+        "alice",
+        "-g",
+        "dev",
+        "--verb",
+        "create",
+        "--resource",
+        "pods/exec",
+        "-n",
+        "default",
+        "--name",
+        "web",
+        "-o",
+        "json",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["decision"], "NoOpinion");
+    assert!(r["would_deny"][0].as_str().unwrap().starts_with("authorization.cedar.policy3"), "{r}");
+}
