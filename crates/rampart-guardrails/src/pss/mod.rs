@@ -5,6 +5,7 @@
 //! whose start is ≤ N. Restricted runs every baseline check it does not override, plus its own.
 
 mod checks;
+pub mod namespace;
 pub mod pod;
 
 use std::fmt;
