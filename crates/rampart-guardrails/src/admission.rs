@@ -252,10 +252,10 @@ impl Guardrails {
             };
             if let (Operation::Update, Some(old)) = (req.operation, req.old_object.as_ref()) {
                 let old = k8s_openapi::api::core::v1::Pod::deserialize(old).ok().and_then(|p| p.spec);
-                if let (Some(new), Some(old)) = (pod.spec.as_ref(), old.as_ref()) {
-                    if !significant_update(new, old) {
-                        return verdict;
-                    }
+                if let (Some(new), Some(old)) = (pod.spec.as_ref(), old.as_ref())
+                    && !significant_update(new, old)
+                {
+                    return verdict;
                 }
             }
             (pod.metadata.annotations, pod.spec.unwrap_or_default())
