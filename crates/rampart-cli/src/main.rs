@@ -27,6 +27,9 @@ use clap::{Parser, Subcommand};
     Ask whether a user may list secrets, offline:
         rampart check --policies ./policies --user alice --group dev --verb list --resource secrets -n default
 
+    Check workload manifests against Pod Security restricted (exit 1 on violations):
+        rampart check-manifests k8s/ -o sarif > rampart.sarif
+
     Check policies before shipping them:
         rampart validate --policies ./policies
 
@@ -49,6 +52,8 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Decide one request offline and explain the decision.
     Check(cmd::check::Args),
+    /// Check manifests against Pod Security and the best-practice rules (CI use).
+    CheckManifests(cmd::check_manifests::Args),
     /// Parse policies and validate them against the Kubernetes schema.
     Validate(cmd::validate::Args),
     /// Replay the talk's live demo against an in-process server over real HTTPS.
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Validate(args) => cmd::validate::run(args),
+        Command::CheckManifests(args) => cmd::check_manifests::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Schema => {
             print!("{}", rampart_policy::schema::K8S_SCHEMA);

@@ -154,3 +154,47 @@ fn shipped_examples_validate_strictly() {
     assert_eq!(r["decision"], "NoOpinion");
     assert!(r["would_deny"][0].as_str().unwrap().starts_with("authorization.cedar.policy3"), "{r}");
 }
+
+#[test]
+fn check_manifests_reports_table_json_sarif_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      hostPID: true\n      containers: [{name: app, image: nginx}]\n").unwrap();
+    let out = rampart(&["check-manifests", bad.to_str().unwrap(), "--level", "baseline"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("host namespaces"), "{}", stdout(&out));
+    let out = rampart(&["check-manifests", bad.to_str().unwrap(), "--level", "baseline", "-o", "sarif"]);
+    let sarif: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let result = &sarif["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "pss/hostNamespaces");
+    assert_eq!(result["locations"][0]["physicalLocation"]["region"]["startLine"], 5);
+    // Rules from a guardrails config: a warning does not fail unless asked to.
+    let config = dir.path().join("guardrails.yaml");
+    std::fs::write(&config, "rules:\n  disallowLatestTag: warn\n").unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: app, image: nginx}]\n",
+    )
+    .unwrap();
+    let out = rampart(&[
+        "check-manifests",
+        good.to_str().unwrap(),
+        "--guardrails",
+        config.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(findings[0]["rule"], "rules/disallowLatestTag");
+    let out = rampart(&[
+        "check-manifests",
+        good.to_str().unwrap(),
+        "--guardrails",
+        config.to_str().unwrap(),
+        "--fail-on-warnings",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+}

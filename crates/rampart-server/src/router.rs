@@ -10,6 +10,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use rampart_guardrails::admission::Guardrails;
 use rampart_policy::store::LiveEngine;
 use rampart_policy::tier::AuditHit;
 use rampart_types::admission::{self, AdmissionResponse};
@@ -27,6 +28,8 @@ pub struct Shared {
     pub live: Arc<LiveEngine>,
     pub metrics: Arc<Metrics>,
     pub cache: DecisionCache,
+    /// Pod Security and best-practice rules, run before the Cedar admission tiers.
+    pub guardrails: Option<Guardrails>,
 }
 
 /// Handler state: one `Arc`, because axum clones the state for every request.
@@ -35,7 +38,17 @@ pub struct AppState(Arc<Shared>);
 
 impl AppState {
     pub fn new(live: Arc<LiveEngine>, metrics: Arc<Metrics>) -> Self {
-        AppState(Arc::new(Shared { live, metrics, cache: DecisionCache::default() }))
+        AppState(Arc::new(Shared { live, metrics, cache: DecisionCache::default(), guardrails: None }))
+    }
+
+    /// The same, with guardrails in the admission path.
+    pub fn with_guardrails(live: Arc<LiveEngine>, metrics: Arc<Metrics>, guardrails: Guardrails) -> Self {
+        AppState(Arc::new(Shared {
+            live,
+            metrics,
+            cache: DecisionCache::default(),
+            guardrails: Some(guardrails),
+        }))
     }
 }
 
@@ -134,8 +147,22 @@ async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
             return json(&AdmissionResponse::reject(uid, 400, e.to_string()).into_review());
         }
     };
+    // Guardrails first: a Pod Security or rule violation is final; otherwise their warnings
+    // and audit annotations ride along with the Cedar answer.
+    let guard = state.guardrails.as_ref().map(|g| g.admit(&review.request)).unwrap_or_default();
+    if let Some(denial) = guard.denial {
+        state.metrics.decision_counter(endpoint, "deny", "guardrails").inc();
+        state.metrics.admit_latency.observe(started.elapsed().as_secs_f64());
+        tracing::info!(uid = %review.request.uid, message = %denial, "admission denied by guardrails");
+        let mut response = AdmissionResponse::reject(&review.request.uid, 403, denial);
+        response.warnings = guard.warnings;
+        response.audit_annotations = guard.audit_annotations;
+        return json(&response.into_review());
+    }
     let engine = state.live.engine();
-    let verdict = engine.admit(&review.request);
+    let mut verdict = engine.admit(&review.request);
+    verdict.response.warnings.extend(guard.warnings);
+    verdict.response.audit_annotations.extend(guard.audit_annotations);
     let decision = if verdict.response.allowed { "allow" } else { "deny" };
     let user = review.request.user_info.username.as_deref().unwrap_or_default();
     if !verdict.response.allowed {

@@ -30,6 +30,13 @@ struct Harness {
 }
 
 async fn harness(policies: &str) -> Harness {
+    harness_with(policies, None).await
+}
+
+async fn harness_with(
+    policies: &str,
+    guardrails: Option<rampart_guardrails::admission::Guardrails>,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let pdir = dir.path().join("policies");
     std::fs::create_dir(&pdir).unwrap();
@@ -44,7 +51,11 @@ async fn harness(policies: &str) -> Harness {
             names: rampart_server::tls::default_names(),
         }),
     };
-    let server = start(&config, AppState::new(live.clone(), metrics.clone())).unwrap();
+    let state = match guardrails {
+        Some(g) => AppState::with_guardrails(live.clone(), metrics.clone(), g),
+        None => AppState::new(live.clone(), metrics.clone()),
+    };
+    let server = start(&config, state).unwrap();
     let ca = std::fs::read(server.cert_file.as_ref().unwrap()).unwrap();
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
@@ -215,4 +226,39 @@ async fn plain_http_only_on_loopback() {
         .unwrap();
     assert_eq!(body["status"]["allowed"], true);
     plain.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn guardrails_run_before_cedar_in_the_admission_path() {
+    use rampart_guardrails::admission::Guardrails;
+    let namespaces = "apiVersion: v1\nkind: Namespace\nmetadata: {name: default, labels: {pod-security.kubernetes.io/enforce: baseline, pod-security.kubernetes.io/warn: restricted}}\n";
+    let g =
+        Guardrails::new(Default::default(), Guardrails::namespaces_from_yaml(namespaces).unwrap()).unwrap();
+    let h = harness_with(POLICY, Some(g)).await;
+    let pod = |spec: Value| {
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": "9a1b", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"}, "name": "p", "namespace": "default",
+            "operation": "CREATE", "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"}, "spec": spec},
+            "oldObject": null}})
+        .to_string()
+    };
+    let denied = h
+        .post(
+            "/v1/admit",
+            pod(json!({"hostNetwork": true, "containers": [{"name": "c", "image": "nginx:1"}]})),
+        )
+        .await;
+    assert_eq!(denied["response"]["allowed"], false);
+    let message = denied["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(r#"violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)"#),
+        "{message}"
+    );
+    let warned = h.post("/v1/admit", pod(json!({"containers": [{"name": "c", "image": "nginx:1"}]}))).await;
+    assert_eq!(warned["response"]["allowed"], true);
+    let warning = warned["response"]["warnings"][0].as_str().unwrap();
+    assert!(warning.starts_with(r#"would violate PodSecurity "restricted:latest""#), "{warning}");
+    assert!(h.get("/metrics").await.contains(r#"decision="deny",tier="guardrails""#));
 }

@@ -1,7 +1,9 @@
 //! One module per subcommand, plus the policy-source flags they share.
 
 pub mod check;
+pub mod check_manifests;
 pub mod demo;
+pub mod guardrails;
 pub mod kube_config;
 pub mod serve;
 pub mod validate;

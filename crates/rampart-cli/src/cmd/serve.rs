@@ -49,6 +49,14 @@ pub struct Args {
     /// Namespaces admission never evaluates (repeatable; replaces the default list).
     #[arg(long = "exempt-namespace", value_name = "NS", default_values = ["kube-system", "rampart-system", "cedar-k8s-authz-system"])]
     pub exempt_namespaces: Vec<String>,
+    /// Guardrails config (Pod Security defaults and exemptions, best-practice rules), YAML.
+    /// Enables Pod Security and the rules in the admission path, before the Cedar tiers.
+    #[arg(long, value_name = "FILE")]
+    pub guardrails: Option<PathBuf>,
+    /// Namespaces with their `pod-security.kubernetes.io/*` labels (`kubectl get ns -o yaml`).
+    /// Namespaces not listed get the configured defaults.
+    #[arg(long, value_name = "FILE")]
+    pub namespaces: Option<PathBuf>,
     /// The webhook's own user, always allowed to read policies and RBAC.
     #[arg(long, default_value = "system:authorizer:cedar-authorizer", value_name = "USER")]
     pub self_identity: String,
@@ -97,6 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         names.extend(args.tls_sans.iter().cloned());
         Transport::Tls(CertSource::SelfSigned { dir: args.cert_dir.clone(), names })
     };
+    let guardrails = super::guardrails::load(args.guardrails.as_deref(), args.namespaces.as_deref())?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start runtime")?;
     runtime.block_on(async move {
@@ -121,7 +130,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(guard)
         };
         let config = ServeConfig { addr: args.listen, transport };
-        let server = rampart_server::start(&config, AppState::new(live, metrics))?;
+        let state = match guardrails {
+            Some(g) => AppState::with_guardrails(live, metrics, g),
+            None => AppState::new(live, metrics),
+        };
+        let server = rampart_server::start(&config, state)?;
         let handle = server.handle();
         tokio::spawn(async move {
             shutdown_signal().await;

@@ -1,0 +1,269 @@
+//! `rampart check-manifests`: the admission guardrails, offline, over YAML manifests (CI use).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use rampart_guardrails::admission::{Guardrails, pod_template};
+use rampart_guardrails::pss::{self, Level, LevelVersion, pod::PodView};
+use rampart_guardrails::rules::Mode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::output;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    /// SARIF 2.1.0, for code-scanning dashboards.
+    Sarif,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = "EXAMPLES:
+    rampart check-manifests k8s/                       # restricted:latest, table
+    rampart check-manifests --level baseline:v1.30 deploy.yaml
+    rampart check-manifests --guardrails guardrails.yaml --namespaces namespaces.yaml -o sarif k8s/ > rampart.sarif
+
+EXIT STATUS:
+    0 no violations; 1 violations at error level (or warnings with --fail-on-warnings); 2 usage or I/O error")]
+pub struct Args {
+    /// Manifest files or directories (searched recursively for .yaml, .yml, .json).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Pod Security level to enforce everywhere, `LEVEL[:VERSION]`. Default: the namespaces'
+    /// enforce labels and configured defaults when --guardrails/--namespaces are given, else
+    /// restricted:latest.
+    #[arg(long, value_name = "LEVEL[:VERSION]")]
+    pub level: Option<String>,
+    /// Guardrails config (Pod Security defaults, exemptions, best-practice rules).
+    #[arg(long, value_name = "FILE")]
+    pub guardrails: Option<PathBuf>,
+    /// Namespaces with their Pod Security labels (`kubectl get ns -o yaml`).
+    #[arg(long, value_name = "FILE")]
+    pub namespaces: Option<PathBuf>,
+    /// Namespace for objects that do not name one.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// Exit 1 on warnings too.
+    #[arg(long)]
+    pub fail_on_warnings: bool,
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: ReportFormat,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Finding {
+    file: String,
+    line: usize,
+    kind: String,
+    namespace: String,
+    name: String,
+    rule: String,
+    level: &'static str,
+    message: String,
+}
+
+fn manifest_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = paths.to_vec();
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::metadata(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&p).with_context(|| format!("cannot list {}", p.display()))? {
+                let path = entry?.path();
+                let manifest =
+                    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"));
+                if path.is_dir() || manifest {
+                    stack.push(path);
+                }
+            }
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// 1-based line where each YAML document starts.
+fn document_lines(text: &str) -> Vec<usize> {
+    let mut starts = vec![1];
+    for (i, line) in text.lines().enumerate() {
+        if (line == "---" || line.starts_with("--- ")) && i > 0 {
+            starts.push(i + 2);
+        }
+    }
+    starts
+}
+
+fn parse_level(s: &str) -> anyhow::Result<LevelVersion> {
+    let (level, version) = s.split_once(':').unwrap_or((s, "latest"));
+    Ok(LevelVersion { level: level.parse()?, version: version.parse()? })
+}
+
+/// Pod annotations and spec of a Pod or of a controller's template.
+fn pod_of(object: &Value) -> Option<anyhow::Result<PodTemplateSpec>> {
+    let kind = object.get("kind")?.as_str()?;
+    let template = if kind == "Pod" { Some(object) } else { pod_template(object) }?;
+    Some(
+        PodTemplateSpec::deserialize(template)
+            .map_err(|e| anyhow::anyhow!("cannot read the pod spec of this {kind}: {e}")),
+    )
+}
+
+fn objects(value: Value) -> Vec<Value> {
+    match value.get("items").and_then(Value::as_array) {
+        Some(items) if value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) => {
+            items.clone()
+        }
+        _ => vec![value],
+    }
+}
+
+fn check_file(
+    path: &Path,
+    args: &Args,
+    guardrails: &Guardrails,
+    forced: Option<LevelVersion>,
+    findings: &mut Vec<Finding>,
+) -> anyhow::Result<usize> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let lines = document_lines(&text);
+    let mut checked = 0;
+    for (n, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+        let value = Value::deserialize(doc).with_context(|| format!("{}: invalid YAML", path.display()))?;
+        let line = lines.get(n).copied().unwrap_or(1);
+        for object in objects(value) {
+            let Some(pod) = pod_of(&object) else { continue };
+            checked += 1;
+            let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+            let name =
+                object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<unnamed>").to_owned();
+            let namespace = object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(&args.namespace)
+                .to_owned();
+            let mut add = |rule: String, level: &'static str, message: String| {
+                findings.push(Finding {
+                    file: path.display().to_string(),
+                    line,
+                    kind: kind.clone(),
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    rule,
+                    level,
+                    message,
+                })
+            };
+            let pod = match pod {
+                Ok(p) => p,
+                Err(e) => {
+                    add("manifest".into(), "error", e.to_string());
+                    continue;
+                }
+            };
+            let annotations = pod.metadata.as_ref().and_then(|m| m.annotations.as_ref());
+            let spec = pod.spec.unwrap_or_default();
+            let eval = guardrails.evaluate_pod(&namespace, annotations, &spec);
+            let (enforce_lv, enforce) = match forced {
+                Some(lv) => (lv, pss::evaluate(&PodView::new(annotations, &spec), lv)),
+                None => (eval.policy.enforce, eval.enforce.clone()),
+            };
+            for r in &enforce {
+                add(format!("pss/{}", r.id), "error", pss_message(enforce_lv, r));
+            }
+            if forced.is_none()
+                && eval.policy.warn != enforce_lv
+                && eval.policy.warn.level != Level::Privileged
+            {
+                for r in eval.warn.iter().filter(|w| !enforce.iter().any(|e| e.id == w.id)) {
+                    add(format!("pss/{}", r.id), "warning", pss_message(eval.policy.warn, r));
+                }
+            }
+            for v in &eval.rules {
+                let level = if v.mode == Mode::Enforce { "error" } else { "warning" };
+                add(format!("rules/{}", v.rule), level, v.message.clone());
+            }
+        }
+    }
+    Ok(checked)
+}
+
+fn pss_message(lv: LevelVersion, r: &pss::CheckResult) -> String {
+    let body = pss::reasons_message(std::slice::from_ref(r));
+    format!("violates PodSecurity \"{lv}\": {body}")
+}
+
+fn sarif(findings: &[Finding]) -> Value {
+    let mut rules: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    json!({
+        "version": "2.1.0",
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "rampart",
+                "informationUri": "https://github.com/rampart-k8s/rampart",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules.iter().map(|r| json!({"id": r, "shortDescription": {"text": r}})).collect::<Vec<_>>(),
+            }},
+            "results": findings.iter().map(|f| json!({
+                "ruleId": f.rule,
+                "level": f.level,
+                "message": {"text": format!("{} {}/{}: {}", f.kind, f.namespace, f.name, f.message)},
+                "locations": [{"physicalLocation": {
+                    "artifactLocation": {"uri": f.file},
+                    "region": {"startLine": f.line},
+                }}],
+            })).collect::<Vec<_>>(),
+        }],
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let forced = match (&args.level, &args.guardrails, &args.namespaces) {
+        (Some(l), _, _) => Some(parse_level(l).with_context(|| format!("--level {l}"))?),
+        (None, None, None) => Some(LevelVersion { level: Level::Restricted, version: pss::Version::Latest }),
+        _ => None,
+    };
+    let guardrails = super::guardrails::build(args.guardrails.as_deref(), args.namespaces.as_deref())?;
+    let mut findings = Vec::new();
+    let mut checked = 0;
+    let files = manifest_files(&args.paths)?;
+    for file in &files {
+        checked += check_file(file, &args, &guardrails, forced, &mut findings)?;
+    }
+    match args.output {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&findings)?),
+        ReportFormat::Sarif => println!("{}", serde_json::to_string_pretty(&sarif(&findings))?),
+        ReportFormat::Table => {
+            if !findings.is_empty() {
+                let mut t = output::table(&["object", "file:line", "rule", "level", "finding"]);
+                for f in &findings {
+                    t.add_row(vec![
+                        format!("{} {}/{}", f.kind, f.namespace, f.name),
+                        format!("{}:{}", f.file, f.line),
+                        f.rule.clone(),
+                        f.level.to_owned(),
+                        f.message.clone(),
+                    ]);
+                }
+                println!("{t}");
+            }
+            let errors = findings.iter().filter(|f| f.level == "error").count();
+            println!(
+                "{checked} workloads in {} files checked: {errors} errors, {} warnings",
+                files.len(),
+                findings.len() - errors
+            );
+        }
+    }
+    let failing =
+        findings.iter().any(|f| f.level == "error" || (args.fail_on_warnings && f.level == "warning"));
+    Ok(if failing { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
