@@ -94,15 +94,17 @@ pub fn from_admission(
     let mut attrs: HashMap<String, RestrictedExpression> = converter.fields(source)?.into_iter().collect();
 
     let mut entities = principal.entities;
-    let mut context = Context::empty();
+    let mut context_pairs: Vec<(String, RestrictedExpression)> = Vec::new();
+    if let Some(facts) = super::workload::facts(source)? {
+        context_pairs.push(("workload".to_owned(), facts));
+    }
     if let (Operation::Update, Some(old)) = (req.operation, req.old_object.as_ref().filter(|v| !v.is_null()))
     {
         let old_fields = converter.fields(old)?;
         let old_uid = uid(&type_name, &req.uid);
         let old_record = RestrictedExpression::new_record(old_fields.clone())
             .map_err(|e| EntityError::Object(e.to_string()))?;
-        context = Context::from_pairs([("oldObject".to_owned(), old_record)])
-            .map_err(|e| EntityError::Request(e.to_string()))?;
+        context_pairs.push(("oldObject".to_owned(), old_record));
         entities.push(
             Entity::new(old_uid.clone(), old_fields.into_iter().collect(), HashSet::new())
                 .map_err(|e| EntityError::Object(e.to_string()))?,
@@ -114,6 +116,7 @@ pub fn from_admission(
             .map_err(|e| EntityError::Object(e.to_string()))?,
     );
     entities.extend(admission_action_entities(names));
+    let context = Context::from_pairs(context_pairs).map_err(|e| EntityError::Request(e.to_string()))?;
     let request = Request::new(principal.uid.clone(), action.clone(), resource_uid.clone(), context, None)
         .map_err(|e| EntityError::Request(e.to_string()))?;
     Ok(CedarRequest {

@@ -9,6 +9,7 @@ pub mod names;
 pub mod object;
 pub mod principal;
 pub mod selectors;
+pub mod workload;
 
 use cedar_policy::{Entities, Entity, EntityId, EntityTypeName, EntityUid, Request};
 
