@@ -48,28 +48,22 @@ fn a_compliant_pod_passes_every_rule() {
 #[test]
 fn each_rule_catches_its_violation() {
     let engine = engine();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-        (
-            "workload-rules.cedar.policy0",
-            Box::new(|p| p["spec"]["automountServiceAccountToken"] = json!(true)),
-        ),
-        (
-            "workload-rules.cedar.policy1",
-            Box::new(|p| p["spec"]["containers"][0]["securityContext"] = json!({})),
-        ),
+    let cases: Vec<(&str, fn(&mut Value))> = vec![
+        ("workload-rules.cedar.policy0", (|p| p["spec"]["automountServiceAccountToken"] = json!(true))),
+        ("workload-rules.cedar.policy1", (|p| p["spec"]["containers"][0]["securityContext"] = json!({}))),
         (
             "workload-rules.cedar.policy2",
-            Box::new(|p| p["spec"]["containers"][0]["image"] = json!("quay.io/app:1@sha256:00")),
+            (|p| p["spec"]["containers"][0]["image"] = json!("quay.io/app:1@sha256:00")),
         ),
         (
             "workload-rules.cedar.policy3",
-            Box::new(|p| p["spec"]["containers"][0]["image"] = json!("registry.k8s.io/app")),
+            (|p| p["spec"]["containers"][0]["image"] = json!("registry.k8s.io/app")),
         ),
         (
             "workload-rules.cedar.policy4",
-            Box::new(|p| p["spec"]["containers"][0]["image"] = json!("registry.k8s.io/app:1.2")),
+            (|p| p["spec"]["containers"][0]["image"] = json!("registry.k8s.io/app:1.2")),
         ),
-        ("workload-rules.cedar.policy5", Box::new(|p| p["spec"]["hostPID"] = json!(true))),
+        ("workload-rules.cedar.policy5", (|p| p["spec"]["hostPID"] = json!(true))),
     ];
     for (policy, mutate) in cases {
         let mut pod = compliant();
