@@ -45,10 +45,13 @@ fn a_compliant_pod_passes_every_rule() {
     assert_eq!(denied_by(&engine(), "Pod", "", "pods", compliant()), Vec::<String>::new());
 }
 
+/// Turns the compliant pod into one that breaks a rule.
+type Mutation = fn(&mut Value);
+
 #[test]
 fn each_rule_catches_its_violation() {
     let engine = engine();
-    let cases: Vec<(&str, fn(&mut Value))> = vec![
+    let cases: Vec<(&str, Mutation)> = vec![
         ("workload-rules.cedar.policy0", (|p| p["spec"]["automountServiceAccountToken"] = json!(true))),
         ("workload-rules.cedar.policy1", (|p| p["spec"]["containers"][0]["securityContext"] = json!({}))),
         (
