@@ -136,6 +136,11 @@ impl Guardrails {
         })
     }
 
+    /// The same guardrails with a fresh set of namespace labels (a live cluster's, re-listed).
+    pub fn with_namespace_labels(&self, namespace_labels: HashMap<String, BTreeMap<String, String>>) -> Self {
+        Guardrails { namespace_labels, ..self.clone() }
+    }
+
     /// Parse the config YAML.
     pub fn config_from_yaml(text: &str) -> Result<GuardrailsConfig, ConfigError> {
         Ok(serde_yaml::from_str(text)?)

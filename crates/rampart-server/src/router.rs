@@ -2,6 +2,8 @@
 //! the apiserver then logs a clear message instead of a decoding failure.
 
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::Instant;
 
 use axum::Router;
@@ -28,8 +30,9 @@ pub struct Shared {
     pub live: Arc<LiveEngine>,
     pub metrics: Arc<Metrics>,
     pub cache: DecisionCache,
-    /// Pod Security and best-practice rules, run before the Cedar admission tiers.
-    pub guardrails: Option<Guardrails>,
+    /// Pod Security and best-practice rules, run before the Cedar admission tiers. Swappable:
+    /// namespace labels read from a live cluster are refreshed while serving.
+    pub guardrails: Option<ArcSwap<Guardrails>>,
 }
 
 /// Handler state: one `Arc`, because axum clones the state for every request.
@@ -47,8 +50,15 @@ impl AppState {
             live,
             metrics,
             cache: DecisionCache::default(),
-            guardrails: Some(guardrails),
+            guardrails: Some(ArcSwap::from_pointee(guardrails)),
         }))
+    }
+
+    /// Replace the guardrails (e.g. with refreshed namespace labels); no-op without guardrails.
+    pub fn replace_guardrails(&self, guardrails: Guardrails) {
+        if let Some(g) = &self.guardrails {
+            g.store(Arc::new(guardrails));
+        }
     }
 }
 
@@ -149,7 +159,7 @@ async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
     };
     // Guardrails first: a Pod Security or rule violation is final; otherwise their warnings
     // and audit annotations ride along with the Cedar answer.
-    let guard = state.guardrails.as_ref().map(|g| g.admit(&review.request)).unwrap_or_default();
+    let guard = state.guardrails.as_ref().map(|g| g.load().admit(&review.request)).unwrap_or_default();
     if let Some(denial) = guard.denial {
         state.metrics.decision_counter(endpoint, "deny", "guardrails").inc();
         state.metrics.admit_latency.observe(started.elapsed().as_secs_f64());

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod check_manifests;
+pub mod cluster;
 pub mod demo;
 pub mod guardrails;
 pub mod kube_config;

@@ -57,6 +57,12 @@ pub struct Args {
     /// Namespaces not listed get the configured defaults.
     #[arg(long, value_name = "FILE")]
     pub namespaces: Option<PathBuf>,
+    /// Read namespace labels from the cluster (re-listed every 30 s) instead of --namespaces.
+    #[arg(long, conflicts_with = "namespaces")]
+    pub namespaces_from_cluster: bool,
+    /// Kubeconfig for --namespaces-from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
     /// The webhook's own user, always allowed to read policies and RBAC.
     #[arg(long, default_value = "system:authorizer:cedar-authorizer", value_name = "USER")]
     pub self_identity: String,
@@ -105,7 +111,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         names.extend(args.tls_sans.iter().cloned());
         Transport::Tls(CertSource::SelfSigned { dir: args.cert_dir.clone(), names })
     };
-    let guardrails = super::guardrails::load(args.guardrails.as_deref(), args.namespaces.as_deref())?;
+    let guardrails = if args.namespaces_from_cluster {
+        Some(super::guardrails::build(args.guardrails.as_deref(), None)?)
+    } else {
+        super::guardrails::load(args.guardrails.as_deref(), args.namespaces.as_deref())?
+    };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start runtime")?;
     runtime.block_on(async move {
@@ -134,6 +144,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(g) => AppState::with_guardrails(live, metrics, g),
             None => AppState::new(live, metrics),
         };
+        if args.namespaces_from_cluster {
+            // Fail at start if the cluster cannot be read: Pod Security without namespace
+            // labels would silently enforce the defaults everywhere.
+            let client = super::cluster::client(args.kubeconfig.as_deref()).await?;
+            let labels = super::cluster::namespace_labels(&client).await?;
+            tracing::info!(namespaces = labels.len(), "namespace labels read from the cluster");
+            if let Some(g) = state.guardrails.as_ref() {
+                let base = g.load_full();
+                state.replace_guardrails(base.with_namespace_labels(labels));
+                let refresh_state = state.clone();
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        match super::cluster::namespace_labels(&client).await {
+                            Ok(labels) => {
+                                refresh_state.replace_guardrails(base.with_namespace_labels(labels))
+                            }
+                            Err(e) => {
+                                tracing::warn!("namespace refresh failed, keeping the last labels: {e:#}")
+                            }
+                        }
+                    }
+                });
+            }
+        }
         let server = rampart_server::start(&config, state)?;
         let handle = server.handle();
         tokio::spawn(async move {
