@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use rampart_types::admission::{AdmissionRequest, Operation};
+use rampart_types::workload::pod_template;
 use serde::Deserialize;
 
 use crate::pss::namespace::{Defaults, Policy, resolve};
@@ -97,16 +98,6 @@ fn controller_kind(group: &str, resource: &str) -> bool {
         ("", "replicationcontrollers" | "podtemplates")
             | ("apps", "replicasets" | "deployments" | "statefulsets" | "daemonsets")
             | ("batch", "jobs" | "cronjobs")
-    )
-}
-
-/// The pod template of a controller object.
-pub fn pod_template(object: &serde_json::Value) -> Option<&serde_json::Value> {
-    object.pointer("/spec/jobTemplate/spec/template").or_else(|| object.pointer("/spec/template")).or_else(
-        || {
-            // A PodTemplate object holds its template at the top level.
-            object.get("template")
-        },
     )
 }
 

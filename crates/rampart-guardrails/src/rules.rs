@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::PodSpec;
 use serde::Deserialize;
 
+use rampart_types::workload::ImageRef;
+
 use crate::pss::pod::PodView;
 
 /// What a rule does when it fails.
@@ -82,16 +84,6 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
-/// `(tag, digest)` of an image reference; the tag is after the last `:` of the last path part.
-pub fn image_tag_and_digest(image: &str) -> (Option<&str>, Option<&str>) {
-    let (name, digest) = match image.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (image, None),
-    };
-    let last = name.rsplit('/').next().unwrap_or(name);
-    (last.split_once(':').map(|(_, t)| t), digest)
-}
-
 fn quoted(items: &[&str]) -> String {
     items.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
 }
@@ -160,10 +152,7 @@ impl RulesConfig {
         if self.disallow_latest_tag != Mode::Off {
             let bad: Vec<&str> = images
                 .iter()
-                .filter(|(_, image)| {
-                    let (tag, digest) = image_tag_and_digest(image);
-                    digest.is_none() && tag.is_none_or(|t| t == "latest")
-                })
+                .filter(|(_, image)| ImageRef::parse(image).is_latest())
                 .map(|(_, image)| *image)
                 .collect();
             if !bad.is_empty() {
@@ -179,7 +168,7 @@ impl RulesConfig {
         if self.require_digest.mode != Mode::Off && digest_here {
             let bad: Vec<&str> = images
                 .iter()
-                .filter(|(_, image)| image_tag_and_digest(image).1.is_none())
+                .filter(|(_, image)| ImageRef::parse(image).digest.is_none())
                 .map(|(_, i)| *i)
                 .collect();
             if !bad.is_empty() {
@@ -208,14 +197,6 @@ mod tests {
         assert!(!glob_match("registry.k8s.io/*", "docker.io/registry.k8s.io/x"));
         assert!(glob_match("nginx", "nginx"));
         assert!(!glob_match("a*a", "a"));
-    }
-
-    #[test]
-    fn image_references() {
-        assert_eq!(image_tag_and_digest("nginx"), (None, None));
-        assert_eq!(image_tag_and_digest("nginx:1.25"), (Some("1.25"), None));
-        assert_eq!(image_tag_and_digest("localhost:5000/app"), (None, None));
-        assert_eq!(image_tag_and_digest("r.io/app:1@sha256:ab"), (Some("1"), Some("sha256:ab")));
     }
 
     #[test]

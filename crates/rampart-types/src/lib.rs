@@ -2,11 +2,13 @@
 //!
 //! * [`review`]: the Kubernetes webhook wire formats Rampart speaks (SubjectAccessReview,
 //!   AdmissionReview), decoded with errors that name the offending field.
+//! * [`workload`]: where pod specs live in workload objects; image references.
 //! * [`decision`]: authorization decisions and the reason strings the kube-apiserver shows,
 //!   byte-compatible with cedar-access-control-for-k8s.
 
 pub mod decision;
 pub mod review;
+pub mod workload;
 
 pub use decision::{Decision, Diagnostic, PolicyErrorRef, PolicyRef, SourcePosition};
 pub use review::{DecodeError, admission, sar};

@@ -138,35 +138,28 @@ fn would_deny(audit: &[AuditHit]) -> Vec<String> {
         .collect()
 }
 
+fn authorization_report(v: rampart_policy::AuthorizationVerdict) -> Report {
+    Report {
+        kind: "SubjectAccessReview",
+        decision: v.decision.to_string(),
+        tier: v.tier,
+        reason: v.reason,
+        would_deny: would_deny(&v.audit),
+        diagnostic: v.diagnostic,
+        message: (!v.evaluation_error.is_empty()).then_some(v.evaluation_error),
+    }
+}
+
 fn decide(engine: &Engine, args: &Args) -> anyhow::Result<Report> {
     let Some(path) = &args.review else {
-        let spec = spec_from_flags(args)?;
-        let v = engine.authorize(&spec);
-        return Ok(Report {
-            kind: "SubjectAccessReview",
-            decision: v.decision.to_string(),
-            tier: v.tier,
-            reason: v.reason,
-            would_deny: would_deny(&v.audit),
-            diagnostic: v.diagnostic,
-            message: (!v.evaluation_error.is_empty()).then_some(v.evaluation_error),
-        });
+        return Ok(authorization_report(engine.authorize(&spec_from_flags(args)?)));
     };
     let value = read_review(path)?;
     let bytes = serde_json::to_vec(&value)?;
     match value.get("kind").and_then(|k| k.as_str()) {
         Some("SubjectAccessReview") => {
             let review = sar::decode(&bytes)?;
-            let v = engine.authorize(&review.spec);
-            Ok(Report {
-                kind: "SubjectAccessReview",
-                decision: v.decision.to_string(),
-                tier: v.tier,
-                reason: v.reason,
-                would_deny: would_deny(&v.audit),
-                diagnostic: v.diagnostic,
-                message: (!v.evaluation_error.is_empty()).then_some(v.evaluation_error),
-            })
+            Ok(authorization_report(engine.authorize(&review.spec)))
         }
         Some("AdmissionReview") => {
             let review = admission::decode(&bytes)?;

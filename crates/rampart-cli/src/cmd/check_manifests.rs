@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
-use rampart_guardrails::admission::{Guardrails, pod_template};
+use rampart_guardrails::admission::Guardrails;
 use rampart_guardrails::pss::{self, Level, LevelVersion, pod::PodView};
 use rampart_guardrails::rules::Mode;
+use rampart_types::workload::pod_template;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -107,7 +108,7 @@ fn parse_level(s: &str) -> anyhow::Result<LevelVersion> {
 /// Pod annotations and spec of a Pod or of a controller's template.
 fn pod_of(object: &Value) -> Option<anyhow::Result<PodTemplateSpec>> {
     let kind = object.get("kind")?.as_str()?;
-    let template = if kind == "Pod" { Some(object) } else { pod_template(object) }?;
+    let template = pod_template(object)?;
     Some(
         PodTemplateSpec::deserialize(template)
             .map_err(|e| anyhow::anyhow!("cannot read the pod spec of this {kind}: {e}")),

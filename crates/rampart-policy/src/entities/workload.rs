@@ -13,28 +13,10 @@
 //! This is a Rampart extension; it adds a context key, so upstream policies are unaffected.
 
 use cedar_policy::RestrictedExpression;
+use rampart_types::workload::{ImageRef, pod_template};
 use serde_json::Value;
 
 use crate::EntityError;
-
-/// The pod spec of a Pod, or of a controller's template (CronJob: job template's).
-pub fn pod_spec(object: &Value) -> Option<&Value> {
-    match object.get("kind").and_then(Value::as_str) {
-        Some("Pod") => object.get("spec"),
-        _ => object
-            .pointer("/spec/jobTemplate/spec/template/spec")
-            .or_else(|| object.pointer("/spec/template/spec"))
-            .or_else(|| object.pointer("/template/spec")),
-    }
-}
-
-/// The registry host of an image reference, as a container runtime resolves it.
-pub fn registry(image: &str) -> &str {
-    match image.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => first,
-        _ => "docker.io",
-    }
-}
 
 fn set(items: impl IntoIterator<Item = String>) -> RestrictedExpression {
     RestrictedExpression::new_set(items.into_iter().map(RestrictedExpression::new_string))
@@ -42,7 +24,7 @@ fn set(items: impl IntoIterator<Item = String>) -> RestrictedExpression {
 
 /// `context.workload`, or `None` when the object has no pod spec.
 pub fn facts(object: &Value) -> Result<Option<RestrictedExpression>, EntityError> {
-    let Some(spec) = pod_spec(object) else { return Ok(None) };
+    let Some(spec) = pod_template(object).and_then(|t| t.get("spec")) else { return Ok(None) };
     let containers: Vec<&Value> = ["initContainers", "containers", "ephemeralContainers"]
         .iter()
         .filter_map(|k| spec.get(*k).and_then(Value::as_array))
@@ -56,21 +38,17 @@ pub fn facts(object: &Value) -> Result<Option<RestrictedExpression>, EntityError
     for c in &containers {
         let name = c.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
         let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
-        let (reference, digest) = match image.split_once('@') {
-            Some((r, d)) => (r, Some(d)),
-            None => (image, None),
-        };
-        let last = reference.rsplit('/').next().unwrap_or(reference);
-        match last.split_once(':') {
-            Some((_, tag)) => tags.push(tag.to_owned()),
-            // An untagged, undigested image means `latest` to the runtime.
-            None if digest.is_none() => tags.push("latest".to_owned()),
+        let parsed = ImageRef::parse(image);
+        // An untagged, undigested image means `latest` to the runtime.
+        match parsed.tag {
+            Some(tag) => tags.push(tag.to_owned()),
+            None if parsed.is_latest() => tags.push("latest".to_owned()),
             None => {}
         }
-        if digest.is_none() {
+        if parsed.digest.is_none() {
             unpinned.push(image.to_owned());
         }
-        registries.push(registry(reference).to_owned());
+        registries.push(parsed.registry.to_owned());
         images.push(image.to_owned());
         if c.pointer("/securityContext/readOnlyRootFilesystem") != Some(&Value::Bool(true)) {
             writable_root.push(name);
@@ -92,15 +70,6 @@ pub fn facts(object: &Value) -> Result<Option<RestrictedExpression>, EntityError
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn registries_follow_runtime_rules() {
-        assert_eq!(registry("nginx"), "docker.io");
-        assert_eq!(registry("library/nginx"), "docker.io");
-        assert_eq!(registry("registry.k8s.io/pause"), "registry.k8s.io");
-        assert_eq!(registry("localhost:5000/app"), "localhost:5000");
-        assert_eq!(registry("localhost/app"), "localhost");
-    }
 
     #[test]
     fn templates_and_pods_have_facts_others_do_not() {
