@@ -8,7 +8,7 @@
 //! short-lived. Entries die with the policy generation they were computed under.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Mutex;
 
 use axum::body::Bytes;
@@ -29,10 +29,31 @@ const SHARD_CAPACITY: usize = 4096;
 /// Bodies larger than this are not cached (real SARs are a few hundred bytes).
 pub const MAX_KEY_BYTES: usize = 16 * 1024;
 
+/// Entries are keyed by the body's (keyed, random-seeded) hash, computed once per request and
+/// used both to pick the shard and as the map key; the body itself is kept and compared, so a
+/// hash collision is a miss, never a wrong answer.
 #[derive(Debug, Default)]
 struct Shard {
     generation: u64,
-    entries: HashMap<Bytes, CachedAnswer>,
+    entries: HashMap<u64, (Bytes, CachedAnswer), BuildHasherDefault<PrehashedKey>>,
+}
+
+/// The keys are already hashes; hashing them again would only cost time.
+#[derive(Debug, Default)]
+struct PrehashedKey(u64);
+
+impl Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// Sharded so concurrent requests rarely contend on one lock.
@@ -49,18 +70,19 @@ impl Default for DecisionCache {
 }
 
 impl DecisionCache {
-    fn shard(&self, body: &[u8]) -> Option<&Mutex<Shard>> {
-        let i = (self.hasher.hash_one(body) as usize) % SHARDS;
-        self.shards.get(i)
+    fn shard(&self, body: &[u8]) -> Option<(u64, &Mutex<Shard>)> {
+        let hash = self.hasher.hash_one(body);
+        self.shards.get((hash as usize) % SHARDS).map(|s| (hash, s))
     }
 
     /// The answer for `body` under policy `generation`, if known.
     pub fn get(&self, generation: u64, body: &Bytes) -> Option<CachedAnswer> {
-        let shard = self.shard(body)?.lock().ok()?;
+        let (hash, shard) = self.shard(body)?;
+        let shard = shard.lock().ok()?;
         if shard.generation != generation {
             return None;
         }
-        shard.entries.get(body).cloned()
+        shard.entries.get(&hash).filter(|(key, _)| key == body).map(|(_, answer)| answer.clone())
     }
 
     /// Remember an answer; entries of older generations are dropped.
@@ -68,12 +90,13 @@ impl DecisionCache {
         if body.len() > MAX_KEY_BYTES {
             return;
         }
-        let Some(Ok(mut shard)) = self.shard(&body).map(Mutex::lock) else { return };
+        let Some((hash, shard)) = self.shard(&body) else { return };
+        let Ok(mut shard) = shard.lock() else { return };
         if shard.generation != generation || shard.entries.len() >= SHARD_CAPACITY {
             shard.entries.clear();
             shard.generation = generation;
         }
-        shard.entries.insert(body, answer);
+        shard.entries.insert(hash, (body, answer));
     }
 }
 
