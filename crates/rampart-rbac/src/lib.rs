@@ -1,0 +1,15 @@
+//! Kubernetes RBAC, with the upstream authorizer's exact semantics and reason strings, indexed
+//! by subject so a decision costs what the requester's own bindings cost, not a scan of every
+//! binding in the cluster.
+//!
+//! * [`model`]: roles, bindings, rules and subjects (serde, lenient like the API's JSON).
+//! * [`matching`]: one rule against one request; one subject against one user.
+//! * [`aggregate`]: ClusterRole aggregation, as the controller does it.
+//! * [`authorizer`]: the indexed authorizer.
+
+pub mod aggregate;
+pub mod authorizer;
+pub mod matching;
+pub mod model;
+
+pub use authorizer::{Attributes, Decision, RbacAuthorizer, User};

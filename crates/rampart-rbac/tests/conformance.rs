@@ -1,0 +1,118 @@
+//! The RBAC conformance worlds of `tests/fixtures/rbac-cases.yaml`: every authorizer case
+//! gives the expected decision, and the exact reason string where one is given.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
+
+use rampart_rbac::model::{AggregationRule, Binding, PolicyRule, Role, RoleRef, Subject};
+use rampart_rbac::{Attributes, RbacAuthorizer, User};
+use serde_yaml::Value;
+
+const CASES: &str = include_str!("fixtures/rbac-cases.yaml");
+
+fn s(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+fn list<T: serde::de::DeserializeOwned>(v: &Value, key: &str) -> Vec<T> {
+    v.get(key).cloned().map(|x| serde_yaml::from_value(x).unwrap()).unwrap_or_default()
+}
+
+fn roles(world: &Value, key: &str) -> Vec<Role> {
+    world
+        .get(key)
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .map(|r| Role {
+            name: s(r, "name"),
+            namespace: s(r, "namespace"),
+            labels: r.get("labels").cloned().map(|l| serde_yaml::from_value(l).unwrap()).unwrap_or_default(),
+            rules: list::<PolicyRule>(r, "rules"),
+            aggregation_rule: r
+                .get("aggregationRule")
+                .cloned()
+                .map(|a| serde_yaml::from_value::<AggregationRule>(a).unwrap()),
+        })
+        .collect()
+}
+
+fn bindings(world: &Value, key: &str) -> Vec<Binding> {
+    world
+        .get(key)
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .map(|b| Binding {
+            name: s(b, "name"),
+            namespace: s(b, "namespace"),
+            role_ref: serde_yaml::from_value::<RoleRef>(b["roleRef"].clone()).unwrap(),
+            subjects: list::<Subject>(b, "subjects"),
+        })
+        .collect()
+}
+
+pub fn world_authorizer(world: &Value) -> RbacAuthorizer {
+    RbacAuthorizer::new(
+        roles(world, "roles"),
+        roles(world, "clusterRoles"),
+        bindings(world, "roleBindings"),
+        bindings(world, "clusterRoleBindings"),
+    )
+}
+
+#[test]
+fn every_authorizer_case_agrees() {
+    let doc: Value = serde_yaml::from_str(CASES).unwrap();
+    let mut count = 0;
+    let mut failures = Vec::new();
+    for world in doc["worlds"].as_sequence().unwrap() {
+        let authz = world_authorizer(world);
+        if let Some(expected) = world.get("expectedAggregatedRules").and_then(Value::as_mapping) {
+            for (name, rules) in expected {
+                let want: Vec<PolicyRule> = serde_yaml::from_value(rules.clone()).unwrap();
+                assert_eq!(
+                    authz.cluster_role(name.as_str().unwrap()).unwrap().rules,
+                    want,
+                    "aggregation of {name:?}"
+                );
+            }
+        }
+        for case in world["cases"].as_sequence().unwrap() {
+            count += 1;
+            let id = s(case, "id");
+            let groups: Vec<String> = list(&case["user"], "groups");
+            let name = s(&case["user"], "name");
+            let a = &case["attrs"];
+            let (verb, group, resource, sub, obj, ns, path) = (
+                s(a, "verb"),
+                s(a, "apiGroup"),
+                s(a, "resource"),
+                s(a, "subresource"),
+                s(a, "name"),
+                s(a, "namespace"),
+                s(a, "path"),
+            );
+            let attrs = Attributes {
+                verb: &verb,
+                resource_request: a["resourceRequest"].as_bool().unwrap(),
+                api_group: &group,
+                resource: &resource,
+                subresource: &sub,
+                name: &obj,
+                namespace: &ns,
+                path: &path,
+            };
+            let decision = authz.authorize(&User { name: &name, groups: &groups }, &attrs);
+            let want_allowed = case["allowed"].as_bool().unwrap();
+            if decision.allowed() != want_allowed {
+                failures.push(format!("{id}: want allowed={want_allowed}, got {decision:?}"));
+            }
+            if let Some(reason) = case.get("reason").and_then(Value::as_str) {
+                if decision.reason() != reason {
+                    failures.push(format!("{id}: want reason {reason:?}, got {:?}", decision.reason()));
+                }
+            }
+        }
+    }
+    assert_eq!(count, 150);
+    assert!(failures.is_empty(), "{} of {count} cases differ:\n{}", failures.len(), failures.join("\n"));
+}
