@@ -218,12 +218,11 @@ impl RbacAuthorizer {
         if let Some(reason) = self.visit(&self.cluster_bindings, "", user, attrs, &mut errors) {
             return Decision::Allow { reason };
         }
-        if !attrs.namespace.is_empty() {
-            if let Some(index) = self.role_bindings.get(attrs.namespace) {
-                if let Some(reason) = self.visit(index, attrs.namespace, user, attrs, &mut errors) {
-                    return Decision::Allow { reason };
-                }
-            }
+        // RoleBindings only for namespaced requests, and only those of the request's namespace.
+        if let Some(index) = self.role_bindings.get(attrs.namespace).filter(|_| !attrs.namespace.is_empty())
+            && let Some(reason) = self.visit(index, attrs.namespace, user, attrs, &mut errors)
+        {
+            return Decision::Allow { reason };
         }
         let mut unique: Vec<String> = Vec::new();
         for e in errors {

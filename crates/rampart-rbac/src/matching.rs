@@ -41,7 +41,7 @@ pub fn rule_allows(rule: &PolicyRule, attrs: &Attributes<'_>) -> bool {
 pub fn subject_applies(subject: &Subject, user: &User<'_>, binding_namespace: &str) -> bool {
     match subject.kind.as_str() {
         "User" => user.name == subject.name,
-        "Group" => user.groups.iter().any(|g| *g == subject.name),
+        "Group" => user.groups.contains(&subject.name),
         "ServiceAccount" => {
             let ns = if subject.namespace.is_empty() { binding_namespace } else { &subject.namespace };
             !ns.is_empty()

@@ -106,10 +106,10 @@ fn every_authorizer_case_agrees() {
             if decision.allowed() != want_allowed {
                 failures.push(format!("{id}: want allowed={want_allowed}, got {decision:?}"));
             }
-            if let Some(reason) = case.get("reason").and_then(Value::as_str) {
-                if decision.reason() != reason {
-                    failures.push(format!("{id}: want reason {reason:?}, got {:?}", decision.reason()));
-                }
+            if let Some(reason) = case.get("reason").and_then(Value::as_str)
+                && decision.reason() != reason
+            {
+                failures.push(format!("{id}: want reason {reason:?}, got {:?}", decision.reason()));
             }
         }
     }
