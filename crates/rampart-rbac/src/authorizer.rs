@@ -238,6 +238,42 @@ impl RbacAuthorizer {
         Decision::NoOpinion { reason }
     }
 
+    /// Every rule granted to `user` in `namespace` ("" = cluster scope only): all applicable
+    /// ClusterRoleBindings plus the namespace's RoleBindings, without short-circuit.
+    pub fn rules_for(&self, user: &User<'_>, namespace: &str) -> Vec<PolicyRule> {
+        let mut out = Vec::new();
+        let mut scopes = vec![(&self.cluster_bindings, "")];
+        if let Some(index) = self.role_bindings.get(namespace).filter(|_| !namespace.is_empty()) {
+            scopes.push((index, namespace));
+        }
+        for (index, context) in scopes {
+            for i in index.candidates(user) {
+                let Some(b) = index.bindings.get(i) else { continue };
+                if b.subjects.iter().any(|s| subject_applies(s, user, context))
+                    && let Ok((_, rules)) = self.role_rules(b)
+                {
+                    out.extend_from_slice(rules);
+                }
+            }
+        }
+        out
+    }
+
+    /// The rules a role reference points to, as a binding in `namespace` would resolve it.
+    pub fn referenced_rules(
+        &self,
+        role_ref: &crate::model::RoleRef,
+        namespace: &str,
+    ) -> Result<Vec<PolicyRule>, String> {
+        let probe = Binding {
+            name: String::new(),
+            namespace: namespace.to_owned(),
+            role_ref: role_ref.clone(),
+            subjects: vec![],
+        };
+        self.role_rules(&probe).map(|(_, rules)| rules.to_vec())
+    }
+
     /// The cluster roles after aggregation (for inspection and `lookup`).
     pub fn cluster_role(&self, name: &str) -> Option<&Role> {
         self.cluster_roles.get(name)

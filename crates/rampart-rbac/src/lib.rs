@@ -6,9 +6,11 @@
 //! * [`matching`]: one rule against one request; one subject against one user.
 //! * [`aggregate`]: ClusterRole aggregation, as the controller does it.
 //! * [`authorizer`]: the indexed authorizer.
+//! * [`escalation`]: privilege-escalation checks on writes to roles and bindings.
 
 pub mod aggregate;
 pub mod authorizer;
+pub mod escalation;
 pub mod matching;
 pub mod model;
 

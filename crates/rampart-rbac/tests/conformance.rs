@@ -16,23 +16,21 @@ fn list<T: serde::de::DeserializeOwned>(v: &Value, key: &str) -> Vec<T> {
     v.get(key).cloned().map(|x| serde_yaml::from_value(x).unwrap()).unwrap_or_default()
 }
 
+fn role(r: &Value) -> Role {
+    Role {
+        name: s(r, "name"),
+        namespace: s(r, "namespace"),
+        labels: r.get("labels").cloned().map(|l| serde_yaml::from_value(l).unwrap()).unwrap_or_default(),
+        rules: list::<PolicyRule>(r, "rules"),
+        aggregation_rule: r
+            .get("aggregationRule")
+            .cloned()
+            .map(|a| serde_yaml::from_value::<AggregationRule>(a).unwrap()),
+    }
+}
+
 fn roles(world: &Value, key: &str) -> Vec<Role> {
-    world
-        .get(key)
-        .and_then(Value::as_sequence)
-        .into_iter()
-        .flatten()
-        .map(|r| Role {
-            name: s(r, "name"),
-            namespace: s(r, "namespace"),
-            labels: r.get("labels").cloned().map(|l| serde_yaml::from_value(l).unwrap()).unwrap_or_default(),
-            rules: list::<PolicyRule>(r, "rules"),
-            aggregation_rule: r
-                .get("aggregationRule")
-                .cloned()
-                .map(|a| serde_yaml::from_value::<AggregationRule>(a).unwrap()),
-        })
-        .collect()
+    world.get(key).and_then(Value::as_sequence).into_iter().flatten().map(role).collect()
 }
 
 fn bindings(world: &Value, key: &str) -> Vec<Binding> {
@@ -115,4 +113,55 @@ fn every_authorizer_case_agrees() {
     }
     assert_eq!(count, 150);
     assert!(failures.is_empty(), "{} of {count} cases differ:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_escalation_case_agrees() {
+    use rampart_rbac::escalation::Write;
+    let doc: Value = serde_yaml::from_str(CASES).unwrap();
+    let worlds: Vec<&Value> = doc["worlds"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .chain(doc["escalationWorlds"].as_sequence().unwrap())
+        .collect();
+    let mut failures = Vec::new();
+    let cases = doc["escalationCases"].as_sequence().unwrap();
+    assert_eq!(cases.len(), 16);
+    for case in cases {
+        let id = s(case, "id");
+        let world = worlds.iter().find(|w| s(w, "name") == s(case, "world")).unwrap();
+        let authz = world_authorizer(world);
+        let groups: Vec<String> = list(&case["user"], "groups");
+        let user_name = s(&case["user"], "name");
+        let user = User { name: &user_name, groups: &groups };
+        let ns = s(case, "namespace");
+        let object = &case["object"];
+        let role = role(object);
+        let role_ref: RoleRef =
+            object.get("roleRef").cloned().map(|r| serde_yaml::from_value(r).unwrap()).unwrap_or_default();
+        let name = s(object, "name");
+        let write = match s(case, "op").as_str() {
+            "createRole" => Write::CreateRole { namespace: &ns, role: &role },
+            "createClusterRole" => Write::CreateClusterRole { role: &role },
+            "createRoleBinding" => {
+                Write::CreateRoleBinding { namespace: &ns, name: &name, role_ref: &role_ref }
+            }
+            "createClusterRoleBinding" => {
+                Write::CreateClusterRoleBinding { name: &name, role_ref: &role_ref }
+            }
+            other => panic!("unknown op {other}"),
+        };
+        let result = authz.check_write(&user, &write);
+        let want = case["allowed"].as_bool().unwrap();
+        if result.is_ok() != want {
+            failures.push(format!("{id}: want allowed={want}, got {result:?}"));
+        }
+        if let (Some(needle), Err(message)) = (case.get("messageContains").and_then(Value::as_str), &result)
+            && !message.contains(needle)
+        {
+            failures.push(format!("{id}: message {message:?} lacks {needle:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
