@@ -3,6 +3,7 @@
 //! binding in the cluster.
 //!
 //! * [`model`]: roles, bindings, rules and subjects (serde, lenient like the API's JSON).
+//! * [`manifest`]: loading roles and bindings from YAML manifests.
 //! * [`matching`]: one rule against one request; one subject against one user.
 //! * [`aggregate`]: ClusterRole aggregation, as the controller does it.
 //! * [`authorizer`]: the indexed authorizer.
@@ -11,6 +12,7 @@
 pub mod aggregate;
 pub mod authorizer;
 pub mod escalation;
+pub mod manifest;
 pub mod matching;
 pub mod model;
 
