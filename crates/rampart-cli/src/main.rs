@@ -50,6 +50,8 @@ struct Cli {
 enum Command {
     /// Serve the authorization and admission webhooks over HTTPS.
     Serve(cmd::serve::Args),
+    /// Would a user be allowed? Cedar policies layered over RBAC manifests, like the apiserver.
+    CanI(cmd::can_i::Args),
     /// Decide one request offline and explain the decision.
     Check(cmd::check::Args),
     /// Check manifests against Pod Security and the best-practice rules (CI use).
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::CanI(args) => cmd::can_i::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::CheckManifests(args) => cmd::check_manifests::run(args),
         Command::Demo(args) => cmd::demo::run(args),

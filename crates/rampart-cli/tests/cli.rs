@@ -198,3 +198,74 @@ fn check_manifests_reports_table_json_sarif_and_exit_codes() {
     ]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn can_i_layers_cedar_over_rbac() {
+    let dir = tempfile::tempdir().unwrap();
+    let rbac = dir.path().join("rbac.yaml");
+    std::fs::write(&rbac, "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: reader}\nrules: [{apiGroups: [''], resources: [pods, secrets], verbs: [get, list]}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: rb, namespace: dev}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: reader}\nsubjects: [{kind: Group, name: devs, apiGroup: rbac.authorization.k8s.io}]\n").unwrap();
+    let rbac = rbac.to_str().unwrap();
+    let out = rampart(&[
+        "can-i",
+        "list",
+        "pods",
+        "-n",
+        "dev",
+        "--as",
+        "alice",
+        "--as-group",
+        "devs",
+        "--rbac",
+        rbac,
+    ]);
+    assert!(out.status.success());
+    assert!(
+        stdout(&out)
+            .contains(r#"RBAC: allowed by RoleBinding "rb/dev" of ClusterRole "reader" to Group "devs""#),
+        "{}",
+        stdout(&out)
+    );
+    let out = rampart(&[
+        "can-i",
+        "list",
+        "pods",
+        "-n",
+        "prod",
+        "--as",
+        "alice",
+        "--as-group",
+        "devs",
+        "--rbac",
+        rbac,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    // A Cedar forbid overrides what RBAC allows.
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(
+        policies.join("p.cedar"),
+        "forbid (principal, action, resource is k8s::Resource) when { resource.resource == \"secrets\" };",
+    )
+    .unwrap();
+    let out = rampart(&[
+        "can-i",
+        "get",
+        "secrets",
+        "s1",
+        "-n",
+        "dev",
+        "--as",
+        "alice",
+        "--as-group",
+        "devs",
+        "--rbac",
+        rbac,
+        "-p",
+        policies.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let a: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(a["decided_by"], "cedar");
+}

@@ -1,5 +1,6 @@
 //! One module per subcommand, plus the policy-source flags they share.
 
+pub mod can_i;
 pub mod check;
 pub mod check_manifests;
 pub mod cluster;
