@@ -98,10 +98,27 @@ pub struct TieredResult {
     pub audit: Vec<AuditHit>,
 }
 
+/// A Kubernetes RBAC tier: allow-only, so it either allows (deciding) or falls through.
+#[derive(Debug)]
+pub struct RbacTier {
+    pub name: String,
+    pub authorizer: rampart_rbac::RbacAuthorizer,
+}
+
+/// Position of a tier in the authorization walk.
+#[derive(Debug, Clone, Copy)]
+enum TierRef {
+    Cedar(usize),
+    Rbac(usize),
+}
+
 /// Ordered tiers plus the options; immutable once built (reloads build a new engine).
 #[derive(Debug)]
 pub struct Engine {
     tiers: Vec<Tier>,
+    rbac: Vec<RbacTier>,
+    /// Authorization order over Cedar and RBAC tiers (admission uses the Cedar tiers only).
+    layout: Vec<TierRef>,
     names: Names,
     types: TypeNameCache,
     authorizer: Authorizer,
@@ -126,6 +143,37 @@ fn self_access_reason(spec: &SubjectAccessReviewSpec) -> Option<&'static str> {
     }
 }
 
+/// Ask RBAC about a SubjectAccessReview.
+fn rbac_decide(
+    authz: &rampart_rbac::RbacAuthorizer,
+    spec: &SubjectAccessReviewSpec,
+) -> rampart_rbac::Decision {
+    let user = rampart_rbac::User {
+        name: spec.user.as_deref().unwrap_or_default(),
+        groups: spec.groups.as_deref().unwrap_or_default(),
+    };
+    let attrs = match (&spec.non_resource_attributes, &spec.resource_attributes) {
+        (Some(nra), _) => rampart_rbac::Attributes {
+            verb: nra.verb.as_deref().unwrap_or_default(),
+            resource_request: false,
+            path: nra.path.as_deref().unwrap_or_default(),
+            ..Default::default()
+        },
+        (None, Some(ra)) => rampart_rbac::Attributes {
+            verb: ra.verb.as_deref().unwrap_or_default(),
+            resource_request: true,
+            api_group: ra.group.as_deref().unwrap_or_default(),
+            resource: ra.resource.as_deref().unwrap_or_default(),
+            subresource: ra.subresource.as_deref().unwrap_or_default(),
+            name: ra.name.as_deref().unwrap_or_default(),
+            namespace: ra.namespace.as_deref().unwrap_or_default(),
+            path: "",
+        },
+        (None, None) => return rampart_rbac::Decision::NoOpinion { reason: String::new() },
+    };
+    authz.authorize(&user, &attrs)
+}
+
 /// The id the implicit last admission tier reports, as upstream.
 pub const ALLOW_ALL_ADMISSION: &str = "allow-all-admission";
 
@@ -143,15 +191,37 @@ impl Engine {
     pub fn new(tiers: Vec<(String, Vec<LoadedPolicy>)>, options: EngineOptions) -> Result<Self, EntityError> {
         let names = Names::new()?;
         let hierarchy = Self::action_hierarchy(&names);
-        let tiers = tiers.into_iter().map(|(name, policies)| Tier::new(name, policies, &hierarchy)).collect();
+        let tiers: Vec<Tier> =
+            tiers.into_iter().map(|(name, policies)| Tier::new(name, policies, &hierarchy)).collect();
+        let layout = (0..tiers.len()).map(TierRef::Cedar).collect();
         Ok(Engine {
             tiers,
+            rbac: vec![],
+            layout,
             names,
             types: TypeNameCache::default(),
             authorizer: Authorizer::new(),
             options,
             ready: true,
         })
+    }
+
+    /// Add an RBAC tier before (`first`) or after all Cedar tiers. Before: RBAC grants win over
+    /// Cedar forbids (Cedar only adds grants); after: Cedar forbids win, as in the apiserver
+    /// chain `Node → Rampart → RBAC`.
+    pub fn with_rbac_tier(mut self, tier: RbacTier, first: bool) -> Self {
+        let slot = TierRef::Rbac(self.rbac.len());
+        self.rbac.push(tier);
+        if first {
+            self.layout.insert(0, slot)
+        } else {
+            self.layout.push(slot)
+        }
+        self
+    }
+
+    pub fn rbac_tiers(&self) -> &[RbacTier] {
+        &self.rbac
     }
 
     /// Mark the engine as not (yet) ready: authorization answers NoOpinion and admission
@@ -206,6 +276,47 @@ impl Engine {
         TieredResult { decision: TierDecision::NoMatch, tier: None, diagnostic: Diagnostic::default(), audit }
     }
 
+    /// Walk Cedar and RBAC tiers in order. `Err` is an RBAC allow (tier, reason, audit hits so
+    /// far); `Ok` is the Cedar result (or no match).
+    #[allow(clippy::type_complexity)]
+    fn walk_authorization(
+        &self,
+        req: &CedarRequest,
+        spec: &SubjectAccessReviewSpec,
+    ) -> Result<TieredResult, (String, String, Vec<AuditHit>)> {
+        let mut audit = Vec::new();
+        for slot in &self.layout {
+            match *slot {
+                TierRef::Cedar(i) => {
+                    let Some(tier) = self.tiers.get(i) else { continue };
+                    let outcome = tier.evaluate(&self.authorizer, req);
+                    audit.extend(outcome.audit);
+                    if outcome.decision != TierDecision::NoMatch {
+                        return Ok(TieredResult {
+                            decision: outcome.decision,
+                            tier: Some(tier.name.clone()),
+                            diagnostic: outcome.diagnostic,
+                            audit,
+                        });
+                    }
+                }
+                TierRef::Rbac(i) => {
+                    let Some(tier) = self.rbac.get(i) else { continue };
+                    let decision = rbac_decide(&tier.authorizer, spec);
+                    if decision.allowed() {
+                        return Err((tier.name.clone(), decision.reason().to_owned(), audit));
+                    }
+                }
+            }
+        }
+        Ok(TieredResult {
+            decision: TierDecision::NoMatch,
+            tier: None,
+            diagnostic: Diagnostic::default(),
+            audit,
+        })
+    }
+
     /// Decide a SubjectAccessReview.
     pub fn authorize(&self, spec: &SubjectAccessReviewSpec) -> AuthorizationVerdict {
         let user = spec.user.as_deref().unwrap_or_default();
@@ -233,7 +344,19 @@ impl Engine {
                 return v;
             }
         };
-        let result = self.evaluate_tiers(&req);
+        let result = match self.walk_authorization(&req, spec) {
+            Ok(result) => result,
+            Err((tier, reason, audit)) => {
+                return AuthorizationVerdict {
+                    decision: Decision::Allow,
+                    reason,
+                    evaluation_error: String::new(),
+                    tier: Some(tier),
+                    diagnostic: Diagnostic::default(),
+                    audit,
+                };
+            }
+        };
         let decision = match result.decision {
             TierDecision::Allow => Decision::Allow,
             TierDecision::Deny => Decision::Deny,

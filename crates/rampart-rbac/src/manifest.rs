@@ -94,6 +94,35 @@ impl World {
         Ok(())
     }
 
+    /// Read every `.yaml`/`.yml`/`.json` file under `paths` (directories recursively, in name
+    /// order).
+    pub fn from_paths(paths: &[std::path::PathBuf]) -> Result<Self, ManifestError> {
+        let mut world = World::default();
+        let mut stack: Vec<std::path::PathBuf> = paths.iter().rev().cloned().collect();
+        while let Some(p) = stack.pop() {
+            let io = |e: std::io::Error| ManifestError {
+                location: p.display().to_string(),
+                message: e.to_string(),
+            };
+            if p.is_dir() {
+                let mut entries: Vec<std::path::PathBuf> = std::fs::read_dir(&p)
+                    .map_err(io)?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|e| {
+                        e.is_dir()
+                            || matches!(e.extension().and_then(|x| x.to_str()), Some("yaml" | "yml" | "json"))
+                    })
+                    .collect();
+                entries.sort();
+                stack.extend(entries.into_iter().rev());
+            } else {
+                let text = std::fs::read_to_string(&p).map_err(io)?;
+                world.add_yaml(&text, &p.display().to_string())?;
+            }
+        }
+        Ok(world)
+    }
+
     /// Build the authorizer (aggregating ClusterRoles).
     pub fn authorizer(self) -> RbacAuthorizer {
         RbacAuthorizer::new(self.roles, self.cluster_roles, self.role_bindings, self.cluster_role_bindings)

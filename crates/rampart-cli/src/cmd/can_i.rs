@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use rampart_rbac::manifest::World;
 use rampart_rbac::{Attributes, User};
 use rampart_types::Decision;
@@ -55,29 +54,6 @@ struct Answer {
     reason: String,
 }
 
-fn rbac_world(paths: &[PathBuf]) -> anyhow::Result<World> {
-    let mut world = World::default();
-    let mut stack = paths.to_vec();
-    while let Some(p) = stack.pop() {
-        if p.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(&p)
-                .with_context(|| format!("cannot list {}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|e| {
-                    e.is_dir()
-                        || matches!(e.extension().and_then(|x| x.to_str()), Some("yaml" | "yml" | "json"))
-                })
-                .collect();
-            entries.sort();
-            stack.extend(entries.into_iter().rev());
-        } else {
-            let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
-            world.add_yaml(&text, &p.display().to_string())?;
-        }
-    }
-    Ok(world)
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let non_resource = args.resource.starts_with('/');
     let (resource, group) = match args.resource.split_once('.') {
@@ -96,6 +72,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             tiers: args.policies.clone(),
             validation: super::ValidationArg::Off,
             schema: None,
+            rbac: vec![],
+            rbac_first: false,
         }
         .sources(Default::default())?;
         let engine = sources.load()?.engine;
@@ -133,7 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let answer = match answer {
         Some(a) => a,
         None => {
-            let authz = rbac_world(&args.rbac)?.authorizer();
+            let authz = World::from_paths(&args.rbac)?.authorizer();
             let attrs = Attributes {
                 verb: &args.verb,
                 resource_request: !non_resource,

@@ -34,8 +34,15 @@ pub enum ValidationArg {
 pub struct PolicyArgs {
     /// A policy tier: a directory of `.cedar` files and `Policy` YAML, or a single file.
     /// Repeat for more tiers, highest priority first.
-    #[arg(long = "policies", short = 'p', value_name = "PATH", required = true)]
+    #[arg(long = "policies", short = 'p', value_name = "PATH", required_unless_present = "rbac")]
     pub tiers: Vec<PathBuf>,
+    /// RBAC manifests (Roles, ClusterRoles and their bindings; files or directories) evaluated
+    /// as one more tier, after the Cedar tiers (so Cedar forbids win), or first with --rbac-first.
+    #[arg(long = "rbac", value_name = "PATH")]
+    pub rbac: Vec<PathBuf>,
+    /// Evaluate the RBAC tier before the Cedar tiers (RBAC grants then win over Cedar forbids).
+    #[arg(long, requires = "rbac")]
+    pub rbac_first: bool,
     /// Schema validation of policies at load time.
     #[arg(long, value_enum, default_value_t)]
     pub validation: ValidationArg,
@@ -47,6 +54,8 @@ pub struct PolicyArgs {
 impl PolicyArgs {
     pub fn sources(&self, options: EngineOptions) -> anyhow::Result<PolicySources> {
         let mut sources = PolicySources::new(self.tiers.clone(), options);
+        sources.rbac = self.rbac.clone();
+        sources.rbac_first = self.rbac_first;
         sources.validation = match self.validation {
             ValidationArg::Off => Validation::Off,
             ValidationArg::Warn => Validation::Warn,

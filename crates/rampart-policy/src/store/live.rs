@@ -102,7 +102,7 @@ impl LiveEngine {
                 let _ = tx.send(());
             }
         })?;
-        for path in &self.sources.tiers {
+        for path in self.sources.tiers.iter().chain(&self.sources.rbac) {
             watcher.watch(watch_target(path).as_path(), RecursiveMode::NonRecursive)?;
         }
         let live = Arc::clone(self);

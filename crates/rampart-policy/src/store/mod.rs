@@ -41,6 +41,10 @@ pub struct PolicySources {
     pub schema: Option<Arc<Schema>>,
     pub validation: Validation,
     pub options: EngineOptions,
+    /// RBAC manifests (files or directories) forming one RBAC tier; none when empty.
+    pub rbac: Vec<PathBuf>,
+    /// Put the RBAC tier before the Cedar tiers instead of after them.
+    pub rbac_first: bool,
 }
 
 /// A successful load: the engine and any validation warnings.
@@ -71,7 +75,14 @@ impl PolicySources {
     /// Sources with the embedded schema and warn-level validation.
     pub fn new(tiers: Vec<PathBuf>, options: EngineOptions) -> Self {
         let schema = schema::k8s_schema().ok().map(Arc::new);
-        PolicySources { tiers, schema, validation: Validation::Warn, options }
+        PolicySources {
+            tiers,
+            schema,
+            validation: Validation::Warn,
+            options,
+            rbac: vec![],
+            rbac_first: false,
+        }
     }
 
     /// Read, parse and validate every tier, then build the engine.
@@ -112,9 +123,16 @@ impl PolicySources {
         if !errors.is_empty() {
             return Err(LoadFailure { errors });
         }
-        let engine = Engine::new(tiers, self.options.clone()).map_err(|e| LoadFailure {
+        let mut engine = Engine::new(tiers, self.options.clone()).map_err(|e| LoadFailure {
             errors: vec![PolicyLoadError::Parse { location: "engine".into(), message: e.to_string() }],
         })?;
+        if !self.rbac.is_empty() {
+            let world = rampart_rbac::manifest::World::from_paths(&self.rbac).map_err(|e| LoadFailure {
+                errors: vec![PolicyLoadError::Parse { location: e.location, message: e.message }],
+            })?;
+            let tier = crate::engine::RbacTier { name: "rbac".into(), authorizer: world.authorizer() };
+            engine = engine.with_rbac_tier(tier, self.rbac_first);
+        }
         Ok(LoadReport { engine, warnings })
     }
 
