@@ -7,10 +7,12 @@
 //! * [`matching`]: one rule against one request; one subject against one user.
 //! * [`aggregate`]: ClusterRole aggregation, as the controller does it.
 //! * [`authorizer`]: the indexed authorizer.
+//! * [`convert`]: RBAC → Cedar policies (the upstream converter, with its bugs fixed).
 //! * [`escalation`]: privilege-escalation checks on writes to roles and bindings.
 
 pub mod aggregate;
 pub mod authorizer;
+pub mod convert;
 pub mod escalation;
 pub mod manifest;
 pub mod matching;
