@@ -60,6 +60,9 @@ enum Command {
     Validate(cmd::validate::Args),
     /// Replay the talk's live demo against an in-process server over real HTTPS.
     Demo(cmd::demo::Args),
+    /// Convert other policy formats to Cedar.
+    #[command(subcommand)]
+    Convert(cmd::convert::Command),
     /// Print the embedded Cedar schema for Kubernetes types.
     Schema,
     /// Print the kube-apiserver configuration that wires Rampart into a cluster.
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => cmd::validate::run(args),
         Command::CheckManifests(args) => cmd::check_manifests::run(args),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Convert(c) => cmd::convert::run(c),
         Command::Schema => {
             print!("{}", rampart_policy::schema::K8S_SCHEMA);
             Ok(ExitCode::SUCCESS)

@@ -269,3 +269,34 @@ fn can_i_layers_cedar_over_rbac() {
     let a: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(a["decided_by"], "cedar");
 }
+
+#[test]
+fn convert_rbac_output_loads_as_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let rbac = dir.path().join("rbac.yaml");
+    std::fs::write(&rbac, "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: reader}\nrules: [{apiGroups: [''], resources: [pods], verbs: [get]}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: readers}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: reader}\nsubjects: [{kind: Group, name: devs}]\n").unwrap();
+    let out = rampart(&["convert", "rbac", rbac.to_str().unwrap(), "-o", "crd"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(policies.join("converted.yaml"), &out.stdout).unwrap();
+    let out = rampart(&[
+        "check",
+        "-p",
+        policies.to_str().unwrap(),
+        "--user",
+        "alice",
+        "-g",
+        "devs",
+        "--verb",
+        "get",
+        "--resource",
+        "pods",
+        "-n",
+        "default",
+        "-o",
+        "json",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["decision"], "Allow", "{r}");
+}

@@ -268,3 +268,26 @@ proptest! {
         prop_assert_eq!(rbac_allows, cedar_allows, "request {:?}\npolicies:\n{}", req, text);
     }
 }
+
+/// The converter goldens parse and pass strict validation against the Kubernetes schema.
+#[test]
+fn converter_goldens_validate_strictly() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rampart-rbac/tests/golden");
+    let schema = rampart_policy::schema::k8s_schema().unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "cedar") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let set =
+            cedar_policy::PolicySet::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let errors = rampart_policy::schema::validate(&schema, &set);
+        assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+        checked += 1;
+    }
+    assert_eq!(checked, 13);
+}
+
+use std::str::FromStr;

@@ -59,16 +59,18 @@ fn principal(subject: &Subject, binding_namespace: &str) -> Option<(String, Opti
         }
         "ServiceAccount" => {
             let ns = if subject.namespace.is_empty() { binding_namespace } else { &subject.namespace };
-            (!ns.is_empty() && !subject.name.contains(':')).then(|| {
-                (
-                    "principal is k8s::ServiceAccount".into(),
-                    Some(format!(
-                        "principal.namespace == {} && principal.name == {}",
-                        q(ns),
-                        q(&subject.name)
-                    )),
-                )
-            })
+            if ns.is_empty() {
+                return None;
+            }
+            // RBAC compares the username text. Through the username Rampart also types the
+            // principal, so matching the name as a user gives the right principal type: a
+            // service account normally, a plain user when a `:` in the namespace or name
+            // (invalid in Kubernetes, but an authenticator may produce it) breaks the form.
+            let username = format!("system:serviceaccount:{ns}:{}", subject.name);
+            principal(
+                &Subject { kind: "User".into(), name: username, namespace: String::new() },
+                binding_namespace,
+            )
         }
         _ => None,
     }
@@ -237,8 +239,9 @@ pub fn convert(binding: &Binding, role: &Role) -> String {
             if namespaced {
                 annotations.push_str(&format!("@namespace({})\n", q(&binding.namespace)));
             }
-            let action = action(&rule.verbs);
-            let mut emit = |resource_scope: &str, condition: Option<String>| {
+            let rule_action = action(&rule.verbs);
+            let impersonate = "action == k8s::Action::\"impersonate\"".to_owned();
+            let mut emit = |action: &str, resource_scope: &str, condition: Option<String>| {
                 let when = and([principal_cond.clone(), condition].into_iter().flatten().collect());
                 let body = match when {
                     Some(w) => format!(
@@ -252,10 +255,15 @@ pub fn convert(binding: &Binding, role: &Role) -> String {
             };
             // Non-resource URLs are cluster-scoped: only ClusterRoleBindings grant them.
             if !rule.non_resource_urls.is_empty() && !namespaced {
-                emit("resource is k8s::NonResourceURL", non_resource_condition(&rule.non_resource_urls));
+                emit(
+                    &rule_action,
+                    "resource is k8s::NonResourceURL",
+                    non_resource_condition(&rule.non_resource_urls),
+                );
             }
+            // Identity targets only occur in impersonation requests.
             for (scope, cond) in impersonation(rule, &binding.namespace) {
-                emit(&scope, cond);
+                emit(&impersonate, &scope, cond);
             }
             if !rule.resources.is_empty() && !rule.api_groups.is_empty() {
                 let groups = (!rule.api_groups.iter().any(|g| g == "*"))
@@ -270,7 +278,7 @@ pub fn convert(binding: &Binding, role: &Role) -> String {
                     .into_iter()
                     .flatten()
                     .collect());
-                emit("resource is k8s::Resource", cond);
+                emit(&rule_action, "resource is k8s::Resource", cond);
             }
         }
     }
@@ -278,4 +286,35 @@ pub fn convert(binding: &Binding, role: &Role) -> String {
         return String::new();
     }
     format!("// {}\n{}\n", binding.name, out.join("\n\n"))
+}
+
+/// Convert every binding of a world (ClusterRoleBindings, then RoleBindings, in order), with
+/// ClusterRoles aggregated first. Bindings whose role is missing are skipped and listed.
+pub fn convert_world(world: &crate::manifest::World) -> (String, Vec<String>) {
+    let mut cluster_roles = world.cluster_roles.clone();
+    crate::aggregate::aggregate(&mut cluster_roles);
+    let mut text = Vec::new();
+    let mut missing = Vec::new();
+    for b in world.cluster_role_bindings.iter().chain(&world.role_bindings) {
+        let role = match b.role_ref.kind.as_str() {
+            "Role" => world.roles.iter().find(|r| r.name == b.role_ref.name && r.namespace == b.namespace),
+            _ => cluster_roles.iter().find(|r| r.name == b.role_ref.name),
+        };
+        match role {
+            Some(role) => {
+                let converted = convert(b, role);
+                if !converted.is_empty() {
+                    text.push(converted);
+                }
+            }
+            None => missing.push(format!(
+                "{} {:?}: {} {:?} not found",
+                if b.namespace.is_empty() { "ClusterRoleBinding" } else { "RoleBinding" },
+                b.name,
+                b.role_ref.kind,
+                b.role_ref.name
+            )),
+        }
+    }
+    (text.join("\n"), missing)
 }

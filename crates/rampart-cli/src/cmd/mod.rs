@@ -4,6 +4,7 @@ pub mod can_i;
 pub mod check;
 pub mod check_manifests;
 pub mod cluster;
+pub mod convert;
 pub mod demo;
 pub mod guardrails;
 pub mod kube_config;
