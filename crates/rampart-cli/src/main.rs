@@ -52,6 +52,10 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Would a user be allowed? Cedar policies layered over RBAC manifests, like the apiserver.
     CanI(cmd::can_i::Args),
+    /// Which subjects may do something (RBAC grants, and Cedar forbids that remove them).
+    WhoCan(cmd::rbac_query::WhoCanArgs),
+    /// Subjects and the roles bound to them, with risk flags (rbac-lookup style).
+    Lookup(cmd::rbac_query::LookupArgs),
     /// Decide one request offline and explain the decision.
     Check(cmd::check::Args),
     /// Check manifests against Pod Security and the best-practice rules (CI use).
@@ -83,6 +87,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::CanI(args) => cmd::can_i::run(args),
+        Command::WhoCan(args) => cmd::rbac_query::who_can(args),
+        Command::Lookup(args) => cmd::rbac_query::lookup(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::CheckManifests(args) => cmd::check_manifests::run(args),
         Command::Demo(args) => cmd::demo::run(args),

@@ -300,3 +300,40 @@ fn convert_rbac_output_loads_as_policies() {
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["decision"], "Allow", "{r}");
 }
+
+#[test]
+fn who_can_and_lookup() {
+    let rbac = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/who-can-rbac.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.cedar"),
+        "forbid (principal in k8s::Group::\"devs\", action, resource is k8s::Resource) when { resource.resource == \"secrets\" };\n\
+         permit (principal in k8s::Group::\"auditors\", action == k8s::Action::\"get\", resource is k8s::Resource);",
+    )
+    .unwrap();
+    let out = rampart(&[
+        "who-can",
+        "get",
+        "secrets",
+        "-n",
+        "default",
+        "--rbac",
+        rbac,
+        "-p",
+        dir.path().to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row =
+        |subject: &str| rows.as_array().unwrap().iter().find(|r| r["subject"] == subject).cloned().unwrap();
+    assert_eq!(row("Group system:masters")["cedar"], "kept");
+    assert!(row("Group devs")["cedar"].as_str().unwrap().starts_with("removed by forbid p.cedar.policy0"));
+    assert_eq!(row("ServiceAccount default/ci")["scope"], "default");
+    assert_eq!(row("Group auditors")["cedar"], "granted");
+    let out = rampart(&["lookup", "--rbac", rbac, "-o", "json"]);
+    let l: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(l["grants"].as_array().unwrap().len(), 3);
+    assert!(l["risks"].as_array().unwrap().iter().any(|r| r["flag"] == "bound to system:masters"));
+}

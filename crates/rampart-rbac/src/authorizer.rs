@@ -157,8 +157,8 @@ impl RbacAuthorizer {
         a
     }
 
-    /// The rules a binding grants, or the lookup error text upstream reports.
-    fn role_rules(&self, binding: &Binding) -> Result<(&str, &[PolicyRule]), String> {
+    /// The rules a binding grants (with the role kind), or the lookup error text upstream reports.
+    pub fn role_rules(&self, binding: &Binding) -> Result<(&str, &[PolicyRule]), String> {
         let name = &binding.role_ref.name;
         match binding.role_ref.kind.as_str() {
             "ClusterRole" => self
@@ -272,6 +272,24 @@ impl RbacAuthorizer {
             subjects: vec![],
         };
         self.role_rules(&probe).map(|(_, rules)| rules.to_vec())
+    }
+
+    /// ClusterRoleBindings, then the RoleBindings of `namespace` (none for ""), in order.
+    pub fn all_bindings<'a>(&'a self, namespace: &str) -> impl Iterator<Item = &'a Binding> + 'a {
+        let namespaced = if namespace.is_empty() { None } else { self.role_bindings.get(namespace) };
+        self.cluster_bindings.bindings.iter().chain(namespaced.into_iter().flat_map(|i| i.bindings.iter()))
+    }
+
+    /// Every binding of the world: ClusterRoleBindings, then RoleBindings by namespace name.
+    pub fn all_bindings_everywhere(&self) -> impl Iterator<Item = &Binding> {
+        let mut namespaces: Vec<&String> = self.role_bindings.keys().collect();
+        namespaces.sort();
+        self.cluster_bindings.bindings.iter().chain(
+            namespaces
+                .into_iter()
+                .filter_map(|ns| self.role_bindings.get(ns))
+                .flat_map(|i| i.bindings.iter()),
+        )
     }
 
     /// The cluster roles after aggregation (for inspection and `lookup`).

@@ -7,6 +7,7 @@
 //! * [`matching`]: one rule against one request; one subject against one user.
 //! * [`aggregate`]: ClusterRole aggregation, as the controller does it.
 //! * [`authorizer`]: the indexed authorizer.
+//! * [`query`]: who-can, lookup and risk flags over a whole world.
 //! * [`convert`]: RBAC → Cedar policies (the upstream converter, with its bugs fixed).
 //! * [`escalation`]: privilege-escalation checks on writes to roles and bindings.
 
@@ -17,5 +18,6 @@ pub mod escalation;
 pub mod manifest;
 pub mod matching;
 pub mod model;
+pub mod query;
 
 pub use authorizer::{Attributes, Decision, RbacAuthorizer, User};

@@ -8,6 +8,7 @@ pub mod convert;
 pub mod demo;
 pub mod guardrails;
 pub mod kube_config;
+pub mod rbac_query;
 pub mod serve;
 pub mod validate;
 
