@@ -98,11 +98,20 @@ pub struct TieredResult {
     pub audit: Vec<AuditHit>,
 }
 
-/// A Kubernetes RBAC tier: allow-only, so it either allows (deciding) or falls through.
+/// An allow-only authorizer usable as a tier.
+#[derive(Debug)]
+pub enum AllowOnly {
+    /// Kubernetes RBAC.
+    Rbac(rampart_rbac::RbacAuthorizer),
+    /// EKS access entries with their access policies.
+    AccessPolicies(rampart_rbac::access_policies::AccessPolicyAuthorizer),
+}
+
+/// An allow-only tier (RBAC, EKS access policies): it either allows (deciding) or falls through.
 #[derive(Debug)]
 pub struct RbacTier {
     pub name: String,
-    pub authorizer: rampart_rbac::RbacAuthorizer,
+    pub authorizer: AllowOnly,
 }
 
 /// Position of a tier in the authorization walk.
@@ -144,10 +153,7 @@ fn self_access_reason(spec: &SubjectAccessReviewSpec) -> Option<&'static str> {
 }
 
 /// Ask RBAC about a SubjectAccessReview.
-fn rbac_decide(
-    authz: &rampart_rbac::RbacAuthorizer,
-    spec: &SubjectAccessReviewSpec,
-) -> rampart_rbac::Decision {
+fn rbac_decide(authz: &AllowOnly, spec: &SubjectAccessReviewSpec) -> rampart_rbac::Decision {
     let user = rampart_rbac::User {
         name: spec.user.as_deref().unwrap_or_default(),
         groups: spec.groups.as_deref().unwrap_or_default(),
@@ -171,7 +177,10 @@ fn rbac_decide(
         },
         (None, None) => return rampart_rbac::Decision::NoOpinion { reason: String::new() },
     };
-    authz.authorize(&user, &attrs)
+    match authz {
+        AllowOnly::Rbac(rbac) => rbac.authorize(&user, &attrs),
+        AllowOnly::AccessPolicies(access) => access.authorize(&user, spec.extra.as_ref(), &attrs),
+    }
 }
 
 /// The id the implicit last admission tier reports, as upstream.

@@ -54,3 +54,26 @@ fn rbac_first_grants_win() {
     assert_eq!(ask(&engine, "secrets").0, Decision::Allow);
     assert_eq!(ask(&engine, "configmaps").0, Decision::NoOpinion);
 }
+
+#[test]
+fn eks_access_policies_are_an_allow_only_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("cedar")).unwrap();
+    std::fs::write(dir.path().join("cedar/p.cedar"), CEDAR).unwrap();
+    std::fs::write(
+        dir.path().join("entries.yaml"),
+        "accessEntries:\n- principalArn: arn:aws:iam::111122223333:role/dev\n  username: alice\n  accessPolicies:\n\
+         \x20 - policyArn: arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy\n    accessScope: {type: namespace, namespaces: [def*]}\n",
+    )
+    .unwrap();
+    let mut sources = PolicySources::new(vec![dir.path().join("cedar")], EngineOptions::default());
+    sources.validation = Validation::Off;
+    sources.access_entries = Some(dir.path().join("entries.yaml"));
+    let engine = sources.load().unwrap().engine;
+    let (d, reason, tier) = ask(&engine, "configmaps");
+    assert_eq!(d, Decision::Allow);
+    assert!(reason.contains("AmazonEKSEditPolicy"), "{reason}");
+    assert_eq!(tier.as_deref(), Some("eks-access-policies"));
+    // Cedar still forbids secrets before the access-policy tier.
+    assert_eq!(ask(&engine, "secrets").0, Decision::Deny);
+}

@@ -2,6 +2,7 @@
 //! by subject so a decision costs what the requester's own bindings cost, not a scan of every
 //! binding in the cluster.
 //!
+//! * [`access_policies`]: EKS access entries and managed access policies as an allow-only authorizer.
 //! * [`model`]: roles, bindings, rules and subjects (serde, lenient like the API's JSON).
 //! * [`manifest`]: loading roles and bindings from YAML manifests.
 //! * [`matching`]: one rule against one request; one subject against one user.
@@ -11,6 +12,7 @@
 //! * [`convert`]: RBAC → Cedar policies (the upstream converter, with its bugs fixed).
 //! * [`escalation`]: privilege-escalation checks on writes to roles and bindings.
 
+pub mod access_policies;
 pub mod aggregate;
 pub mod authorizer;
 pub mod convert;

@@ -74,6 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             schema: None,
             rbac: vec![],
             rbac_first: false,
+            access_entries: None,
         }
         .sources(Default::default())?;
         let engine = sources.load()?.engine;

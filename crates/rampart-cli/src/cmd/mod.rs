@@ -36,15 +36,20 @@ pub enum ValidationArg {
 pub struct PolicyArgs {
     /// A policy tier: a directory of `.cedar` files and `Policy` YAML, or a single file.
     /// Repeat for more tiers, highest priority first.
-    #[arg(long = "policies", short = 'p', value_name = "PATH", required_unless_present = "rbac")]
+    #[arg(long = "policies", short = 'p', value_name = "PATH", required_unless_present_any = ["rbac", "access_entries"])]
     pub tiers: Vec<PathBuf>,
     /// RBAC manifests (Roles, ClusterRoles and their bindings; files or directories) evaluated
     /// as one more tier, after the Cedar tiers (so Cedar forbids win), or first with --rbac-first.
     #[arg(long = "rbac", value_name = "PATH")]
     pub rbac: Vec<PathBuf>,
-    /// Evaluate the RBAC tier before the Cedar tiers (RBAC grants then win over Cedar forbids).
-    #[arg(long, requires = "rbac")]
+    /// Evaluate the RBAC (and access-policy) tiers before the Cedar tiers (their grants then win
+    /// over Cedar forbids).
+    #[arg(long)]
     pub rbac_first: bool,
+    /// EKS access entries with their associated access policies (YAML `accessEntries:`), an
+    /// allow-only tier placed with the RBAC tier.
+    #[arg(long, value_name = "FILE")]
+    pub access_entries: Option<PathBuf>,
     /// Schema validation of policies at load time.
     #[arg(long, value_enum, default_value_t)]
     pub validation: ValidationArg,
@@ -58,6 +63,7 @@ impl PolicyArgs {
         let mut sources = PolicySources::new(self.tiers.clone(), options);
         sources.rbac = self.rbac.clone();
         sources.rbac_first = self.rbac_first;
+        sources.access_entries = self.access_entries.clone();
         sources.validation = match self.validation {
             ValidationArg::Off => Validation::Off,
             ValidationArg::Warn => Validation::Warn,

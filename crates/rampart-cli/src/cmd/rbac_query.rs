@@ -153,6 +153,7 @@ pub fn who_can(args: WhoCanArgs) -> anyhow::Result<ExitCode> {
             schema: None,
             rbac: vec![],
             rbac_first: false,
+            access_entries: None,
         }
         .sources(Default::default())?;
         Some(sources.load()?.engine)

@@ -102,7 +102,7 @@ impl LiveEngine {
                 let _ = tx.send(());
             }
         })?;
-        for path in self.sources.tiers.iter().chain(&self.sources.rbac) {
+        for path in self.sources.tiers.iter().chain(&self.sources.rbac).chain(&self.sources.access_entries) {
             watcher.watch(watch_target(path).as_path(), RecursiveMode::NonRecursive)?;
         }
         let live = Arc::clone(self);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use cedar_policy::{PolicySet, Schema};
 
 use crate::document::{DocumentKind, LoadedPolicy, ParseFailure, parse_document};
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::{AllowOnly, Engine, EngineOptions, RbacTier};
 use crate::{PolicyLoadError, schema};
 
 pub use live::LiveEngine;
@@ -45,6 +45,9 @@ pub struct PolicySources {
     pub rbac: Vec<PathBuf>,
     /// Put the RBAC tier before the Cedar tiers instead of after them.
     pub rbac_first: bool,
+    /// EKS access entries (with associated access policies), an allow-only tier placed with
+    /// the RBAC tier.
+    pub access_entries: Option<PathBuf>,
 }
 
 /// A successful load: the engine and any validation warnings.
@@ -82,6 +85,7 @@ impl PolicySources {
             options,
             rbac: vec![],
             rbac_first: false,
+            access_entries: None,
         }
     }
 
@@ -126,11 +130,24 @@ impl PolicySources {
         let mut engine = Engine::new(tiers, self.options.clone()).map_err(|e| LoadFailure {
             errors: vec![PolicyLoadError::Parse { location: "engine".into(), message: e.to_string() }],
         })?;
+        if let Some(path) = &self.access_entries {
+            let fail = |message: String| LoadFailure {
+                errors: vec![PolicyLoadError::Parse { location: path.display().to_string(), message }],
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+            let access = rampart_rbac::access_policies::AccessPolicyAuthorizer::from_yaml(&text)
+                .map_err(|e| fail(e.to_string()))?;
+            let tier = RbacTier {
+                name: "eks-access-policies".into(),
+                authorizer: AllowOnly::AccessPolicies(access),
+            };
+            engine = engine.with_rbac_tier(tier, self.rbac_first);
+        }
         if !self.rbac.is_empty() {
             let world = rampart_rbac::manifest::World::from_paths(&self.rbac).map_err(|e| LoadFailure {
                 errors: vec![PolicyLoadError::Parse { location: e.location, message: e.message }],
             })?;
-            let tier = crate::engine::RbacTier { name: "rbac".into(), authorizer: world.authorizer() };
+            let tier = RbacTier { name: "rbac".into(), authorizer: AllowOnly::Rbac(world.authorizer()) };
             engine = engine.with_rbac_tier(tier, self.rbac_first);
         }
         Ok(LoadReport { engine, warnings })
