@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rampart_rbac::manifest::World;
 use rampart_rbac::{Attributes, User};
 use rampart_types::Decision;
 use rampart_types::sar::{NonResourceAttributes, ResourceAttributes, SubjectAccessReviewSpec};
@@ -40,6 +39,12 @@ pub struct Args {
     /// RBAC manifests (files or directories of YAML: roles, bindings; `kubectl get … -o yaml` output).
     #[arg(long = "rbac", value_name = "PATH")]
     pub rbac: Vec<PathBuf>,
+    /// Read Roles, ClusterRoles and bindings from the cluster instead of --rbac files.
+    #[arg(long, conflicts_with = "rbac")]
+    pub rbac_from_cluster: bool,
+    /// Kubeconfig for --rbac-from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
     /// Cedar policy tiers evaluated before RBAC (as `rampart serve -p`).
     #[arg(long = "policies", short = 'p', value_name = "PATH")]
     pub policies: Vec<PathBuf>,
@@ -112,7 +117,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let answer = match answer {
         Some(a) => a,
         None => {
-            let authz = World::from_paths(&args.rbac)?.authorizer();
+            let authz =
+                super::cluster::rbac_from(&args.rbac, args.rbac_from_cluster, args.kubeconfig.as_deref())?
+                    .authorizer();
             let attrs = Attributes {
                 verb: &args.verb,
                 resource_request: !non_resource,

@@ -40,6 +40,106 @@ pub async fn namespace_labels(
         .collect())
 }
 
+/// Every Role, ClusterRole, RoleBinding and ClusterRoleBinding of the cluster (needs `list` on
+/// those four resources), as an RBAC world.
+pub async fn rbac_world(client: &kube::Client) -> anyhow::Result<rampart_rbac::manifest::World> {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    use rampart_rbac::model;
+
+    let lp = ListParams::default();
+    let rule = |r: k8s_openapi::api::rbac::v1::PolicyRule| model::PolicyRule {
+        verbs: r.verbs,
+        api_groups: r.api_groups.unwrap_or_default(),
+        resources: r.resources.unwrap_or_default(),
+        resource_names: r.resource_names.unwrap_or_default(),
+        non_resource_urls: r.non_resource_urls.unwrap_or_default(),
+    };
+    let subjects = |s: Option<Vec<k8s_openapi::api::rbac::v1::Subject>>| -> Vec<model::Subject> {
+        s.unwrap_or_default()
+            .into_iter()
+            .map(|s| model::Subject {
+                kind: s.kind,
+                name: s.name,
+                namespace: s.namespace.unwrap_or_default(),
+            })
+            .collect()
+    };
+    let selector = |s: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector| model::LabelSelector {
+        match_labels: s.match_labels.unwrap_or_default(),
+        match_expressions: s
+            .match_expressions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| model::LabelRequirement {
+                key: e.key,
+                operator: e.operator,
+                values: e.values.unwrap_or_default(),
+            })
+            .collect(),
+    };
+    let mut world = rampart_rbac::manifest::World::default();
+    let context =
+        "cannot list RBAC objects (needs list on roles, rolebindings, clusterroles, clusterrolebindings)";
+    for r in Api::<ClusterRole>::all(client.clone()).list(&lp).await.context(context)? {
+        world.cluster_roles.push(model::Role {
+            name: r.metadata.name.unwrap_or_default(),
+            namespace: String::new(),
+            labels: r.metadata.labels.unwrap_or_default(),
+            rules: r.rules.unwrap_or_default().into_iter().map(rule).collect(),
+            aggregation_rule: r.aggregation_rule.map(|a| model::AggregationRule {
+                cluster_role_selectors: a
+                    .cluster_role_selectors
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(selector)
+                    .collect(),
+            }),
+        });
+    }
+    for r in Api::<Role>::all(client.clone()).list(&lp).await.context(context)? {
+        world.roles.push(model::Role {
+            name: r.metadata.name.unwrap_or_default(),
+            namespace: r.metadata.namespace.unwrap_or_default(),
+            labels: r.metadata.labels.unwrap_or_default(),
+            rules: r.rules.unwrap_or_default().into_iter().map(rule).collect(),
+            aggregation_rule: None,
+        });
+    }
+    for b in Api::<ClusterRoleBinding>::all(client.clone()).list(&lp).await.context(context)? {
+        world.cluster_role_bindings.push(model::Binding {
+            name: b.metadata.name.unwrap_or_default(),
+            namespace: String::new(),
+            role_ref: model::RoleRef { kind: b.role_ref.kind, name: b.role_ref.name },
+            subjects: subjects(b.subjects),
+        });
+    }
+    for b in Api::<RoleBinding>::all(client.clone()).list(&lp).await.context(context)? {
+        world.role_bindings.push(model::Binding {
+            name: b.metadata.name.unwrap_or_default(),
+            namespace: b.metadata.namespace.unwrap_or_default(),
+            role_ref: model::RoleRef { kind: b.role_ref.kind, name: b.role_ref.name },
+            subjects: subjects(b.subjects),
+        });
+    }
+    Ok(world)
+}
+
+/// RBAC from manifests, or from the live cluster when `from_cluster` (blocking).
+pub fn rbac_from(
+    paths: &[std::path::PathBuf],
+    from_cluster: bool,
+    kubeconfig: Option<&Path>,
+) -> anyhow::Result<rampart_rbac::manifest::World> {
+    if !from_cluster {
+        return Ok(rampart_rbac::manifest::World::from_paths(paths)?);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = client(kubeconfig).await?;
+        rbac_world(&client).await
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,7 +154,31 @@ mod tests {
                 let mut buf = vec![0u8; 4096];
                 let n = stream.read(&mut buf).await.unwrap_or(0);
                 let request = String::from_utf8_lossy(&buf[..n]);
-                let body = if request.starts_with("GET /api/v1/namespaces") {
+                let rbac = |kind: &str, items: &str| {
+                    format!(
+                        r#"{{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"{kind}","metadata":{{}},"items":[{items}]}}"#
+                    )
+                };
+                let owned;
+                let body = if request.starts_with("GET /apis/rbac.authorization.k8s.io/v1/clusterroles") {
+                    owned = rbac(
+                        "ClusterRoleList",
+                        r#"{"metadata":{"name":"reader"},"rules":[{"apiGroups":[""],"resources":["pods"],"verbs":["get"]}]}"#,
+                    );
+                    owned.as_str()
+                } else if request.starts_with("GET /apis/rbac.authorization.k8s.io/v1/clusterrolebindings") {
+                    owned = rbac(
+                        "ClusterRoleBindingList",
+                        r#"{"metadata":{"name":"readers"},"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"reader"},"subjects":[{"kind":"Group","name":"devs"}]}"#,
+                    );
+                    owned.as_str()
+                } else if request.starts_with("GET /apis/rbac.authorization.k8s.io/v1/roles") {
+                    owned = rbac("RoleList", "");
+                    owned.as_str()
+                } else if request.starts_with("GET /apis/rbac.authorization.k8s.io/v1/rolebindings") {
+                    owned = rbac("RoleBindingList", "");
+                    owned.as_str()
+                } else if request.starts_with("GET /api/v1/namespaces") {
                     r#"{"apiVersion":"v1","kind":"NamespaceList","metadata":{"resourceVersion":"1"},"items":[
                       {"metadata":{"name":"prod","labels":{"pod-security.kubernetes.io/enforce":"restricted"}}},
                       {"metadata":{"name":"dev"}}]}"#
@@ -88,5 +212,21 @@ mod tests {
         let labels = namespace_labels(&client).await.unwrap();
         assert_eq!(labels["prod"]["pod-security.kubernetes.io/enforce"], "restricted");
         assert!(labels["dev"].is_empty());
+        let world = rbac_world(&client).await.unwrap();
+        let groups = vec!["devs".to_owned()];
+        let d = world.authorizer().authorize(
+            &rampart_rbac::User { name: "alice", groups: &groups },
+            &rampart_rbac::Attributes {
+                verb: "get",
+                resource_request: true,
+                resource: "pods",
+                namespace: "x",
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            d.reason(),
+            r#"RBAC: allowed by ClusterRoleBinding "readers" of ClusterRole "reader" to Group "devs""#
+        );
     }
 }

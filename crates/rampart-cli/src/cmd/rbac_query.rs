@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use cedar_policy_scope::literal_principals;
 use rampart_policy::Engine;
 use rampart_rbac::Attributes;
-use rampart_rbac::manifest::World;
 use rampart_types::Decision;
 use rampart_types::sar::{NonResourceAttributes, ResourceAttributes, SubjectAccessReviewSpec};
 use serde::Serialize;
@@ -24,8 +23,14 @@ pub struct WhoCanArgs {
     pub name: Option<String>,
     #[arg(long, short = 'n', default_value = "")]
     pub namespace: String,
-    #[arg(long = "rbac", value_name = "PATH", required = true)]
+    #[arg(long = "rbac", value_name = "PATH", required_unless_present = "rbac_from_cluster")]
     pub rbac: Vec<PathBuf>,
+    /// Read Roles, ClusterRoles and bindings from the cluster instead of --rbac files.
+    #[arg(long, conflicts_with = "rbac")]
+    pub rbac_from_cluster: bool,
+    /// Kubeconfig for --rbac-from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
     /// Cedar policy tiers: show which forbid removes an RBAC grant, and who a Cedar permit adds.
     #[arg(long = "policies", short = 'p', value_name = "PATH")]
     pub policies: Vec<PathBuf>,
@@ -37,8 +42,14 @@ pub struct WhoCanArgs {
 pub struct LookupArgs {
     /// Only subjects whose label (`User alice`, `Group devs`, `ServiceAccount ns/sa`) contains this.
     pub subject: Option<String>,
-    #[arg(long = "rbac", value_name = "PATH", required = true)]
+    #[arg(long = "rbac", value_name = "PATH", required_unless_present = "rbac_from_cluster")]
     pub rbac: Vec<PathBuf>,
+    /// Read Roles, ClusterRoles and bindings from the cluster instead of --rbac files.
+    #[arg(long, conflicts_with = "rbac")]
+    pub rbac_from_cluster: bool,
+    /// Kubeconfig for --rbac-from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Format,
 }
@@ -142,7 +153,8 @@ fn cedar_verdict(engine: &Engine, spec: &SubjectAccessReviewSpec) -> (Decision, 
 }
 
 pub fn who_can(args: WhoCanArgs) -> anyhow::Result<ExitCode> {
-    let authz = World::from_paths(&args.rbac)?.authorizer();
+    let authz = super::cluster::rbac_from(&args.rbac, args.rbac_from_cluster, args.kubeconfig.as_deref())?
+        .authorizer();
     let req = Request::parse(&args.verb, &args.resource, args.name.as_deref(), &args.namespace);
     let engine = if args.policies.is_empty() {
         None
@@ -209,7 +221,8 @@ pub fn who_can(args: WhoCanArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
-    let authz = World::from_paths(&args.rbac)?.authorizer();
+    let authz = super::cluster::rbac_from(&args.rbac, args.rbac_from_cluster, args.kubeconfig.as_deref())?
+        .authorizer();
     let grants = authz.lookup(args.subject.as_deref());
     let risks = authz.risks(args.subject.as_deref());
     match args.output {
