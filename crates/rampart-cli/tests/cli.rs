@@ -337,3 +337,39 @@ fn who_can_and_lookup() {
     assert_eq!(l["grants"].as_array().unwrap().len(), 3);
     assert!(l["risks"].as_array().unwrap().iter().any(|r| r["flag"] == "bound to system:masters"));
 }
+
+#[test]
+fn can_i_list_shows_rbac_rules_access_policies_and_cedar() {
+    let rbac = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/who-can-rbac.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.cedar"), "permit (principal in k8s::Group::\"devs\", action == k8s::Action::\"get\", resource) when { resource has namespace };\npermit (principal in k8s::Group::\"ops\", action, resource);").unwrap();
+    let entries = dir.path().join("entries.yaml");
+    std::fs::write(&entries, "accessEntries:\n- principalArn: arn:aws:iam::1:role/a\n  username: alice\n  accessPolicies:\n  - {policyArn: AmazonEKSViewPolicy, accessScope: {type: namespace, namespaces: [default]}}\n").unwrap();
+    let out = rampart(&[
+        "can-i",
+        "--list",
+        "--as",
+        "alice",
+        "--as-group",
+        "devs",
+        "-n",
+        "default",
+        "--rbac",
+        rbac,
+        "--access-entries",
+        entries.to_str().unwrap(),
+        "-p",
+        dir.path().to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sources: Vec<&str> =
+        v["rules"].as_array().unwrap().iter().map(|r| r["source"].as_str().unwrap()).collect();
+    assert!(sources.iter().any(|s| s.starts_with("RoleBinding/default/devs-secrets")), "{sources:?}");
+    assert!(sources.iter().any(|s| s.contains("AmazonEKSViewPolicy")), "{sources:?}");
+    let cedar = v["cedar"].as_array().unwrap();
+    assert_eq!(cedar.len(), 1, "only the devs permit can apply: {cedar:?}");
+    assert!(cedar[0]["text"].as_str().unwrap().contains("resource has namespace"));
+}

@@ -241,6 +241,22 @@ struct Compiled {
     grants: Vec<(String, AccessScope, Vec<PolicyRule>)>,
 }
 
+/// The IAM ARNs the authenticator put in `extra` (keys lower-cased by the apiserver).
+fn principal_arns(extra: Option<&BTreeMap<String, Vec<String>>>) -> Vec<&str> {
+    ["canonicalarn", "canonicalArn", "arn"]
+        .iter()
+        .filter_map(|k| extra.and_then(|e| e.get(*k)))
+        .flatten()
+        .map(String::as_str)
+        .collect()
+}
+
+impl Compiled {
+    fn is_principal(&self, user: &User<'_>, arns: &[&str]) -> bool {
+        arns.contains(&self.principal_arn.as_str()) || self.username.as_deref() == Some(user.name)
+    }
+}
+
 /// Access entries with their associated policies, ready to authorize.
 pub struct AccessPolicyAuthorizer {
     entries: Vec<Compiled>,
@@ -292,6 +308,28 @@ impl AccessPolicyAuthorizer {
             entries.push(Compiled { principal_arn: e.principal_arn, username, grants });
         }
         Ok(AccessPolicyAuthorizer { entries })
+    }
+
+    /// The rules this principal holds in `namespace` ("" = cluster scope), with their source.
+    pub fn rules_for(
+        &self,
+        user: &User<'_>,
+        extra: Option<&BTreeMap<String, Vec<String>>>,
+        namespace: &str,
+    ) -> Vec<(String, PolicyRule)> {
+        let arns = principal_arns(extra);
+        let mut out = Vec::new();
+        for entry in self.entries.iter().filter(|e| e.is_principal(user, &arns)) {
+            for (policy, scope, rules) in &entry.grants {
+                if scope.kind == "cluster"
+                    || (!namespace.is_empty() && scope.namespaces.iter().any(|n| glob(n, namespace)))
+                {
+                    let source = format!("access entry {} → {policy} ({})", entry.principal_arn, scope.kind);
+                    out.extend(rules.iter().map(|r| (source.clone(), r.clone())));
+                }
+            }
+        }
+        out
     }
 
     /// Allow when an entry of this principal has a policy that allows the request in scope.

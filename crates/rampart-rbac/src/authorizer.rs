@@ -241,6 +241,12 @@ impl RbacAuthorizer {
     /// Every rule granted to `user` in `namespace` ("" = cluster scope only): all applicable
     /// ClusterRoleBindings plus the namespace's RoleBindings, without short-circuit.
     pub fn rules_for(&self, user: &User<'_>, namespace: &str) -> Vec<PolicyRule> {
+        self.grants_for(user, namespace).into_iter().map(|(_, rule)| rule).collect()
+    }
+
+    /// Like [`RbacAuthorizer::rules_for`], each rule with where it comes from
+    /// (`ClusterRoleBinding/x → ClusterRole/y`).
+    pub fn grants_for(&self, user: &User<'_>, namespace: &str) -> Vec<(String, PolicyRule)> {
         let mut out = Vec::new();
         let mut scopes = vec![(&self.cluster_bindings, "")];
         if let Some(index) = self.role_bindings.get(namespace).filter(|_| !namespace.is_empty()) {
@@ -250,9 +256,14 @@ impl RbacAuthorizer {
             for i in index.candidates(user) {
                 let Some(b) = index.bindings.get(i) else { continue };
                 if b.subjects.iter().any(|s| subject_applies(s, user, context))
-                    && let Ok((_, rules)) = self.role_rules(b)
+                    && let Ok((kind, rules)) = self.role_rules(b)
                 {
-                    out.extend_from_slice(rules);
+                    let source = if b.namespace.is_empty() {
+                        format!("ClusterRoleBinding/{} → {kind}/{}", b.name, b.role_ref.name)
+                    } else {
+                        format!("RoleBinding/{}/{} → {kind}/{}", b.namespace, b.name, b.role_ref.name)
+                    };
+                    out.extend(rules.iter().map(|r| (source.clone(), r.clone())));
                 }
             }
         }

@@ -23,9 +23,11 @@ EXIT STATUS:
     0 yes; 1 no; 2 usage or I/O error")]
 pub struct Args {
     /// The verb (get, list, create, delete, impersonate, …).
-    pub verb: String,
+    #[arg(required_unless_present = "list")]
+    pub verb: Option<String>,
     /// Resource (`pods`, `pods/log`, `deployments.apps`) or a non-resource path (`/healthz`).
-    pub resource: String,
+    #[arg(required_unless_present = "list")]
+    pub resource: Option<String>,
     /// Object name.
     pub name: Option<String>,
     #[arg(long, short = 'n', default_value = "")]
@@ -48,8 +50,153 @@ pub struct Args {
     /// Cedar policy tiers evaluated before RBAC (as `rampart serve -p`).
     #[arg(long = "policies", short = 'p', value_name = "PATH")]
     pub policies: Vec<PathBuf>,
+    /// List everything the user may do in the namespace: RBAC rules, access-policy rules and
+    /// the Cedar permits that can apply to them (with their conditions).
+    #[arg(long)]
+    pub list: bool,
+    /// EKS access entries, for --list and decisions (as `rampart serve --access-entries`).
+    #[arg(long, value_name = "FILE")]
+    pub access_entries: Option<PathBuf>,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Format,
+}
+
+#[derive(Debug, Serialize)]
+struct ListedRule {
+    source: String,
+    verbs: Vec<String>,
+    api_groups: Vec<String>,
+    resources: Vec<String>,
+    resource_names: Vec<String>,
+    non_resource_urls: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ListedPolicy {
+    tier: String,
+    policy: String,
+    position: String,
+    effect: String,
+    text: String,
+}
+
+/// Could this permit's principal scope match the user? (Conditions are shown, not evaluated.)
+fn scope_may_match(c: &cedar_policy::PrincipalConstraint, user: &str, groups: &[String]) -> bool {
+    use cedar_policy::PrincipalConstraint as P;
+    let names = |u: &cedar_policy::EntityUid| {
+        let id = u.id().unescaped().to_owned();
+        match u.type_name().to_string().as_str() {
+            "k8s::Group" => groups.contains(&id),
+            _ => id == user,
+        }
+    };
+    match c {
+        P::Any | P::Is(_) => true,
+        P::Eq(u) | P::In(u) | P::IsIn(_, u) => names(u),
+    }
+}
+
+fn list(args: &Args) -> anyhow::Result<ExitCode> {
+    let user = User { name: &args.user, groups: &args.groups };
+    let mut rules: Vec<(String, rampart_rbac::model::PolicyRule)> = Vec::new();
+    if !args.rbac.is_empty() || args.rbac_from_cluster {
+        let authz =
+            super::cluster::rbac_from(&args.rbac, args.rbac_from_cluster, args.kubeconfig.as_deref())?
+                .authorizer();
+        rules.extend(authz.grants_for(&user, &args.namespace));
+    }
+    if let Some(path) = &args.access_entries {
+        let text = std::fs::read_to_string(path)?;
+        let access = rampart_rbac::access_policies::AccessPolicyAuthorizer::from_yaml(&text)?;
+        rules.extend(access.rules_for(&user, None, &args.namespace));
+    }
+    let listed: Vec<ListedRule> = rules
+        .into_iter()
+        .map(|(source, r)| ListedRule {
+            source,
+            verbs: r.verbs,
+            api_groups: r.api_groups,
+            resources: r.resources,
+            resource_names: r.resource_names,
+            non_resource_urls: r.non_resource_urls,
+        })
+        .collect();
+    let mut policies = Vec::new();
+    if !args.policies.is_empty() {
+        let engine = policy_args(args).sources(Default::default())?.load()?.engine;
+        for tier in engine.tiers() {
+            for p in &tier.policies {
+                if scope_may_match(&p.policy.principal_constraint(), &args.user, &args.groups) {
+                    policies.push(ListedPolicy {
+                        tier: tier.name.clone(),
+                        policy: p.id.clone(),
+                        position: p.position.to_string(),
+                        effect: format!("{:?}", p.effect).to_lowercase(),
+                        text: p.policy.to_cedar().unwrap_or_else(|| p.policy.to_string()),
+                    });
+                }
+            }
+        }
+    }
+    match args.output {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"rules": listed, "cedar": policies}))?
+        ),
+        Format::Table => {
+            // The core API group is the empty string; show it as `""` so it is visible.
+            let join = |v: &[String]| {
+                v.iter()
+                    .map(|x| if x.is_empty() { "\"\"" } else { x.as_str() })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut t = crate::output::table(&[
+                "resources",
+                "non-resource URLs",
+                "resource names",
+                "verbs",
+                "api groups",
+                "from",
+            ]);
+            for r in &listed {
+                t.add_row(vec![
+                    join(&r.resources),
+                    join(&r.non_resource_urls),
+                    join(&r.resource_names),
+                    join(&r.verbs),
+                    join(&r.api_groups),
+                    r.source.clone(),
+                ]);
+            }
+            println!("{t}");
+            if !policies.is_empty() {
+                println!("\nCedar policies whose scope can apply (conditions decide):");
+                for p in &policies {
+                    println!(
+                        "\n{} {} ({}, tier {}):\n{}",
+                        p.effect,
+                        p.policy,
+                        p.position,
+                        p.tier,
+                        p.text.trim()
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn policy_args(args: &Args) -> super::PolicyArgs {
+    super::PolicyArgs {
+        tiers: args.policies.clone(),
+        validation: super::ValidationArg::Off,
+        schema: None,
+        rbac: vec![],
+        rbac_first: false,
+        access_entries: None,
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -60,10 +207,16 @@ struct Answer {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let non_resource = args.resource.starts_with('/');
-    let (resource, group) = match args.resource.split_once('.') {
+    if args.list {
+        return list(&args);
+    }
+    let (Some(verb), Some(resource_arg)) = (args.verb.clone(), args.resource.clone()) else {
+        anyhow::bail!("give VERB and RESOURCE, or --list");
+    };
+    let non_resource = resource_arg.starts_with('/');
+    let (resource, group) = match resource_arg.split_once('.') {
         Some((r, g)) if !non_resource => (r.to_owned(), g.to_owned()),
-        _ => (args.resource.clone(), String::new()),
+        _ => (resource_arg.clone(), String::new()),
     };
     let (resource, subresource) = match resource.split_once('/') {
         Some((r, s)) if !non_resource => (r.to_owned(), s.to_owned()),
@@ -73,15 +226,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let mut answer = None;
     if !args.policies.is_empty() {
-        let sources = super::PolicyArgs {
-            tiers: args.policies.clone(),
-            validation: super::ValidationArg::Off,
-            schema: None,
-            rbac: vec![],
-            rbac_first: false,
-            access_entries: None,
-        }
-        .sources(Default::default())?;
+        let sources = policy_args(&args).sources(Default::default())?;
         let engine = sources.load()?.engine;
         let mut spec = SubjectAccessReviewSpec {
             user: Some(args.user.clone()),
@@ -89,13 +234,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..Default::default()
         };
         if non_resource {
-            spec.non_resource_attributes = Some(NonResourceAttributes {
-                path: Some(args.resource.clone()),
-                verb: Some(args.verb.clone()),
-            });
+            spec.non_resource_attributes =
+                Some(NonResourceAttributes { path: Some(resource_arg.clone()), verb: Some(verb.clone()) });
         } else {
             spec.resource_attributes = Some(ResourceAttributes {
-                verb: Some(args.verb.clone()),
+                verb: Some(verb.clone()),
                 group: Some(group.clone()),
                 version: Some("*".into()),
                 resource: Some(resource.clone()),
@@ -121,17 +264,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 super::cluster::rbac_from(&args.rbac, args.rbac_from_cluster, args.kubeconfig.as_deref())?
                     .authorizer();
             let attrs = Attributes {
-                verb: &args.verb,
+                verb: &verb,
                 resource_request: !non_resource,
                 api_group: &group,
                 resource: &resource,
                 subresource: &subresource,
                 name: &name,
                 namespace: &args.namespace,
-                path: if non_resource { &args.resource } else { "" },
+                path: if non_resource { &resource_arg } else { "" },
             };
-            let d = authz.authorize(&User { name: &args.user, groups: &args.groups }, &attrs);
-            Answer { allowed: d.allowed(), decided_by: "rbac", reason: d.reason().to_owned() }
+            let user = User { name: &args.user, groups: &args.groups };
+            let via_access = match &args.access_entries {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)?;
+                    let access = rampart_rbac::access_policies::AccessPolicyAuthorizer::from_yaml(&text)?;
+                    Some(access.authorize(&user, None, &attrs)).filter(|d| d.allowed())
+                }
+                None => None,
+            };
+            match via_access {
+                Some(d) => {
+                    Answer { allowed: true, decided_by: "eks-access-policies", reason: d.reason().to_owned() }
+                }
+                None => {
+                    let d = authz.authorize(&user, &attrs);
+                    Answer { allowed: d.allowed(), decided_by: "rbac", reason: d.reason().to_owned() }
+                }
+            }
         }
     };
     match args.output {
