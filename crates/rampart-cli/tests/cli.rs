@@ -373,3 +373,30 @@ fn can_i_list_shows_rbac_rules_access_policies_and_cedar() {
     assert_eq!(cedar.len(), 1, "only the devs permit can apply: {cedar:?}");
     assert!(cedar[0]["text"].as_str().unwrap().contains("resource has namespace"));
 }
+
+#[test]
+fn bootstrap_roles_are_available_to_queries() {
+    let out = rampart(&[
+        "can-i",
+        "get",
+        "/apis",
+        "--as",
+        "alice",
+        "--as-group",
+        "system:authenticated",
+        "--bootstrap-roles",
+    ]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains(r#"ClusterRoleBinding "system:discovery""#), "{}", stdout(&out));
+    let out = rampart(&[
+        "can-i",
+        "get",
+        "/metrics",
+        "--as",
+        "alice",
+        "--as-group",
+        "system:authenticated",
+        "--bootstrap-roles",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+}

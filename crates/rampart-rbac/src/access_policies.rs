@@ -13,7 +13,7 @@ use crate::authorizer::{Attributes, Decision, User};
 use crate::matching::rule_allows;
 use crate::model::PolicyRule;
 
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+pub(crate) fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect();
     PolicyRule { api_groups: s(groups), resources: s(resources), verbs: s(verbs), ..Default::default() }
 }
@@ -22,7 +22,7 @@ const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
 
 /// The read rows shared by the View and Edit policies.
-fn view_rules() -> Vec<PolicyRule> {
+pub(crate) fn view_rules() -> Vec<PolicyRule> {
     vec![
         rule(
             &["apps"],
@@ -94,7 +94,7 @@ fn view_rules() -> Vec<PolicyRule> {
     ]
 }
 
-fn edit_rules() -> Vec<PolicyRule> {
+pub(crate) fn edit_rules() -> Vec<PolicyRule> {
     let mut rules = view_rules();
     rules.extend([
         rule(

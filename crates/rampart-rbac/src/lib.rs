@@ -9,12 +9,14 @@
 //! * [`aggregate`]: ClusterRole aggregation, as the controller does it.
 //! * [`authorizer`]: the indexed authorizer.
 //! * [`query`]: who-can, lookup and risk flags over a whole world.
+//! * [`bootstrap`]: the default roles and bindings of kube-apiserver.
 //! * [`convert`]: RBAC → Cedar policies (the upstream converter, with its bugs fixed).
 //! * [`escalation`]: privilege-escalation checks on writes to roles and bindings.
 
 pub mod access_policies;
 pub mod aggregate;
 pub mod authorizer;
+pub mod bootstrap;
 pub mod convert;
 pub mod escalation;
 pub mod manifest;

@@ -38,15 +38,8 @@ pub struct Args {
     /// Group of the user (repeatable).
     #[arg(long = "as-group", value_name = "GROUP")]
     pub groups: Vec<String>,
-    /// RBAC manifests (files or directories of YAML: roles, bindings; `kubectl get … -o yaml` output).
-    #[arg(long = "rbac", value_name = "PATH")]
-    pub rbac: Vec<PathBuf>,
-    /// Read Roles, ClusterRoles and bindings from the cluster instead of --rbac files.
-    #[arg(long, conflicts_with = "rbac")]
-    pub rbac_from_cluster: bool,
-    /// Kubeconfig for --rbac-from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: super::cluster::RbacSource,
     /// Cedar policy tiers evaluated before RBAC (as `rampart serve -p`).
     #[arg(long = "policies", short = 'p', value_name = "PATH")]
     pub policies: Vec<PathBuf>,
@@ -99,10 +92,8 @@ fn scope_may_match(c: &cedar_policy::PrincipalConstraint, user: &str, groups: &[
 fn list(args: &Args) -> anyhow::Result<ExitCode> {
     let user = User { name: &args.user, groups: &args.groups };
     let mut rules: Vec<(String, rampart_rbac::model::PolicyRule)> = Vec::new();
-    if !args.rbac.is_empty() || args.rbac_from_cluster {
-        let authz =
-            super::cluster::rbac_from(&args.rbac, args.rbac_from_cluster, args.kubeconfig.as_deref())?
-                .authorizer();
+    if !args.source.rbac.is_empty() || args.source.rbac_from_cluster || args.source.bootstrap_roles {
+        let authz = super::cluster::rbac_from(&args.source)?.authorizer();
         rules.extend(authz.grants_for(&user, &args.namespace));
     }
     if let Some(path) = &args.access_entries {
@@ -189,14 +180,7 @@ fn list(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 fn policy_args(args: &Args) -> super::PolicyArgs {
-    super::PolicyArgs {
-        tiers: args.policies.clone(),
-        validation: super::ValidationArg::Off,
-        schema: None,
-        rbac: vec![],
-        rbac_first: false,
-        access_entries: None,
-    }
+    super::PolicyArgs::cedar_only(args.policies.clone())
 }
 
 #[derive(Debug, Serialize)]
@@ -260,9 +244,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let answer = match answer {
         Some(a) => a,
         None => {
-            let authz =
-                super::cluster::rbac_from(&args.rbac, args.rbac_from_cluster, args.kubeconfig.as_deref())?
-                    .authorizer();
+            let authz = super::cluster::rbac_from(&args.source)?.authorizer();
             let attrs = Attributes {
                 verb: &verb,
                 resource_request: !non_resource,

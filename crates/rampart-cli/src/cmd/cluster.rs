@@ -125,19 +125,34 @@ pub async fn rbac_world(client: &kube::Client) -> anyhow::Result<rampart_rbac::m
 }
 
 /// RBAC from manifests, or from the live cluster when `from_cluster` (blocking).
-pub fn rbac_from(
-    paths: &[std::path::PathBuf],
-    from_cluster: bool,
-    kubeconfig: Option<&Path>,
-) -> anyhow::Result<rampart_rbac::manifest::World> {
-    if !from_cluster {
-        return Ok(rampart_rbac::manifest::World::from_paths(paths)?);
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let client = client(kubeconfig).await?;
-        rbac_world(&client).await
-    })
+pub fn rbac_from(source: &RbacSource) -> anyhow::Result<rampart_rbac::manifest::World> {
+    let world = if source.rbac_from_cluster {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async {
+            let client = client(source.kubeconfig.as_deref()).await?;
+            rbac_world(&client).await
+        })?
+    } else {
+        rampart_rbac::manifest::World::from_paths(&source.rbac)?
+    };
+    Ok(if source.bootstrap_roles { world.with_bootstrap() } else { world })
+}
+
+/// Where RBAC objects come from, for the query commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RbacSource {
+    /// RBAC manifests (files or directories of YAML: roles, bindings; `kubectl get … -o yaml` output).
+    #[arg(long = "rbac", value_name = "PATH")]
+    pub rbac: Vec<std::path::PathBuf>,
+    /// Read Roles, ClusterRoles and bindings from the cluster instead of --rbac files.
+    #[arg(long, conflicts_with = "rbac")]
+    pub rbac_from_cluster: bool,
+    /// Kubeconfig for --rbac-from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// Add kube-apiserver's default roles and bindings (cluster-admin, admin/edit/view, discovery…).
+    #[arg(long)]
+    pub bootstrap_roles: bool,
 }
 
 #[cfg(test)]

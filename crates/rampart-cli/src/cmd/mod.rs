@@ -36,7 +36,7 @@ pub enum ValidationArg {
 pub struct PolicyArgs {
     /// A policy tier: a directory of `.cedar` files and `Policy` YAML, or a single file.
     /// Repeat for more tiers, highest priority first.
-    #[arg(long = "policies", short = 'p', value_name = "PATH", required_unless_present_any = ["rbac", "access_entries"])]
+    #[arg(long = "policies", short = 'p', value_name = "PATH", required_unless_present_any = ["rbac", "access_entries", "bootstrap_roles"])]
     pub tiers: Vec<PathBuf>,
     /// RBAC manifests (Roles, ClusterRoles and their bindings; files or directories) evaluated
     /// as one more tier, after the Cedar tiers (so Cedar forbids win), or first with --rbac-first.
@@ -50,6 +50,10 @@ pub struct PolicyArgs {
     /// allow-only tier placed with the RBAC tier.
     #[arg(long, value_name = "FILE")]
     pub access_entries: Option<PathBuf>,
+    /// Add kube-apiserver's default roles and bindings (cluster-admin, admin/edit/view,
+    /// discovery…) to the RBAC tier.
+    #[arg(long)]
+    pub bootstrap_roles: bool,
     /// Schema validation of policies at load time.
     #[arg(long, value_enum, default_value_t)]
     pub validation: ValidationArg,
@@ -59,11 +63,26 @@ pub struct PolicyArgs {
 }
 
 impl PolicyArgs {
+    /// Cedar tiers only, unvalidated: for the query commands, which decide with policies that
+    /// `serve` (and `validate`) already checked.
+    pub fn cedar_only(tiers: Vec<PathBuf>) -> Self {
+        PolicyArgs {
+            tiers,
+            validation: ValidationArg::Off,
+            schema: None,
+            rbac: vec![],
+            rbac_first: false,
+            access_entries: None,
+            bootstrap_roles: false,
+        }
+    }
+
     pub fn sources(&self, options: EngineOptions) -> anyhow::Result<PolicySources> {
         let mut sources = PolicySources::new(self.tiers.clone(), options);
         sources.rbac = self.rbac.clone();
         sources.rbac_first = self.rbac_first;
         sources.access_entries = self.access_entries.clone();
+        sources.rbac_bootstrap = self.bootstrap_roles;
         sources.validation = match self.validation {
             ValidationArg::Off => Validation::Off,
             ValidationArg::Warn => Validation::Warn,

@@ -23,14 +23,8 @@ pub struct WhoCanArgs {
     pub name: Option<String>,
     #[arg(long, short = 'n', default_value = "")]
     pub namespace: String,
-    #[arg(long = "rbac", value_name = "PATH", required_unless_present = "rbac_from_cluster")]
-    pub rbac: Vec<PathBuf>,
-    /// Read Roles, ClusterRoles and bindings from the cluster instead of --rbac files.
-    #[arg(long, conflicts_with = "rbac")]
-    pub rbac_from_cluster: bool,
-    /// Kubeconfig for --rbac-from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: super::cluster::RbacSource,
     /// Cedar policy tiers: show which forbid removes an RBAC grant, and who a Cedar permit adds.
     #[arg(long = "policies", short = 'p', value_name = "PATH")]
     pub policies: Vec<PathBuf>,
@@ -42,14 +36,8 @@ pub struct WhoCanArgs {
 pub struct LookupArgs {
     /// Only subjects whose label (`User alice`, `Group devs`, `ServiceAccount ns/sa`) contains this.
     pub subject: Option<String>,
-    #[arg(long = "rbac", value_name = "PATH", required_unless_present = "rbac_from_cluster")]
-    pub rbac: Vec<PathBuf>,
-    /// Read Roles, ClusterRoles and bindings from the cluster instead of --rbac files.
-    #[arg(long, conflicts_with = "rbac")]
-    pub rbac_from_cluster: bool,
-    /// Kubeconfig for --rbac-from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: super::cluster::RbacSource,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Format,
 }
@@ -153,21 +141,12 @@ fn cedar_verdict(engine: &Engine, spec: &SubjectAccessReviewSpec) -> (Decision, 
 }
 
 pub fn who_can(args: WhoCanArgs) -> anyhow::Result<ExitCode> {
-    let authz = super::cluster::rbac_from(&args.rbac, args.rbac_from_cluster, args.kubeconfig.as_deref())?
-        .authorizer();
+    let authz = super::cluster::rbac_from(&args.source)?.authorizer();
     let req = Request::parse(&args.verb, &args.resource, args.name.as_deref(), &args.namespace);
     let engine = if args.policies.is_empty() {
         None
     } else {
-        let sources = super::PolicyArgs {
-            tiers: args.policies.clone(),
-            validation: super::ValidationArg::Off,
-            schema: None,
-            rbac: vec![],
-            rbac_first: false,
-            access_entries: None,
-        }
-        .sources(Default::default())?;
+        let sources = super::PolicyArgs::cedar_only(args.policies.clone()).sources(Default::default())?;
         Some(sources.load()?.engine)
     };
     let mut rows: Vec<Row> = authz
@@ -221,8 +200,7 @@ pub fn who_can(args: WhoCanArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
-    let authz = super::cluster::rbac_from(&args.rbac, args.rbac_from_cluster, args.kubeconfig.as_deref())?
-        .authorizer();
+    let authz = super::cluster::rbac_from(&args.source)?.authorizer();
     let grants = authz.lookup(args.subject.as_deref());
     let risks = authz.risks(args.subject.as_deref());
     match args.output {

@@ -48,6 +48,8 @@ pub struct PolicySources {
     /// EKS access entries (with associated access policies), an allow-only tier placed with
     /// the RBAC tier.
     pub access_entries: Option<PathBuf>,
+    /// Add kube-apiserver's default roles and bindings to the RBAC tier.
+    pub rbac_bootstrap: bool,
 }
 
 /// A successful load: the engine and any validation warnings.
@@ -86,6 +88,7 @@ impl PolicySources {
             rbac: vec![],
             rbac_first: false,
             access_entries: None,
+            rbac_bootstrap: false,
         }
     }
 
@@ -143,10 +146,14 @@ impl PolicySources {
             };
             engine = engine.with_rbac_tier(tier, self.rbac_first);
         }
-        if !self.rbac.is_empty() {
-            let world = rampart_rbac::manifest::World::from_paths(&self.rbac).map_err(|e| LoadFailure {
-                errors: vec![PolicyLoadError::Parse { location: e.location, message: e.message }],
-            })?;
+        if !self.rbac.is_empty() || self.rbac_bootstrap {
+            let mut world =
+                rampart_rbac::manifest::World::from_paths(&self.rbac).map_err(|e| LoadFailure {
+                    errors: vec![PolicyLoadError::Parse { location: e.location, message: e.message }],
+                })?;
+            if self.rbac_bootstrap {
+                world = world.with_bootstrap();
+            }
             let tier = RbacTier { name: "rbac".into(), authorizer: AllowOnly::Rbac(world.authorizer()) };
             engine = engine.with_rbac_tier(tier, self.rbac_first);
         }
