@@ -400,3 +400,22 @@ fn bootstrap_roles_are_available_to_queries() {
     ]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn can_i_adds_the_groups_the_apiserver_implies() {
+    let dir = tempfile::tempdir().unwrap();
+    let rbac = dir.path().join("rbac.yaml");
+    std::fs::write(&rbac, "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: r}\nrules: [{apiGroups: [''], resources: [configmaps], verbs: [get]}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: all-sas, namespace: dev}\nroleRef: {kind: ClusterRole, name: r}\nsubjects: [{kind: Group, name: 'system:serviceaccounts:dev'}]\n").unwrap();
+    let out = rampart(&[
+        "can-i",
+        "get",
+        "configmaps",
+        "-n",
+        "dev",
+        "--as",
+        "system:serviceaccount:dev:app",
+        "--rbac",
+        rbac.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}

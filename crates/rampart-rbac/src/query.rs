@@ -20,6 +20,9 @@ pub struct Grant {
     pub role: String,
     /// `cluster-wide` or the namespace.
     pub scope: String,
+    /// Index of the role's first rule that grants the request (`who-can` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<usize>,
 }
 
 /// A risky grant, for `lookup`.
@@ -67,6 +70,7 @@ impl RbacAuthorizer {
                     } else {
                         binding.namespace.clone()
                     },
+                    rule: None,
                 }
             })
             .collect()
@@ -78,9 +82,9 @@ impl RbacAuthorizer {
         let mut out = Vec::new();
         for binding in self.all_bindings(attrs.namespace) {
             if let Ok((_, rules)) = self.role_rules(binding)
-                && rules.iter().any(|r| rule_allows(r, attrs))
+                && let Some(index) = rules.iter().position(|r| rule_allows(r, attrs))
             {
-                out.extend(self.grants_of(binding));
+                out.extend(self.grants_of(binding).into_iter().map(|g| Grant { rule: Some(index), ..g }));
             }
         }
         out

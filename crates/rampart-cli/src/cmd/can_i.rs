@@ -190,7 +190,25 @@ struct Answer {
     reason: String,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+/// The groups the apiserver gives a user it impersonates: service accounts get
+/// `system:serviceaccounts` and `system:serviceaccounts:<ns>`, everyone `system:authenticated`.
+fn implied_groups(user: &str, groups: &mut Vec<String>) {
+    let mut add = |g: String| {
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    };
+    if let Some((ns, _)) = user.strip_prefix("system:serviceaccount:").and_then(|r| r.split_once(':')) {
+        add("system:serviceaccounts".into());
+        add(format!("system:serviceaccounts:{ns}"));
+    }
+    if user != "system:anonymous" {
+        add("system:authenticated".into());
+    }
+}
+
+pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    implied_groups(&args.user, &mut args.groups);
     if args.list {
         return list(&args);
     }

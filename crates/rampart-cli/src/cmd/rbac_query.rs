@@ -160,7 +160,11 @@ pub fn who_can(args: WhoCanArgs) -> anyhow::Result<ExitCode> {
                 },
                 None => String::new(),
             };
-            Row { subject: g.subject, granted_by: g.binding, role: g.role, scope: g.scope, cedar }
+            let role = match g.rule {
+                Some(i) => format!("{} rule {i}", g.role),
+                None => g.role,
+            };
+            Row { subject: g.subject, granted_by: g.binding, role, scope: g.scope, cedar }
         })
         .collect();
     if let Some(engine) = &engine {
