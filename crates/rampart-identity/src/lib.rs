@@ -2,9 +2,11 @@
 //!
 //! * [`arn`]: ARN parsing and canonicalization (assumed-role sessions → their role).
 //! * [`host`]: the STS endpoint allow-list per partition (FIPS, dual-stack, fallback region).
+//! * [`sts`]: the GetCallerIdentity call (JSON or strict XML) and identity extraction.
 //! * [`token`]: `k8s-aws-v1.` tokens — the pre-STS checks of aws-iam-authenticator, in its order,
 //!   with the CVE-2022-2385 duplicate-parameter check first.
 
 pub mod arn;
 pub mod host;
+pub mod sts;
 pub mod token;
