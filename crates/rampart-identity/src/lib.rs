@@ -2,11 +2,13 @@
 //!
 //! * [`arn`]: ARN parsing and canonicalization (assumed-role sessions → their role).
 //! * [`host`]: the STS endpoint allow-list per partition (FIPS, dual-stack, fallback region).
+//! * [`mapping`]: aws-auth, access entries and authentication modes → Kubernetes users.
 //! * [`sts`]: the GetCallerIdentity call (JSON or strict XML) and identity extraction.
 //! * [`token`]: `k8s-aws-v1.` tokens — the pre-STS checks of aws-iam-authenticator, in its order,
 //!   with the CVE-2022-2385 duplicate-parameter check first.
 
 pub mod arn;
 pub mod host;
+pub mod mapping;
 pub mod sts;
 pub mod token;

@@ -1,0 +1,507 @@
+//! From an IAM identity to a Kubernetes user: the aws-auth ConfigMap format, EKS access
+//! entries, and the authentication modes that chain them (spec §3–4).
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::sts::Identity;
+
+/// A mapped Kubernetes user, before the apiserver adds `system:authenticated`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeUser {
+    pub username: String,
+    pub groups: Vec<String>,
+}
+
+/// Why an identity did not become a user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    #[error("identity is not mapped")]
+    NotMapped,
+    #[error(
+        "mapper {mapper} renderTemplates error: error rendering username template {template:?}: {reason}"
+    )]
+    Template { mapper: &'static str, template: String, reason: String },
+    #[error(
+        "invalid username '{username}' for mapper {mapper}: username must not begin with with the following prefixes: {prefixes:?}"
+    )]
+    ReservedPrefix { username: String, mapper: &'static str, prefixes: Vec<String> },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Looks up an EC2 instance's private DNS name (`{{EC2PrivateDNSName}}`).
+pub trait InstanceResolver: Send + Sync {
+    fn private_dns_name(&self, instance_id: &str) -> Result<String, String>;
+}
+
+/// Without EC2 access, node templates cannot be rendered: fail closed.
+pub struct NoEc2;
+
+impl InstanceResolver for NoEc2 {
+    fn private_dns_name(&self, instance_id: &str) -> Result<String, String> {
+        Err(format!("failed to find node {instance_id} (EC2 lookups are not configured)"))
+    }
+}
+
+fn is_instance_id(s: &str) -> bool {
+    s.strip_prefix("i-").is_some_and(|rest| {
+        (rest.len() == 8 || rest.len() == 17) && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
+}
+
+/// Render a username or group template in one pass, so text inside a session name is never
+/// itself expanded (upstream's sequential replacement expanded it).
+pub fn render(template: &str, id: &Identity, ec2: &dyn InstanceResolver) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(after);
+            return Ok(out);
+        };
+        let name = &after[2..end];
+        match name {
+            "AccountID" => out.push_str(&id.account_id),
+            "SessionName" => out.push_str(&id.session_name.replace('@', "-")),
+            "SessionNameRaw" => out.push_str(&id.session_name),
+            "AccessKeyID" => out.push_str(&id.access_key_id),
+            "EC2PrivateDNSName" => {
+                if !is_instance_id(&id.session_name) {
+                    return Err("SessionName did not contain an instance id".into());
+                }
+                out.push_str(&ec2.private_dns_name(&id.session_name)?);
+            }
+            // Unknown placeholders stay verbatim, as upstream.
+            _ => out.push_str(&after[..end + 2]),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// One mapping row: an ARN, a username template and group templates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub arn: String,
+    pub username: String,
+    pub groups: Vec<String>,
+}
+
+/// The aws-auth ConfigMap (`kube-system/aws-auth`): `mapRoles`, `mapUsers`, `mapAccounts`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsAuth {
+    pub roles: Vec<Mapping>,
+    pub users: Vec<Mapping>,
+    pub accounts: Vec<String>,
+}
+
+fn get_ci<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+    v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array).into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+}
+
+/// A data value that means "no entries".
+fn empty_value(s: &str) -> bool {
+    matches!(s.trim(), "" | "``" | "\"\"" | "''")
+}
+
+impl AwsAuth {
+    /// Parse the ConfigMap (YAML or JSON). Invalid entries are dropped and reported, valid ones
+    /// kept, as upstream ("only saving data that was good").
+    pub fn from_configmap(text: &str) -> Result<(Self, Vec<String>), MappingError> {
+        let cm: Value =
+            serde_yaml::from_str(text).map_err(|e| MappingError::Config(format!("aws-auth: {e}")))?;
+        let data = cm.get("data").cloned().unwrap_or(Value::Null);
+        let mut out = AwsAuth::default();
+        let mut warnings = Vec::new();
+        let parse_list = |key: &str| -> Result<Vec<Value>, MappingError> {
+            match data.get(key).and_then(Value::as_str) {
+                None => Ok(vec![]),
+                Some(s) if empty_value(s) => Ok(vec![]),
+                Some(s) => serde_yaml::from_str::<Vec<Value>>(s)
+                    .map_err(|e| MappingError::Config(format!("aws-auth data.{key}: {e}"))),
+            }
+        };
+        for (i, entry) in parse_list("mapRoles")?.iter().enumerate() {
+            let arn = get_ci(entry, "rolearn").and_then(Value::as_str).unwrap_or_default();
+            if get_ci(entry, "sso").is_some() {
+                warnings.push(format!("aws-auth mapRoles[{i}]: sso entries are not supported; skipped"));
+                continue;
+            }
+            if arn.is_empty() {
+                warnings.push(format!("aws-auth mapRoles[{i}]: one of rolearn or SSO must be supplied"));
+                continue;
+            }
+            out.roles.push(Mapping {
+                arn: arn.to_owned(),
+                username: get_ci(entry, "username").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                groups: strings(get_ci(entry, "groups")),
+            });
+        }
+        for (i, entry) in parse_list("mapUsers")?.iter().enumerate() {
+            let arn = get_ci(entry, "userarn").and_then(Value::as_str).unwrap_or_default();
+            if arn.is_empty() {
+                warnings.push(format!("aws-auth mapUsers[{i}]: value for userarn must be supplied"));
+                continue;
+            }
+            out.users.push(Mapping {
+                arn: arn.to_owned(),
+                username: get_ci(entry, "username").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                groups: strings(get_ci(entry, "groups")),
+            });
+        }
+        if let Some(s) = data.get("mapAccounts").and_then(Value::as_str).filter(|s| !empty_value(s)) {
+            // Keep the literal text of unquoted numbers (`- 012345678901` keeps its zero).
+            let yaml: serde_yaml::Value = serde_yaml::from_str(s)
+                .map_err(|e| MappingError::Config(format!("aws-auth data.mapAccounts: {e}")))?;
+            for a in yaml.as_sequence().into_iter().flatten() {
+                match a {
+                    serde_yaml::Value::String(s) => out.accounts.push(s.clone()),
+                    serde_yaml::Value::Number(n) => out.accounts.push(n.to_string()),
+                    other => warnings.push(format!("aws-auth mapAccounts: not an account id: {other:?}")),
+                }
+            }
+        }
+        Ok((out, warnings))
+    }
+
+    fn find(&self, canonical_arn: &str) -> Option<&Mapping> {
+        // Case-insensitive, roles first; `rolearn` is not canonicalised (as upstream), so an
+        // assumed-role ARN there never matches.
+        self.roles
+            .iter()
+            .find(|m| m.arn.eq_ignore_ascii_case(canonical_arn))
+            .or_else(|| self.users.iter().find(|m| m.arn.eq_ignore_ascii_case(canonical_arn)))
+    }
+}
+
+/// An EKS access entry (the fields authentication needs).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessEntry {
+    pub principal_arn: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub kubernetes_groups: Vec<String>,
+    #[serde(default, rename = "type")]
+    pub entry_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EntriesFile {
+    access_entries: Vec<AccessEntry>,
+}
+
+/// Prefixes a custom access-entry username may not use.
+pub const RESERVED_PREFIXES: &[&str] = &["system:", "eks:", "aws:", "amazon:", "iam:"];
+
+/// Access entries, validated as the EKS API does when they are created.
+#[derive(Debug, Clone, Default)]
+pub struct AccessEntries {
+    entries: Vec<Mapping>,
+    custom_usernames: Vec<bool>,
+}
+
+impl AccessEntries {
+    pub fn from_yaml(text: &str) -> Result<Self, MappingError> {
+        let file: EntriesFile =
+            serde_yaml::from_str(text).map_err(|e| MappingError::Config(format!("access entries: {e}")))?;
+        let mut out = AccessEntries::default();
+        for e in file.access_entries {
+            let kind = e.entry_type.as_deref().unwrap_or("STANDARD");
+            let role = crate::arn::parse(&e.principal_arn).ok().filter(|a| a.resource.starts_with("role/"));
+            let (default_username, default_groups): (String, Vec<String>) = match kind {
+                "STANDARD" => match &role {
+                    Some(a) => {
+                        let name = a.resource.rsplit('/').next().unwrap_or_default();
+                        (
+                            format!(
+                                "arn:{}:sts::{}:assumed-role/{name}/{{{{SessionName}}}}",
+                                a.partition, a.account
+                            ),
+                            vec![],
+                        )
+                    }
+                    None => (e.principal_arn.clone(), vec![]),
+                },
+                "EC2_LINUX" | "EC2_WINDOWS" | "EC2" => {
+                    ("system:node:{{EC2PrivateDNSName}}".into(), vec!["system:nodes".into()])
+                }
+                "FARGATE_LINUX" | "HYBRID_LINUX" => {
+                    ("system:node:{{SessionName}}".into(), vec!["system:nodes".into()])
+                }
+                other => {
+                    return Err(MappingError::Config(format!(
+                        "access entry {}: unsupported type {other}",
+                        e.principal_arn
+                    )));
+                }
+            };
+            if kind != "STANDARD" && (e.username.is_some() || !e.kubernetes_groups.is_empty()) {
+                return Err(MappingError::Config(format!(
+                    "access entry {}: type {kind} cannot set username or groups",
+                    e.principal_arn
+                )));
+            }
+            if let Some(u) = &e.username {
+                if RESERVED_PREFIXES.iter().any(|p| u.starts_with(p)) {
+                    return Err(MappingError::Config(format!(
+                        "access entry {}: username {u:?} uses a reserved prefix {RESERVED_PREFIXES:?}",
+                        e.principal_arn
+                    )));
+                }
+                for placeholder in ["{{SessionName}}", "{{SessionNameRaw}}"] {
+                    if let Some(i) = u.find(placeholder)
+                        && !u[..i].contains(':')
+                    {
+                        return Err(MappingError::Config(format!(
+                            "access entry {}: username {u:?} needs a ':' before {placeholder}",
+                            e.principal_arn
+                        )));
+                    }
+                }
+            }
+            // Role ARNs may carry a path; sessions canonicalise without it.
+            let arn = match &role {
+                Some(_) => crate::arn::strip_path(&e.principal_arn).unwrap_or(e.principal_arn.clone()),
+                None => e.principal_arn.clone(),
+            };
+            out.custom_usernames.push(e.username.is_some());
+            out.entries.push(Mapping {
+                arn,
+                username: e.username.unwrap_or(default_username),
+                groups: if kind == "STANDARD" { e.kubernetes_groups } else { default_groups },
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// EKS authentication modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    ConfigMap,
+    ApiAndConfigMap,
+    Api,
+}
+
+impl std::str::FromStr for AuthMode {
+    type Err = MappingError;
+    fn from_str(s: &str) -> Result<Self, MappingError> {
+        match s {
+            "CONFIG_MAP" => Ok(AuthMode::ConfigMap),
+            "API_AND_CONFIG_MAP" => Ok(AuthMode::ApiAndConfigMap),
+            "API" => Ok(AuthMode::Api),
+            other => Err(MappingError::Config(format!(
+                "unknown authentication mode {other:?}; use CONFIG_MAP, API_AND_CONFIG_MAP or API"
+            ))),
+        }
+    }
+}
+
+/// The mapping chain for a mode: access entries take priority over aws-auth.
+pub struct Mapper {
+    pub mode: AuthMode,
+    pub aws_auth: AwsAuth,
+    pub entries: AccessEntries,
+    pub ec2: Box<dyn InstanceResolver>,
+}
+
+impl Mapper {
+    fn render(&self, mapper: &'static str, m: &Mapping, id: &Identity) -> Result<KubeUser, MappingError> {
+        let render = |t: &str| {
+            render(t, id, self.ec2.as_ref()).map_err(|reason| MappingError::Template {
+                mapper,
+                template: t.to_owned(),
+                reason,
+            })
+        };
+        Ok(KubeUser {
+            username: render(&m.username)?,
+            groups: m.groups.iter().map(|g| render(g)).collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Map an identity, trying access entries and aws-auth as the mode says.
+    pub fn map(&self, id: &Identity) -> Result<KubeUser, MappingError> {
+        let use_entries = self.mode != AuthMode::ConfigMap;
+        let use_configmap = self.mode != AuthMode::Api;
+        if use_entries
+            && let Some((i, m)) = self
+                .entries
+                .entries
+                .iter()
+                .enumerate()
+                .find(|(_, m)| m.arn.eq_ignore_ascii_case(&id.canonical_arn))
+        {
+            let user = self.render("AccessEntries", m, id)?;
+            // Custom usernames are checked again after rendering: a session name must not be
+            // able to produce `system:masters`.
+            if self.entries.custom_usernames.get(i).copied().unwrap_or(false)
+                && RESERVED_PREFIXES.iter().any(|p| user.username.starts_with(p))
+            {
+                return Err(MappingError::ReservedPrefix {
+                    username: user.username,
+                    mapper: "AccessEntries",
+                    prefixes: RESERVED_PREFIXES.iter().map(|p| (*p).to_owned()).collect(),
+                });
+            }
+            return Ok(user);
+        }
+        if use_configmap {
+            if let Some(m) = self.aws_auth.find(&id.canonical_arn) {
+                return self.render("EKSConfigMap", m, id);
+            }
+            if self.aws_auth.accounts.contains(&id.account_id) {
+                return Ok(KubeUser { username: id.canonical_arn.clone(), groups: vec![] });
+            }
+        }
+        Err(MappingError::NotMapped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(session: &str) -> Identity {
+        Identity {
+            arn: "arn:aws:sts::123:assumed-role/Test/x".into(),
+            canonical_arn: "arn:aws:iam::123:role/Test".into(),
+            account_id: "123".into(),
+            user_id: "AROA".into(),
+            session_name: session.into(),
+            access_key_id: "321".into(),
+            sts_endpoint: "sts.amazonaws.com".into(),
+        }
+    }
+
+    struct FakeEc2;
+    impl InstanceResolver for FakeEc2 {
+        fn private_dns_name(&self, _: &str) -> Result<String, String> {
+            Ok("ip-172-31-27-14".into())
+        }
+    }
+
+    #[test]
+    fn templates_m12_to_m14() {
+        let i = id("jdoe@example.com");
+        assert_eq!(render("a-{{AccountID}}-b", &i, &NoEc2).unwrap(), "a-123-b");
+        assert_eq!(render("a-{{AccessKeyID}}-b", &i, &NoEc2).unwrap(), "a-321-b");
+        assert_eq!(render("a-{{SessionName}}-b", &i, &NoEc2).unwrap(), "a-jdoe-example.com-b");
+        assert_eq!(render("a-{{SessionNameRaw}}-b", &i, &NoEc2).unwrap(), "a-jdoe@example.com-b");
+        assert_eq!(
+            render("a-{{AccountID}}-{{SessionName}}-{{SessionNameRaw}}-b", &i, &NoEc2).unwrap(),
+            "a-123-jdoe-example.com-jdoe@example.com-b"
+        );
+        assert_eq!(render("{{Session}}", &i, &NoEc2).unwrap(), "{{Session}}");
+        assert!(
+            render("a-{{EC2PrivateDNSName}}-b", &id("i-aaaaa"), &FakeEc2)
+                .unwrap_err()
+                .contains("instance id")
+        );
+        assert_eq!(
+            render("system:node:{{EC2PrivateDNSName}}", &id("i-0c6f21bf1f24f9708"), &FakeEc2).unwrap(),
+            "system:node:ip-172-31-27-14"
+        );
+        // Single pass: a session name holding a placeholder is not expanded.
+        assert_eq!(
+            render("admin:{{SessionName}}", &id("{{AccessKeyID}}"), &NoEc2).unwrap(),
+            "admin:{{AccessKeyID}}"
+        );
+    }
+
+    const AWS_AUTH: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: aws-auth, namespace: kube-system}
+data:
+  mapRoles: |
+    - rolearn: arn:aws:iam::123:role/test
+      username: "admin:{{SessionName}}"
+      groups: [system:masters]
+    - RoLeArN: arn:aws:iam::123:role/nodes
+      username: system:node:{{EC2PrivateDNSName}}
+      groups: [system:bootstrappers, system:nodes]
+    - username: broken
+  mapUsers: |
+    - userarn: arn:aws:iam::123:user/alice
+      username: alice
+  mapAccounts: |
+    - 012345678901
+"#;
+
+    #[test]
+    fn aws_auth_parsing_and_lookup() {
+        let (auth, warnings) = AwsAuth::from_configmap(AWS_AUTH).unwrap();
+        assert_eq!(auth.roles.len(), 2);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(auth.accounts, ["012345678901"]);
+        let mapper = Mapper {
+            mode: AuthMode::ConfigMap,
+            aws_auth: auth,
+            entries: AccessEntries::default(),
+            ec2: Box::new(NoEc2),
+        };
+        let u = mapper.map(&id("s1")).unwrap();
+        assert_eq!(u, KubeUser { username: "admin:s1".into(), groups: vec!["system:masters".into()] });
+        let mut acct = id("s");
+        acct.canonical_arn = "arn:aws:iam::012345678901:user/Test".into();
+        acct.account_id = "012345678901".into();
+        assert_eq!(mapper.map(&acct).unwrap().username, "arn:aws:iam::012345678901:user/Test");
+        let mut nobody = id("s");
+        nobody.canonical_arn = "arn:aws:iam::999:user/x".into();
+        assert_eq!(mapper.map(&nobody).unwrap_err(), MappingError::NotMapped);
+    }
+
+    #[test]
+    fn access_entries_modes_and_reserved_prefixes() {
+        let yaml = r#"
+accessEntries:
+- principalArn: arn:aws:iam::123:role/teams/Test
+  username: "dev:{{SessionName}}"
+  kubernetesGroups: [devs]
+- principalArn: arn:aws:iam::123:role/nodes
+  type: EC2_LINUX
+"#;
+        let entries = AccessEntries::from_yaml(yaml).unwrap();
+        let (auth, _) = AwsAuth::from_configmap(AWS_AUTH).unwrap();
+        let both = Mapper {
+            mode: AuthMode::ApiAndConfigMap,
+            aws_auth: auth.clone(),
+            entries: entries.clone(),
+            ec2: Box::new(NoEc2),
+        };
+        // The role path is stripped, and access entries win over aws-auth.
+        assert_eq!(
+            both.map(&id("s1")).unwrap(),
+            KubeUser { username: "dev:s1".into(), groups: vec!["devs".into()] }
+        );
+        let cm = Mapper {
+            mode: AuthMode::ConfigMap,
+            aws_auth: auth.clone(),
+            entries: entries.clone(),
+            ec2: Box::new(NoEc2),
+        };
+        assert_eq!(cm.map(&id("s1")).unwrap().username, "admin:s1");
+        let api = Mapper { mode: AuthMode::Api, aws_auth: auth, entries, ec2: Box::new(NoEc2) };
+        let mut alice = id("s");
+        alice.canonical_arn = "arn:aws:iam::123:user/alice".into();
+        assert_eq!(api.map(&alice).unwrap_err(), MappingError::NotMapped, "API mode ignores aws-auth");
+        let bad = "accessEntries:\n- principalArn: arn:aws:iam::1:role/x\n  username: system:masters\n";
+        assert!(AccessEntries::from_yaml(bad).unwrap_err().to_string().contains("reserved prefix"));
+        let bad =
+            "accessEntries:\n- principalArn: arn:aws:iam::1:role/x\n  username: \"john{{SessionName}}\"\n";
+        assert!(AccessEntries::from_yaml(bad).unwrap_err().to_string().contains("':' before"));
+        assert!("CONFIG".parse::<AuthMode>().is_err());
+    }
+}
