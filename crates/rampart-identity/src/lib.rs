@@ -1,5 +1,6 @@
 //! Rampart's identity layer: who is calling, as AWS IAM says.
 //!
+//! * [`authenticator`]: token → STS → mapping, cached until the token expires; TokenReview replies.
 //! * [`arn`]: ARN parsing and canonicalization (assumed-role sessions → their role).
 //! * [`host`]: the STS endpoint allow-list per partition (FIPS, dual-stack, fallback region).
 //! * [`mapping`]: aws-auth, access entries and authentication modes → Kubernetes users.
@@ -8,6 +9,7 @@
 //!   with the CVE-2022-2385 duplicate-parameter check first.
 
 pub mod arn;
+pub mod authenticator;
 pub mod host;
 pub mod mapping;
 pub mod sts;

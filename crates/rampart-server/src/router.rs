@@ -13,6 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rampart_guardrails::admission::Guardrails;
+use rampart_identity::authenticator::{Authenticator, token_review_response};
 use rampart_policy::store::LiveEngine;
 use rampart_policy::tier::AuditHit;
 use rampart_types::admission::{self, AdmissionResponse};
@@ -33,6 +34,8 @@ pub struct Shared {
     /// Pod Security and best-practice rules, run before the Cedar admission tiers. Swappable:
     /// namespace labels read from a live cluster are refreshed while serving.
     pub guardrails: Option<ArcSwap<Guardrails>>,
+    /// The TokenReview authenticator (`/v1/authenticate`), when configured.
+    pub authenticator: Option<Arc<Authenticator>>,
 }
 
 /// Handler state: one `Arc`, because axum clones the state for every request.
@@ -41,16 +44,27 @@ pub struct AppState(Arc<Shared>);
 
 impl AppState {
     pub fn new(live: Arc<LiveEngine>, metrics: Arc<Metrics>) -> Self {
-        AppState(Arc::new(Shared { live, metrics, cache: DecisionCache::default(), guardrails: None }))
+        Self::from_parts(live, metrics, None, None)
     }
 
     /// The same, with guardrails in the admission path.
     pub fn with_guardrails(live: Arc<LiveEngine>, metrics: Arc<Metrics>, guardrails: Guardrails) -> Self {
+        Self::from_parts(live, metrics, Some(guardrails), None)
+    }
+
+    /// Everything optional given explicitly.
+    pub fn from_parts(
+        live: Arc<LiveEngine>,
+        metrics: Arc<Metrics>,
+        guardrails: Option<Guardrails>,
+        authenticator: Option<Arc<Authenticator>>,
+    ) -> Self {
         AppState(Arc::new(Shared {
             live,
             metrics,
             cache: DecisionCache::default(),
-            guardrails: Some(ArcSwap::from_pointee(guardrails)),
+            guardrails: guardrails.map(ArcSwap::from_pointee),
+            authenticator,
         }))
     }
 
@@ -74,6 +88,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/authorize", post(authorize))
         .route("/v1/admit", post(admit))
+        .route("/v1/authenticate", post(authenticate))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -184,6 +199,52 @@ async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
     state.metrics.decision_counter(endpoint, decision, verdict.tier.as_deref().unwrap_or_default()).inc();
     state.metrics.admit_latency.observe(started.elapsed().as_secs_f64());
     json(&verdict.response.into_review())
+}
+
+async fn authenticate(State(state): State<AppState>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let Some(authenticator) = state.authenticator.clone() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "authentication is not configured: start rampart serve with --cluster-id",
+        )
+            .into_response();
+    };
+    let review: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("expected a request body to be a TokenReview: {e}"))
+                .into_response();
+        }
+    };
+    let Some(token) = review.pointer("/spec/token").and_then(|t| t.as_str()) else {
+        return (StatusCode::BAD_REQUEST, "expected a TokenReview with spec.token").into_response();
+    };
+    let api_version =
+        review.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("authentication.k8s.io/v1").to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let result = authenticator.authenticate(token, now).await;
+    let (status, label) = match &result {
+        Ok(a) => {
+            tracing::info!(username = %a.username, uid = %a.uid, "authenticated");
+            (StatusCode::OK, "success")
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "access denied");
+            (StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::FORBIDDEN), e.metric_label())
+        }
+    };
+    state.metrics.decision_counter("authenticate", label, "").inc();
+    state
+        .metrics
+        .latency
+        .get_or_create(&EndpointLabels { endpoint: "authenticate" })
+        .observe(started.elapsed().as_secs_f64());
+    let body = json_bytes(&token_review_response(&api_version, &result));
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> String {
