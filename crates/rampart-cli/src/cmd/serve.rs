@@ -63,6 +63,28 @@ pub struct Args {
     /// Kubeconfig for --namespaces-from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    /// Enable `POST /v1/authenticate` (aws-iam-authenticator-compatible TokenReview) for this
+    /// cluster id (the `x-k8s-aws-id` clients sign; the cluster name on EKS).
+    #[arg(long, value_name = "ID", env = "RAMPART_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+    /// aws-auth ConfigMap (YAML) for IAM → Kubernetes user mapping.
+    #[arg(long, value_name = "FILE", requires = "cluster_id")]
+    pub aws_auth: Option<PathBuf>,
+    /// How IAM principals are mapped: CONFIG_MAP (aws-auth), API_AND_CONFIG_MAP (access
+    /// entries first, then aws-auth) or API (access entries only; --access-entries).
+    #[arg(long, default_value = "API_AND_CONFIG_MAP", requires = "cluster_id")]
+    pub authentication_mode: String,
+    /// AWS partition of the accepted STS hosts.
+    #[arg(long, default_value = "aws")]
+    pub partition: String,
+    /// This cluster's region: also accepts `sts.<region>.<partition domain>` for regions the
+    /// endpoint rules do not know yet.
+    #[arg(long, default_value = "")]
+    pub region: String,
+    /// Send STS calls here instead of the token's host (private endpoints, tests). Tokens must
+    /// still name a valid STS host.
+    #[arg(long, value_name = "URL")]
+    pub sts_endpoint: Option<String>,
     /// The webhook's own user, always allowed to read policies and RBAC.
     #[arg(long, default_value = "system:authorizer:cedar-authorizer", value_name = "USER")]
     pub self_identity: String,
@@ -116,6 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         super::guardrails::load(args.guardrails.as_deref(), args.namespaces.as_deref())?
     };
+    let authenticator = authenticator(&args)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start runtime")?;
     runtime.block_on(async move {
@@ -140,10 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(guard)
         };
         let config = ServeConfig { addr: args.listen, transport };
-        let state = match guardrails {
-            Some(g) => AppState::with_guardrails(live, metrics, g),
-            None => AppState::new(live, metrics),
-        };
+        let state = AppState::from_parts(live, metrics, guardrails, authenticator);
         if args.namespaces_from_cluster {
             // Fail at start if the cluster cannot be read: Pod Security without namespace
             // labels would silently enforce the defaults everywhere.
@@ -179,6 +199,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         server.wait().await.context("server failed")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The TokenReview authenticator, when `--cluster-id` is given.
+fn authenticator(args: &Args) -> anyhow::Result<Option<Arc<rampart_identity::authenticator::Authenticator>>> {
+    use rampart_identity::mapping::{AccessEntries, AwsAuth, Mapper, NoEc2};
+    let Some(cluster_id) = &args.cluster_id else { return Ok(None) };
+    let aws_auth = match &args.aws_auth {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let (auth, warnings) = AwsAuth::from_configmap(&text)?;
+            warnings.iter().for_each(|w| tracing::warn!("{w}"));
+            auth
+        }
+        None => AwsAuth::default(),
+    };
+    let entries = match &args.policies.access_entries {
+        Some(p) => AccessEntries::from_yaml(
+            &std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        )?,
+        None => AccessEntries::default(),
+    };
+    let mapper = Mapper { mode: args.authentication_mode.parse()?, aws_auth, entries, ec2: Box::new(NoEc2) };
+    let sts = rampart_identity::sts::StsClient::new(cluster_id.clone(), args.sts_endpoint.clone())?;
+    let hosts = rampart_identity::host::HostVerifier::new(args.partition.clone(), args.region.clone());
+    tracing::info!(cluster_id, mode = %args.authentication_mode, "IAM authentication enabled on /v1/authenticate");
+    Ok(Some(Arc::new(rampart_identity::authenticator::Authenticator::new(hosts, sts, mapper))))
 }
 
 async fn shutdown_signal() {
