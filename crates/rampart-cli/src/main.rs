@@ -67,6 +67,8 @@ enum Command {
     /// Convert other policy formats to Cedar.
     #[command(subcommand)]
     Convert(cmd::convert::Command),
+    /// Print an ExecCredential with an IAM token for kubectl (like `aws eks get-token`).
+    Token(cmd::token::Args),
     /// Print the embedded Cedar schema for Kubernetes types.
     Schema,
     /// Print the kube-apiserver configuration that wires Rampart into a cluster.
@@ -93,6 +95,7 @@ fn main() -> ExitCode {
         Command::CheckManifests(args) => cmd::check_manifests::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Convert(c) => cmd::convert::run(c),
+        Command::Token(args) => cmd::token::run(args),
         Command::Schema => {
             print!("{}", rampart_policy::schema::K8S_SCHEMA);
             Ok(ExitCode::SUCCESS)

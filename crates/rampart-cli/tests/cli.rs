@@ -419,3 +419,34 @@ fn can_i_adds_the_groups_the_apiserver_implies() {
     ]);
     assert!(out.status.success(), "{}", stdout(&out));
 }
+
+#[test]
+fn token_passes_the_servers_checks() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["token", "--cluster-id", "my-cluster", "--region", "eu-west-1"])
+        .env("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("KUBERNETES_EXEC_INFO", r#"{"apiVersion":"client.authentication.k8s.io/v1"}"#)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cred: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cred["apiVersion"], "client.authentication.k8s.io/v1");
+    let token = cred["status"]["token"].as_str().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let url =
+        rampart_identity::token::verify(token, &rampart_identity::host::HostVerifier::new("aws", ""), now)
+            .unwrap();
+    assert_eq!(url.host, "sts.eu-west-1.amazonaws.com");
+    assert_eq!(url.access_key_id, "AKIAEXAMPLE");
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["token", "--cluster-id", "c"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env("HOME", "/nonexistent")
+        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("aws configure"));
+}

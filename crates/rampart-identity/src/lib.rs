@@ -1,6 +1,7 @@
 //! Rampart's identity layer: who is calling, as AWS IAM says.
 //!
 //! * [`authenticator`]: token → STS → mapping, cached until the token expires; TokenReview replies.
+//! * [`client`]: the token client (aws-sigv4 presigning, ExecCredential).
 //! * [`arn`]: ARN parsing and canonicalization (assumed-role sessions → their role).
 //! * [`host`]: the STS endpoint allow-list per partition (FIPS, dual-stack, fallback region).
 //! * [`mapping`]: aws-auth, access entries and authentication modes → Kubernetes users.
@@ -10,6 +11,7 @@
 
 pub mod arn;
 pub mod authenticator;
+pub mod client;
 pub mod host;
 pub mod mapping;
 pub mod sts;

@@ -104,6 +104,33 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Unix seconds → `(year, month, day, hour, minute, second)` in UTC.
+pub fn civil(unix: i64) -> (i64, i64, i64, i64, i64, i64) {
+    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// Unix seconds → `yyyymmddTHHMMSSZ`.
+pub fn format_amz_date(unix: i64) -> String {
+    let (y, m, d, h, mi, s) = civil(unix);
+    format!("{y:04}{m:02}{d:02}T{h:02}{mi:02}{s:02}Z")
+}
+
+/// Unix seconds → RFC 3339 (`2023-04-28T00:14:00Z`).
+pub fn format_rfc3339(unix: i64) -> String {
+    let (y, m, d, h, mi, s) = civil(unix);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
 /// `yyyymmddTHHMMSSZ` → Unix seconds.
 pub fn parse_amz_date(s: &str) -> Option<i64> {
     let b = s.as_bytes();
@@ -353,5 +380,9 @@ mod tests {
         assert_eq!(parse_amz_date("19700101T000000Z"), Some(0));
         assert_eq!(parse_amz_date("2023042800000Z"), None);
         assert_eq!(parse_amz_date("20231328T000000Z"), None);
+        for t in [0, NOW, 951_782_400, 4_102_444_799] {
+            assert_eq!(parse_amz_date(&format_amz_date(t)), Some(t));
+        }
+        assert_eq!(format_rfc3339(NOW + 14 * 60), "2023-04-28T00:14:00Z");
     }
 }

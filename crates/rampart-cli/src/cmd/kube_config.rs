@@ -55,6 +55,13 @@ pub struct Args {
     /// apiVersion of AuthorizationConfiguration: v1 (Kubernetes ≥ 1.32) or v1beta1 (1.30–1.31).
     #[arg(long, default_value = "v1")]
     pub authorization_config_version: String,
+    /// Also print the IAM authentication wiring for this cluster id: the apiserver's
+    /// authentication-token-webhook kubeconfig and a kubectl user that runs `rampart token`.
+    #[arg(long, value_name = "ID")]
+    pub cluster_id: Option<String>,
+    /// The cluster's API server URL, for the kubectl kubeconfig.
+    #[arg(long, default_value = "https://127.0.0.1:6443")]
+    pub api_server: String,
 }
 
 fn yaml_doc(comment: &str, value: &Value) -> anyhow::Result<String> {
@@ -161,5 +168,39 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         yaml_doc("3. ValidatingWebhookConfiguration: kubectl apply -f <this document>", &admission)?,
         yaml_doc(wiring_note, &wiring)?,
     );
+    if let Some(cluster_id) = &args.cluster_id {
+        let authn_webhook = json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "rampart-authn", "cluster": {"server": format!("{url}/v1/authenticate"), "certificate-authority-data": ca_b64}}],
+            "users": [{"name": "kube-apiserver", "user": {}}],
+            "contexts": [{"name": "webhook", "context": {"cluster": "rampart-authn", "user": "kube-apiserver"}}],
+            "current-context": "webhook",
+        });
+        let kubectl = json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": cluster_id, "cluster": {"server": args.api_server}}],
+            "users": [{"name": "aws-iam", "user": {"exec": {
+                "apiVersion": "client.authentication.k8s.io/v1beta1",
+                "command": "rampart",
+                "args": ["token", "--cluster-id", cluster_id],
+                "interactiveMode": "Never",
+            }}}],
+            "contexts": [{"name": cluster_id, "context": {"cluster": cluster_id, "user": "aws-iam"}}],
+            "current-context": cluster_id,
+        });
+        print!(
+            "{}{}",
+            yaml_doc(
+                "5. Authentication webhook kubeconfig: kube-apiserver --authentication-token-webhook-config-file=<this file>\n   (run `rampart serve --cluster-id ...` with --aws-auth and/or --access-entries)",
+                &authn_webhook
+            )?,
+            yaml_doc(
+                "6. kubectl kubeconfig: users authenticate with IAM through `rampart token`\n   (add certificate-authority-data for your API server)",
+                &kubectl
+            )?,
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ pub mod guardrails;
 pub mod kube_config;
 pub mod rbac_query;
 pub mod serve;
+pub mod token;
 pub mod validate;
 
 use std::path::PathBuf;
