@@ -133,11 +133,30 @@ pub struct HostVerifier {
     partition: String,
     region: String,
     accepted: Mutex<HashSet<String>>,
+    /// An explicitly configured STS endpoint (`scheme://authority`) whose tokens are accepted
+    /// as they are (tests, private endpoints); every other host still meets the allow-list.
+    trusted_origin: Option<String>,
 }
 
 impl HostVerifier {
     pub fn new(partition: impl Into<String>, region: impl Into<String>) -> Self {
-        HostVerifier { partition: partition.into(), region: region.into(), accepted: Mutex::default() }
+        HostVerifier {
+            partition: partition.into(),
+            region: region.into(),
+            accepted: Mutex::default(),
+            trusted_origin: None,
+        }
+    }
+
+    /// Also accept tokens addressed to this configured endpoint (e.g. `http://127.0.0.1:5000`).
+    pub fn trusting(mut self, endpoint: &str) -> Self {
+        self.trusted_origin = Some(endpoint.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Is `scheme://authority` the configured endpoint?
+    pub fn is_trusted_origin(&self, scheme: &str, authority: &str) -> bool {
+        self.trusted_origin.as_deref() == Some(format!("{scheme}://{authority}").as_str())
     }
 
     /// Accept or reject `host` (the raw authority: ports and case are not normalised away).

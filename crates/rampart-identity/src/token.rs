@@ -184,17 +184,19 @@ pub fn verify(token: &str, hosts: &HostVerifier, now: i64) -> Result<PresignedUr
         .map_err(|e| format(format!("illegal base64 data: {e}")))?;
     let url = String::from_utf8(bytes).map_err(|_| format("illegal base64 data: not UTF-8"))?;
     let (scheme, authority, path, raw_query) = split_url(&url)?;
-    if scheme != "https" {
-        return Err(format(format!("unexpected scheme {scheme:?} in pre-signed URL")));
+    if !hosts.is_trusted_origin(scheme, authority) {
+        if scheme != "https" {
+            return Err(format(format!("unexpected scheme {scheme:?} in pre-signed URL")));
+        }
+        // Userinfo would be dropped by the host comparison upstream; refuse it outright.
+        if authority.contains('@') {
+            return Err(format(format!("unexpected hostname {authority:?} in pre-signed URL")));
+        }
+        hosts.verify(authority).map_err(|e| match e {
+            HostError::Format(m) => format(m),
+            HostError::Plain(m) => TokenError::Host(m),
+        })?;
     }
-    // Userinfo would be dropped by the host comparison upstream; refuse it outright.
-    if authority.contains('@') {
-        return Err(format(format!("unexpected hostname {authority:?} in pre-signed URL")));
-    }
-    hosts.verify(authority).map_err(|e| match e {
-        HostError::Format(m) => format(m),
-        HostError::Plain(m) => TokenError::Host(m),
-    })?;
     if path != "/" {
         return Err(format("unexpected path in pre-signed URL"));
     }
@@ -361,6 +363,11 @@ mod tests {
             err(&format!("https://sts.us-west-2.amazonaws.com:443/?{q}")).contains("unexpected hostname")
         );
         assert!(err(&format!("https://eve@sts.amazonaws.com/?{q}")).contains("unexpected hostname"));
+        // Only the configured endpoint is trusted as is; a look-alike is not.
+        let trusting = HostVerifier::new("aws", "").trusting("http://127.0.0.1:5000/");
+        assert!(verify(&token(&format!("http://127.0.0.1:5000/?{q}")), &trusting, NOW).is_ok());
+        assert!(verify(&token(&format!("http://127.0.0.1:5001/?{q}")), &trusting, NOW).is_err());
+        assert!(verify(&token(&format!("https://sts.us-east-1.amazonaws.com/?{q}")), &trusting, NOW).is_ok());
     }
 
     #[test]

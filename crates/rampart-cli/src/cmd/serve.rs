@@ -81,8 +81,8 @@ pub struct Args {
     /// endpoint rules do not know yet.
     #[arg(long, default_value = "")]
     pub region: String,
-    /// Send STS calls here instead of the token's host (private endpoints, tests). Tokens must
-    /// still name a valid STS host.
+    /// Send STS calls here instead of the token's host (private endpoints, tests). Tokens may
+    /// name this endpoint or a valid STS host; any other host is still refused.
     #[arg(long, value_name = "URL")]
     pub sts_endpoint: Option<String>,
     /// The webhook's own user, always allowed to read policies and RBAC.
@@ -222,7 +222,10 @@ fn authenticator(args: &Args) -> anyhow::Result<Option<Arc<rampart_identity::aut
     };
     let mapper = Mapper { mode: args.authentication_mode.parse()?, aws_auth, entries, ec2: Box::new(NoEc2) };
     let sts = rampart_identity::sts::StsClient::new(cluster_id.clone(), args.sts_endpoint.clone())?;
-    let hosts = rampart_identity::host::HostVerifier::new(args.partition.clone(), args.region.clone());
+    let mut hosts = rampart_identity::host::HostVerifier::new(args.partition.clone(), args.region.clone());
+    if let Some(endpoint) = &args.sts_endpoint {
+        hosts = hosts.trusting(endpoint);
+    }
     tracing::info!(cluster_id, mode = %args.authentication_mode, "IAM authentication enabled on /v1/authenticate");
     Ok(Some(Arc::new(rampart_identity::authenticator::Authenticator::new(hosts, sts, mapper))))
 }
