@@ -1,0 +1,242 @@
+//! IAM authentication against real peers: moto as STS/IAM, tokens from both `rampart token`
+//! and the AWS CLI (`aws eks get-token`), verified through `rampart serve`'s
+//! `/v1/authenticate` and mapped through an aws-auth ConfigMap.
+//!
+//! Needs `moto_server` and `aws` (PyPI `moto[server]`, `awscli`): on PATH or in
+//! `$RAMPART_AWS_PEERS_BIN`. `.ci/run` installs them and sets `RAMPART_REQUIRE_AWS_PEERS=1`, which
+//! turns their absence into a failure instead of a skip.
+//!
+//! moto identifies the caller only from the `Authorization` header, so a proxy in front of it
+//! copies a presigned URL's `X-Amz-Credential` into that header (STS itself reads the query).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+
+fn peer(name: &str) -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("RAMPART_AWS_PEERS_BIN") {
+        let p = PathBuf::from(dir).join(name);
+        return p.exists().then_some(p);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.exists()))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// Forward to moto; presigned requests get an Authorization header built from the query.
+async fn proxy(
+    State(moto): State<String>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let query = query.unwrap_or_default();
+    let mut req = reqwest::Client::new().request(method, format!("{moto}/?{query}")).body(body);
+    for (name, value) in headers.iter().filter(|(n, _)| *n != "host") {
+        req = req.header(name, value);
+    }
+    if !headers.contains_key("authorization") {
+        let credential = query
+            .split('&')
+            .find_map(|kv| {
+                kv.split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case("X-Amz-Credential")).map(|(_, v)| v)
+            })
+            .unwrap_or_default()
+            .replace("%2F", "/");
+        req = req.header(
+            "authorization",
+            format!("AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host;x-k8s-aws-id, Signature=0"),
+        );
+    }
+    let resp = req.send().await.unwrap();
+    (StatusCode::from_u16(resp.status().as_u16()).unwrap(), resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_from_rampart_and_awscli_authenticate_through_moto() {
+    let (Some(moto), Some(aws)) = (peer("moto_server"), peer("aws")) else {
+        assert!(
+            std::env::var_os("RAMPART_REQUIRE_AWS_PEERS").is_none(),
+            "moto_server and aws are required (pip install 'moto[server]' awscli)"
+        );
+        eprintln!("skipping: moto_server / aws not installed (set RAMPART_AWS_PEERS_BIN)");
+        return;
+    };
+    let moto_port = free_port();
+    let _moto = Kill(
+        Command::new(moto)
+            .args(["-p", &moto_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(moto_port);
+    let moto_url = format!("http://127.0.0.1:{moto_port}");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(proxy).with_state(moto_url.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEBASE"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let aws_cmd = |args: &[&str], sts: &str| {
+        let out = Command::new(&aws)
+            .args(args)
+            .envs(env)
+            .env("AWS_ENDPOINT_URL_STS", sts)
+            .env("AWS_ENDPOINT_URL_IAM", &moto_url)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
+    aws_cmd(
+        &["iam", "create-role", "--role-name", "k8s-admin", "--assume-role-policy-document", trust],
+        &moto_url,
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.cedar"), "permit(principal, action, resource);").unwrap();
+    let aws_auth = dir.path().join("aws-auth.yaml");
+    std::fs::write(&aws_auth, "data:\n  mapRoles: |\n    - rolearn: arn:aws:iam::123456789012:role/k8s-admin\n      username: \"admin:{{SessionName}}\"\n      groups: [admins]\n").unwrap();
+    let port = free_port();
+    let _server = Kill(
+        Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args([
+                "serve",
+                "-p",
+                dir.path().to_str().unwrap(),
+                "--insecure-http",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--no-watch",
+                "--cluster-id",
+                "demo",
+                "--aws-auth",
+                aws_auth.to_str().unwrap(),
+                "--authentication-mode",
+                "CONFIG_MAP",
+                "--sts-endpoint",
+                &proxy_url,
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    let review = async |token: &str| -> serde_json::Value {
+        let body = serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}});
+        let resp = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/v1/authenticate"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    };
+
+    // 1. rampart token: assume the role at moto, presign for the real STS host.
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "token",
+            "--cluster-id",
+            "demo",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/k8s-admin",
+            "--session-name",
+            "alice",
+            "--region",
+            "us-east-1",
+        ])
+        .envs(env)
+        .env("AWS_ENDPOINT_URL_STS", &moto_url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cred: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = review(cred["status"]["token"].as_str().unwrap()).await;
+    assert_eq!(result["status"]["user"]["username"], "admin:alice", "{result}");
+    assert_eq!(
+        result["status"]["user"]["extra"]["arn"][0],
+        "arn:aws:sts::123456789012:assumed-role/k8s-admin/alice"
+    );
+
+    // 2. aws eks get-token with the role, STS endpoint = the proxy (the configured endpoint).
+    let creds_json = aws_cmd(
+        &[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/k8s-admin",
+            "--role-session-name",
+            "bob",
+        ],
+        &moto_url,
+    );
+    let creds: serde_json::Value = serde_json::from_str(&creds_json).unwrap();
+    let c = &creds["Credentials"];
+    let out = Command::new(&aws)
+        .args(["eks", "get-token", "--cluster-name", "demo", "--region", "us-east-1"])
+        .env("AWS_ACCESS_KEY_ID", c["AccessKeyId"].as_str().unwrap())
+        .env("AWS_SECRET_ACCESS_KEY", c["SecretAccessKey"].as_str().unwrap())
+        .env("AWS_SESSION_TOKEN", c["SessionToken"].as_str().unwrap())
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL_STS", &proxy_url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cred: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = review(cred["status"]["token"].as_str().unwrap()).await;
+    assert_eq!(result["status"]["user"]["username"], "admin:bob", "{result}");
+    assert_eq!(result["status"]["user"]["groups"], serde_json::json!(["admins"]));
+
+    // 3. An unmapped principal (the base user) is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["token", "--cluster-id", "demo", "--region", "us-east-1"])
+        .envs(env)
+        .output()
+        .unwrap();
+    let cred: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let body = serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": cred["status"]["token"]}});
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/authenticate"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}
