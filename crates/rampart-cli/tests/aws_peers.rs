@@ -127,11 +127,34 @@ async fn tokens_from_rampart_and_awscli_authenticate_through_moto() {
         &["iam", "create-role", "--role-name", "k8s-admin", "--assume-role-policy-document", trust],
         &moto_url,
     );
+    aws_cmd(
+        &["iam", "create-role", "--role-name", "nodes", "--assume-role-policy-document", trust],
+        &moto_url,
+    );
+    let run = |args: &[&str]| {
+        let out =
+            Command::new(&aws).args(args).envs(env).env("AWS_ENDPOINT_URL", &moto_url).output().unwrap();
+        assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let instance = run(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        "ami-12c6146b",
+        "--count",
+        "1",
+        "--query",
+        "Instances[0].[InstanceId,PrivateDnsName]",
+        "--output",
+        "text",
+    ]);
+    let (instance_id, private_dns) = instance.trim().split_once('\t').unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("p.cedar"), "permit(principal, action, resource);").unwrap();
     let aws_auth = dir.path().join("aws-auth.yaml");
-    std::fs::write(&aws_auth, "data:\n  mapRoles: |\n    - rolearn: arn:aws:iam::123456789012:role/k8s-admin\n      username: \"admin:{{SessionName}}\"\n      groups: [admins]\n").unwrap();
+    std::fs::write(&aws_auth, "data:\n  mapRoles: |\n    - rolearn: arn:aws:iam::123456789012:role/k8s-admin\n      username: \"admin:{{SessionName}}\"\n      groups: [admins]\n    - rolearn: arn:aws:iam::123456789012:role/nodes\n      username: system:node:{{EC2PrivateDNSName}}\n      groups: [system:bootstrappers, system:nodes]\n").unwrap();
     let port = free_port();
     let _server = Kill(
         Command::new(env!("CARGO_BIN_EXE_rampart"))
@@ -151,7 +174,13 @@ async fn tokens_from_rampart_and_awscli_authenticate_through_moto() {
                 "CONFIG_MAP",
                 "--sts-endpoint",
                 &proxy_url,
+                "--ec2-lookups",
+                "--ec2-endpoint",
+                &moto_url,
+                "--region",
+                "us-east-1",
             ])
+            .envs(env)
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
@@ -165,8 +194,10 @@ async fn tokens_from_rampart_and_awscli_authenticate_through_moto() {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.json().await.unwrap()
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        body
     };
 
     // 1. rampart token: assume the role at moto, presign for the real STS host.
@@ -224,7 +255,28 @@ async fn tokens_from_rampart_and_awscli_authenticate_through_moto() {
     assert_eq!(result["status"]["user"]["username"], "admin:bob", "{result}");
     assert_eq!(result["status"]["user"]["groups"], serde_json::json!(["admins"]));
 
-    // 3. An unmapped principal (the base user) is refused.
+    // 3. A node: the session name is the instance id, its DNS name comes from EC2.
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "token",
+            "--cluster-id",
+            "demo",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/nodes",
+            "--session-name",
+            instance_id,
+            "--region",
+            "us-east-1",
+        ])
+        .envs(env)
+        .env("AWS_ENDPOINT_URL_STS", &moto_url)
+        .output()
+        .unwrap();
+    let cred: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = review(cred["status"]["token"].as_str().unwrap()).await;
+    assert_eq!(result["status"]["user"]["username"], format!("system:node:{private_dns}"), "{result}");
+
+    // 4. An unmapped principal (the base user) is refused.
     let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["token", "--cluster-id", "demo", "--region", "us-east-1"])
         .envs(env)

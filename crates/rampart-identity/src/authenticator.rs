@@ -94,7 +94,7 @@ impl Authenticator {
         }
         let url = verify(token, &self.hosts, now)?;
         let id = self.sts.get_caller_identity(&url).await?;
-        let user = self.mapper.map(&id)?;
+        let user = self.mapper.map(&id).await?;
         let authenticated = Authenticated {
             username: user.username,
             uid: format!("aws-iam-authenticator:{}:{}", id.account_id, id.user_id),

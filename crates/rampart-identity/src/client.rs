@@ -234,6 +234,97 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     crate::token::parse_amz_date(&format!("{compact}Z"))
 }
 
+/// `{{EC2PrivateDNSName}}` through `ec2:DescribeInstances`, signed with the server's own
+/// credentials; names are cached forever per instance id (instances never change it).
+pub struct Ec2Lookup {
+    creds: AwsCredentials,
+    endpoint: String,
+    region: String,
+    cache: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    http: reqwest::Client,
+}
+
+impl Ec2Lookup {
+    /// `endpoint` defaults to `https://ec2.<region>.amazonaws.com`.
+    pub fn new(creds: AwsCredentials, region: &str, endpoint: Option<String>) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ClientError::Signing(e.to_string()))?;
+        Ok(Ec2Lookup {
+            creds,
+            endpoint: endpoint.unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com")),
+            region: region.to_owned(),
+            cache: Default::default(),
+            http,
+        })
+    }
+
+    async fn describe(&self, instance_id: &str) -> Result<String, String> {
+        let url = format!(
+            "{}/?Action=DescribeInstances&Version=2016-11-15&InstanceId.1={}",
+            self.endpoint.trim_end_matches('/'),
+            aws_query_encode(instance_id)
+        );
+        let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default().to_owned();
+        let identity = Credentials::new(
+            &self.creds.access_key_id,
+            &self.creds.secret_access_key,
+            self.creds.session_token.clone(),
+            None,
+            "rampart",
+        )
+        .into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("ec2")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| e.to_string())?
+            .into();
+        let request = SignableRequest::new(
+            "GET",
+            &url,
+            [("host", host.as_str())].into_iter(),
+            SignableBody::Bytes(&[]),
+        )
+        .map_err(|e| e.to_string())?;
+        let (instructions, _) = sign(request, &params).map_err(|e| e.to_string())?.into_parts();
+        let mut req = self.http.get(&url);
+        for (name, value) in instructions.headers() {
+            req = req.header(name, value);
+        }
+        let resp = req.send().await.map_err(|e| format!("ec2 DescribeInstances: {}", e.without_url()))?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("ec2 DescribeInstances: HTTP {}: {body}", status.as_u16()));
+        }
+        xml_text(&body, "privateDnsName")
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("failed to find node {instance_id} "))
+    }
+}
+
+impl crate::mapping::InstanceResolver for Ec2Lookup {
+    fn private_dns_name<'a>(&'a self, instance_id: &'a str) -> crate::mapping::DnsFuture<'a> {
+        Box::pin(async move {
+            if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(instance_id).cloned()) {
+                return Ok(hit);
+            }
+            let name = self.describe(instance_id).await?;
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.insert(instance_id.to_owned(), name.clone());
+            }
+            Ok(name)
+        })
+    }
+}
+
 /// The ExecCredential kubectl expects from an exec plugin.
 pub fn exec_credential(api_version: &str, token: &str, expires_at: i64) -> serde_json::Value {
     serde_json::json!({

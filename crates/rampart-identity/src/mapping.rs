@@ -30,21 +30,28 @@ pub enum MappingError {
     Config(String),
 }
 
+/// A pending private-DNS-name lookup.
+pub type DnsFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>;
+
 /// Looks up an EC2 instance's private DNS name (`{{EC2PrivateDNSName}}`).
 pub trait InstanceResolver: Send + Sync {
-    fn private_dns_name(&self, instance_id: &str) -> Result<String, String>;
+    fn private_dns_name<'a>(&'a self, instance_id: &'a str) -> DnsFuture<'a>;
 }
 
 /// Without EC2 access, node templates cannot be rendered: fail closed.
 pub struct NoEc2;
 
 impl InstanceResolver for NoEc2 {
-    fn private_dns_name(&self, instance_id: &str) -> Result<String, String> {
-        Err(format!("failed to find node {instance_id} (EC2 lookups are not configured)"))
+    fn private_dns_name<'a>(&'a self, instance_id: &'a str) -> DnsFuture<'a> {
+        Box::pin(
+            async move { Err(format!("failed to find node {instance_id} (EC2 lookups are not configured)")) },
+        )
     }
 }
 
-fn is_instance_id(s: &str) -> bool {
+/// `^i-(\w{8}|\w{17})$`: only then is a session name an instance id.
+pub fn is_instance_id(s: &str) -> bool {
     s.strip_prefix("i-").is_some_and(|rest| {
         (rest.len() == 8 || rest.len() == 17) && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     })
@@ -52,7 +59,8 @@ fn is_instance_id(s: &str) -> bool {
 
 /// Render a username or group template in one pass, so text inside a session name is never
 /// itself expanded (upstream's sequential replacement expanded it).
-pub fn render(template: &str, id: &Identity, ec2: &dyn InstanceResolver) -> Result<String, String> {
+/// `ec2_dns` is the instance's private DNS name when the caller looked it up.
+pub fn render(template: &str, id: &Identity, ec2_dns: Option<&str>) -> Result<String, String> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -72,7 +80,7 @@ pub fn render(template: &str, id: &Identity, ec2: &dyn InstanceResolver) -> Resu
                 if !is_instance_id(&id.session_name) {
                     return Err("SessionName did not contain an instance id".into());
                 }
-                out.push_str(&ec2.private_dns_name(&id.session_name)?);
+                out.push_str(ec2_dns.ok_or_else(|| format!("failed to find node {}", id.session_name))?);
             }
             // Unknown placeholders stay verbatim, as upstream.
             _ => out.push_str(&after[..end + 2]),
@@ -317,9 +325,25 @@ pub struct Mapper {
 }
 
 impl Mapper {
-    fn render(&self, mapper: &'static str, m: &Mapping, id: &Identity) -> Result<KubeUser, MappingError> {
+    async fn render(
+        &self,
+        mapper: &'static str,
+        m: &Mapping,
+        id: &Identity,
+    ) -> Result<KubeUser, MappingError> {
+        const EC2: &str = "{{EC2PrivateDNSName}}";
+        let needs_ec2 = m.username.contains(EC2) || m.groups.iter().any(|g| g.contains(EC2));
+        // Look the instance up only for a real instance id; `render` reports anything else.
+        let dns =
+            if needs_ec2 && is_instance_id(&id.session_name) {
+                Some(self.ec2.private_dns_name(&id.session_name).await.map_err(|reason| {
+                    MappingError::Template { mapper, template: m.username.clone(), reason }
+                })?)
+            } else {
+                None
+            };
         let render = |t: &str| {
-            render(t, id, self.ec2.as_ref()).map_err(|reason| MappingError::Template {
+            render(t, id, dns.as_deref()).map_err(|reason| MappingError::Template {
                 mapper,
                 template: t.to_owned(),
                 reason,
@@ -332,7 +356,7 @@ impl Mapper {
     }
 
     /// Map an identity, trying access entries and aws-auth as the mode says.
-    pub fn map(&self, id: &Identity) -> Result<KubeUser, MappingError> {
+    pub async fn map(&self, id: &Identity) -> Result<KubeUser, MappingError> {
         let use_entries = self.mode != AuthMode::ConfigMap;
         let use_configmap = self.mode != AuthMode::Api;
         if use_entries
@@ -343,7 +367,7 @@ impl Mapper {
                 .enumerate()
                 .find(|(_, m)| m.arn.eq_ignore_ascii_case(&id.canonical_arn))
         {
-            let user = self.render("AccessEntries", m, id)?;
+            let user = self.render("AccessEntries", m, id).await?;
             // Custom usernames are checked again after rendering: a session name must not be
             // able to produce `system:masters`.
             if self.entries.custom_usernames.get(i).copied().unwrap_or(false)
@@ -359,7 +383,7 @@ impl Mapper {
         }
         if use_configmap {
             if let Some(m) = self.aws_auth.find(&id.canonical_arn) {
-                return self.render("EKSConfigMap", m, id);
+                return self.render("EKSConfigMap", m, id).await;
             }
             if self.aws_auth.accounts.contains(&id.account_id) {
                 return Ok(KubeUser { username: id.canonical_arn.clone(), groups: vec![] });
@@ -387,35 +411,36 @@ mod tests {
 
     struct FakeEc2;
     impl InstanceResolver for FakeEc2 {
-        fn private_dns_name(&self, _: &str) -> Result<String, String> {
-            Ok("ip-172-31-27-14".into())
+        fn private_dns_name<'a>(&'a self, _: &'a str) -> DnsFuture<'a> {
+            Box::pin(async { Ok("ip-172-31-27-14".into()) })
         }
     }
 
     #[test]
     fn templates_m12_to_m14() {
         let i = id("jdoe@example.com");
-        assert_eq!(render("a-{{AccountID}}-b", &i, &NoEc2).unwrap(), "a-123-b");
-        assert_eq!(render("a-{{AccessKeyID}}-b", &i, &NoEc2).unwrap(), "a-321-b");
-        assert_eq!(render("a-{{SessionName}}-b", &i, &NoEc2).unwrap(), "a-jdoe-example.com-b");
-        assert_eq!(render("a-{{SessionNameRaw}}-b", &i, &NoEc2).unwrap(), "a-jdoe@example.com-b");
+        assert_eq!(render("a-{{AccountID}}-b", &i, None).unwrap(), "a-123-b");
+        assert_eq!(render("a-{{AccessKeyID}}-b", &i, None).unwrap(), "a-321-b");
+        assert_eq!(render("a-{{SessionName}}-b", &i, None).unwrap(), "a-jdoe-example.com-b");
+        assert_eq!(render("a-{{SessionNameRaw}}-b", &i, None).unwrap(), "a-jdoe@example.com-b");
         assert_eq!(
-            render("a-{{AccountID}}-{{SessionName}}-{{SessionNameRaw}}-b", &i, &NoEc2).unwrap(),
+            render("a-{{AccountID}}-{{SessionName}}-{{SessionNameRaw}}-b", &i, None).unwrap(),
             "a-123-jdoe-example.com-jdoe@example.com-b"
         );
-        assert_eq!(render("{{Session}}", &i, &NoEc2).unwrap(), "{{Session}}");
+        assert_eq!(render("{{Session}}", &i, None).unwrap(), "{{Session}}");
         assert!(
-            render("a-{{EC2PrivateDNSName}}-b", &id("i-aaaaa"), &FakeEc2)
+            render("a-{{EC2PrivateDNSName}}-b", &id("i-aaaaa"), Some("x"))
                 .unwrap_err()
                 .contains("instance id")
         );
         assert_eq!(
-            render("system:node:{{EC2PrivateDNSName}}", &id("i-0c6f21bf1f24f9708"), &FakeEc2).unwrap(),
+            render("system:node:{{EC2PrivateDNSName}}", &id("i-0c6f21bf1f24f9708"), Some("ip-172-31-27-14"))
+                .unwrap(),
             "system:node:ip-172-31-27-14"
         );
         // Single pass: a session name holding a placeholder is not expanded.
         assert_eq!(
-            render("admin:{{SessionName}}", &id("{{AccessKeyID}}"), &NoEc2).unwrap(),
+            render("admin:{{SessionName}}", &id("{{AccessKeyID}}"), None).unwrap(),
             "admin:{{AccessKeyID}}"
         );
     }
@@ -440,8 +465,26 @@ data:
     - 012345678901
 "#;
 
-    #[test]
-    fn aws_auth_parsing_and_lookup() {
+    #[tokio::test]
+    async fn node_mapping_looks_the_instance_up() {
+        let (auth, _) = AwsAuth::from_configmap(AWS_AUTH).unwrap();
+        let mapper = Mapper {
+            mode: AuthMode::ConfigMap,
+            aws_auth: auth,
+            entries: AccessEntries::default(),
+            ec2: Box::new(FakeEc2),
+        };
+        let mut node = id("i-0c6f21bf1f24f9708");
+        node.canonical_arn = "arn:aws:iam::123:role/nodes".into();
+        let u = mapper.map(&node).await.unwrap();
+        assert_eq!(u.username, "system:node:ip-172-31-27-14");
+        assert_eq!(u.groups, ["system:bootstrappers", "system:nodes"]);
+        node.session_name = "i-aaaaa".into();
+        assert!(mapper.map(&node).await.unwrap_err().to_string().contains("instance id"));
+    }
+
+    #[tokio::test]
+    async fn aws_auth_parsing_and_lookup() {
         let (auth, warnings) = AwsAuth::from_configmap(AWS_AUTH).unwrap();
         assert_eq!(auth.roles.len(), 2);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
@@ -452,19 +495,19 @@ data:
             entries: AccessEntries::default(),
             ec2: Box::new(NoEc2),
         };
-        let u = mapper.map(&id("s1")).unwrap();
+        let u = mapper.map(&id("s1")).await.unwrap();
         assert_eq!(u, KubeUser { username: "admin:s1".into(), groups: vec!["system:masters".into()] });
         let mut acct = id("s");
         acct.canonical_arn = "arn:aws:iam::012345678901:user/Test".into();
         acct.account_id = "012345678901".into();
-        assert_eq!(mapper.map(&acct).unwrap().username, "arn:aws:iam::012345678901:user/Test");
+        assert_eq!(mapper.map(&acct).await.unwrap().username, "arn:aws:iam::012345678901:user/Test");
         let mut nobody = id("s");
         nobody.canonical_arn = "arn:aws:iam::999:user/x".into();
-        assert_eq!(mapper.map(&nobody).unwrap_err(), MappingError::NotMapped);
+        assert_eq!(mapper.map(&nobody).await.unwrap_err(), MappingError::NotMapped);
     }
 
-    #[test]
-    fn access_entries_modes_and_reserved_prefixes() {
+    #[tokio::test]
+    async fn access_entries_modes_and_reserved_prefixes() {
         let yaml = r#"
 accessEntries:
 - principalArn: arn:aws:iam::123:role/teams/Test
@@ -483,7 +526,7 @@ accessEntries:
         };
         // The role path is stripped, and access entries win over aws-auth.
         assert_eq!(
-            both.map(&id("s1")).unwrap(),
+            both.map(&id("s1")).await.unwrap(),
             KubeUser { username: "dev:s1".into(), groups: vec!["devs".into()] }
         );
         let cm = Mapper {
@@ -492,11 +535,11 @@ accessEntries:
             entries: entries.clone(),
             ec2: Box::new(NoEc2),
         };
-        assert_eq!(cm.map(&id("s1")).unwrap().username, "admin:s1");
+        assert_eq!(cm.map(&id("s1")).await.unwrap().username, "admin:s1");
         let api = Mapper { mode: AuthMode::Api, aws_auth: auth, entries, ec2: Box::new(NoEc2) };
         let mut alice = id("s");
         alice.canonical_arn = "arn:aws:iam::123:user/alice".into();
-        assert_eq!(api.map(&alice).unwrap_err(), MappingError::NotMapped, "API mode ignores aws-auth");
+        assert_eq!(api.map(&alice).await.unwrap_err(), MappingError::NotMapped, "API mode ignores aws-auth");
         let bad = "accessEntries:\n- principalArn: arn:aws:iam::1:role/x\n  username: system:masters\n";
         assert!(AccessEntries::from_yaml(bad).unwrap_err().to_string().contains("reserved prefix"));
         let bad =

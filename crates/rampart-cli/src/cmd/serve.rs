@@ -85,6 +85,13 @@ pub struct Args {
     /// name this endpoint or a valid STS host; any other host is still refused.
     #[arg(long, value_name = "URL")]
     pub sts_endpoint: Option<String>,
+    /// Look instances up with ec2:DescribeInstances for `{{EC2PrivateDNSName}}` templates,
+    /// using the server's AWS credentials (environment or shared file) in --region.
+    #[arg(long, requires = "cluster_id")]
+    pub ec2_lookups: bool,
+    /// EC2 endpoint for --ec2-lookups (default https://ec2.<region>.amazonaws.com).
+    #[arg(long, value_name = "URL")]
+    pub ec2_endpoint: Option<String>,
     /// The webhook's own user, always allowed to read policies and RBAC.
     #[arg(long, default_value = "system:authorizer:cedar-authorizer", value_name = "USER")]
     pub self_identity: String,
@@ -220,7 +227,14 @@ fn authenticator(args: &Args) -> anyhow::Result<Option<Arc<rampart_identity::aut
         )?,
         None => AccessEntries::default(),
     };
-    let mapper = Mapper { mode: args.authentication_mode.parse()?, aws_auth, entries, ec2: Box::new(NoEc2) };
+    let ec2: Box<dyn rampart_identity::mapping::InstanceResolver> = if args.ec2_lookups {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let creds = rampart_identity::client::load_credentials(&env)?;
+        Box::new(rampart_identity::client::Ec2Lookup::new(creds, &args.region, args.ec2_endpoint.clone())?)
+    } else {
+        Box::new(NoEc2)
+    };
+    let mapper = Mapper { mode: args.authentication_mode.parse()?, aws_auth, entries, ec2 };
     let sts = rampart_identity::sts::StsClient::new(cluster_id.clone(), args.sts_endpoint.clone())?;
     let mut hosts = rampart_identity::host::HostVerifier::new(args.partition.clone(), args.region.clone());
     if let Some(endpoint) = &args.sts_endpoint {
