@@ -56,7 +56,8 @@ const CACHE_LIMIT: usize = 10_000;
 pub struct Authenticator {
     hosts: HostVerifier,
     sts: StsClient,
-    mapper: Mapper,
+    /// Replaced when a live aws-auth ConfigMap changes (reads hold it across an EC2 lookup).
+    mapper: tokio::sync::RwLock<Mapper>,
     cache: Mutex<HashMap<String, (i64, Authenticated)>>,
 }
 
@@ -73,13 +74,22 @@ fn extra(id: &Identity) -> BTreeMap<String, Vec<String>> {
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator").field("mode", &self.mapper.mode).finish_non_exhaustive()
+        f.debug_struct("Authenticator").finish_non_exhaustive()
     }
 }
 
 impl Authenticator {
     pub fn new(hosts: HostVerifier, sts: StsClient, mapper: Mapper) -> Self {
-        Authenticator { hosts, sts, mapper, cache: Mutex::default() }
+        Authenticator { hosts, sts, mapper: tokio::sync::RwLock::new(mapper), cache: Mutex::default() }
+    }
+
+    /// Swap in a new aws-auth mapping (a live ConfigMap changed). Cached answers are dropped:
+    /// a removed mapping must stop working at once, not when its tokens expire.
+    pub async fn set_aws_auth(&self, aws_auth: crate::mapping::AwsAuth) {
+        self.mapper.write().await.aws_auth = aws_auth;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.clear();
+        }
     }
 
     /// Authenticate a bearer token at time `now` (Unix seconds).
@@ -94,7 +104,7 @@ impl Authenticator {
         }
         let url = verify(token, &self.hosts, now)?;
         let id = self.sts.get_caller_identity(&url).await?;
-        let user = self.mapper.map(&id).await?;
+        let user = self.mapper.read().await.map(&id).await?;
         let authenticated = Authenticated {
             username: user.username,
             uid: format!("aws-iam-authenticator:{}:{}", id.account_id, id.user_id),

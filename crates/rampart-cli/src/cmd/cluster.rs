@@ -124,6 +124,18 @@ pub async fn rbac_world(client: &kube::Client) -> anyhow::Result<rampart_rbac::m
     Ok(world)
 }
 
+/// The `kube-system/aws-auth` ConfigMap as YAML text, or `None` when it does not exist
+/// (needs `get` on that ConfigMap).
+pub async fn aws_auth_configmap(client: &kube::Client) -> anyhow::Result<Option<String>> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    let cm = api
+        .get_opt("aws-auth")
+        .await
+        .context("cannot read kube-system/aws-auth (needs get on that ConfigMap)")?;
+    cm.map(|cm| serde_yaml::to_string(&cm).context("cannot re-encode aws-auth")).transpose()
+}
+
 /// RBAC from manifests, or from the live cluster when `from_cluster` (blocking).
 pub fn rbac_from(source: &RbacSource) -> anyhow::Result<rampart_rbac::manifest::World> {
     let world = if source.rbac_from_cluster {
@@ -175,7 +187,10 @@ mod tests {
                     )
                 };
                 let owned;
-                let body = if request.starts_with("GET /apis/rbac.authorization.k8s.io/v1/clusterroles") {
+                let body = if request.starts_with("GET /api/v1/namespaces/kube-system/configmaps/aws-auth") {
+                    r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"aws-auth","namespace":"kube-system"},
+                        "data":{"mapUsers":"- userarn: arn:aws:iam::1:user/alice\n  username: alice\n"}}"#
+                } else if request.starts_with("GET /apis/rbac.authorization.k8s.io/v1/clusterroles") {
                     owned = rbac(
                         "ClusterRoleList",
                         r#"{"metadata":{"name":"reader"},"rules":[{"apiGroups":[""],"resources":["pods"],"verbs":["get"]}]}"#,
@@ -227,6 +242,9 @@ mod tests {
         let labels = namespace_labels(&client).await.unwrap();
         assert_eq!(labels["prod"]["pod-security.kubernetes.io/enforce"], "restricted");
         assert!(labels["dev"].is_empty());
+        let aws_auth = aws_auth_configmap(&client).await.unwrap().unwrap();
+        let (auth, _) = rampart_identity::mapping::AwsAuth::from_configmap(&aws_auth).unwrap();
+        assert_eq!(auth.users[0].username, "alice");
         let world = rbac_world(&client).await.unwrap();
         let groups = vec!["devs".to_owned()];
         let d = world.authorizer().authorize(

@@ -70,6 +70,9 @@ pub struct Args {
     /// aws-auth ConfigMap (YAML) for IAM → Kubernetes user mapping.
     #[arg(long, value_name = "FILE", requires = "cluster_id")]
     pub aws_auth: Option<PathBuf>,
+    /// Read kube-system/aws-auth from the cluster instead (re-read every 30 s; see --kubeconfig).
+    #[arg(long, requires = "cluster_id", conflicts_with = "aws_auth")]
+    pub aws_auth_from_cluster: bool,
     /// How IAM principals are mapped: CONFIG_MAP (aws-auth), API_AND_CONFIG_MAP (access
     /// entries first, then aws-auth) or API (access entries only; --access-entries).
     #[arg(long, default_value = "API_AND_CONFIG_MAP", requires = "cluster_id")]
@@ -170,6 +173,44 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(guard)
         };
         let config = ServeConfig { addr: args.listen, transport };
+        if let (true, Some(authn)) = (args.aws_auth_from_cluster, authenticator.clone()) {
+            // Fail at start if aws-auth cannot be read: an empty mapping would lock users out
+            // silently; later read errors keep the last good mapping.
+            let client = super::cluster::client(args.kubeconfig.as_deref()).await?;
+            let load = async |client: &kube::Client| -> anyhow::Result<rampart_identity::mapping::AwsAuth> {
+                let text = super::cluster::aws_auth_configmap(client).await?.unwrap_or_default();
+                let (auth, warnings) =
+                    rampart_identity::mapping::AwsAuth::from_configmap(if text.is_empty() {
+                        "{}"
+                    } else {
+                        &text
+                    })?;
+                warnings.iter().for_each(|w| tracing::warn!("{w}"));
+                Ok(auth)
+            };
+            authn.set_aws_auth(load(&client).await?).await;
+            tokio::spawn(async move {
+                let mut last: Option<String> = None;
+                loop {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    match super::cluster::aws_auth_configmap(&client).await {
+                        Ok(text) if text != last => {
+                            match rampart_identity::mapping::AwsAuth::from_configmap(
+                                text.as_deref().unwrap_or("{}"),
+                            ) {
+                                Ok((auth, _)) => authn.set_aws_auth(auth).await,
+                                Err(e) => {
+                                    tracing::warn!("aws-auth is invalid, keeping the last mapping: {e}")
+                                }
+                            }
+                            last = text;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("aws-auth refresh failed, keeping the last mapping: {e:#}"),
+                    }
+                }
+            });
+        }
         let state = AppState::from_parts(live, metrics, guardrails, authenticator);
         if args.namespaces_from_cluster {
             // Fail at start if the cluster cannot be read: Pod Security without namespace
