@@ -276,7 +276,25 @@ async fn tokens_from_rampart_and_awscli_authenticate_through_moto() {
     let result = review(cred["status"]["token"].as_str().unwrap()).await;
     assert_eq!(result["status"]["user"]["username"], format!("system:node:{private_dns}"), "{result}");
 
-    // 4. An unmapped principal (the base user) is refused.
+    // 4. IRSA-style credentials: a web identity token file and a role, no keys.
+    let web_token = dir.path().join("web-identity-token");
+    std::fs::write(&web_token, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["token", "--cluster-id", "demo", "--region", "us-east-1"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &web_token)
+        .env("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/k8s-admin")
+        .env("AWS_ROLE_SESSION_NAME", "carol")
+        .env("AWS_ENDPOINT_URL_STS", &moto_url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cred: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = review(cred["status"]["token"].as_str().unwrap()).await;
+    assert_eq!(result["status"]["user"]["username"], "admin:carol", "{result}");
+
+    // 5. An unmapped principal (the base user) is refused.
     let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["token", "--cluster-id", "demo", "--region", "us-east-1"])
         .envs(env)

@@ -155,6 +155,173 @@ pub fn load_credentials(env: &dyn Fn(&str) -> Option<String>) -> Result<AwsCrede
     }
 }
 
+/// The credential chain, in the SDKs' order: environment, web identity (IRSA:
+/// `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`), shared credentials file, container
+/// credentials (Pod Identity/ECS: `AWS_CONTAINER_CREDENTIALS_FULL_URI` or `_RELATIVE_URI`), then
+/// the EC2 instance metadata service (IMDSv2).
+pub async fn resolve_credentials(
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<AwsCredentials, ClientError> {
+    if env("AWS_ACCESS_KEY_ID").is_some() && env("AWS_SECRET_ACCESS_KEY").is_some() {
+        return load_credentials(env);
+    }
+    if let (Some(token_file), Some(role)) = (env("AWS_WEB_IDENTITY_TOKEN_FILE"), env("AWS_ROLE_ARN")) {
+        let region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).unwrap_or_default();
+        let endpoint = env("AWS_ENDPOINT_URL_STS")
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .unwrap_or_else(|| format!("https://{}", sts_host(&region)));
+        let session = env("AWS_ROLE_SESSION_NAME").unwrap_or_else(|| format!("rampart-{}", now()));
+        return assume_role_with_web_identity(&endpoint, &role, &session, &token_file).await;
+    }
+    let file_error = match load_credentials(env) {
+        Ok(c) => return Ok(c),
+        Err(e) => e,
+    };
+    let container_uri = env("AWS_CONTAINER_CREDENTIALS_FULL_URI").or_else(|| {
+        env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").map(|p| format!("http://169.254.170.2{p}"))
+    });
+    if let Some(uri) = container_uri {
+        let token = match env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
+            Some(f) => Some(
+                std::fs::read_to_string(&f)
+                    .map_err(|e| ClientError::Credentials(format!("{f}: {e}")))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => env("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
+        };
+        return container_credentials(&uri, token.as_deref()).await;
+    }
+    if env("AWS_EC2_METADATA_DISABLED").as_deref() != Some("true") {
+        let imds =
+            env("AWS_EC2_METADATA_SERVICE_ENDPOINT").unwrap_or_else(|| "http://169.254.169.254".into());
+        if let Ok(c) = imds_credentials(&imds).await {
+            return Ok(c);
+        }
+    }
+    Err(file_error)
+}
+
+fn json_credentials(v: &serde_json::Value) -> Result<AwsCredentials, ClientError> {
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    Ok(AwsCredentials {
+        access_key_id: field("AccessKeyId")
+            .ok_or_else(|| ClientError::Credentials("no AccessKeyId in the credentials response".into()))?,
+        secret_access_key: field("SecretAccessKey").ok_or_else(|| {
+            ClientError::Credentials("no SecretAccessKey in the credentials response".into())
+        })?,
+        session_token: field("Token"),
+        expires_at: field("Expiration").as_deref().and_then(parse_rfc3339),
+    })
+}
+
+/// Container credentials (EKS Pod Identity, ECS): GET the URI with the authorization token.
+pub async fn container_credentials(uri: &str, token: Option<&str>) -> Result<AwsCredentials, ClientError> {
+    let mut req = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| ClientError::Credentials(e.to_string()))?
+        .get(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", t);
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| ClientError::Credentials(format!("container credentials: {}", e.without_url())))?;
+    let status = resp.status();
+    let body: serde_json::Value =
+        resp.json().await.map_err(|e| ClientError::Credentials(format!("container credentials: {e}")))?;
+    if !status.is_success() {
+        return Err(ClientError::Credentials(format!(
+            "container credentials: HTTP {}: {body}",
+            status.as_u16()
+        )));
+    }
+    json_credentials(&body)
+}
+
+/// EC2 instance role credentials through IMDSv2 (session token first).
+async fn imds_credentials(base: &str) -> Result<AwsCredentials, ClientError> {
+    let err = |e: reqwest::Error| ClientError::Credentials(format!("imds: {}", e.without_url()));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(1)).build().map_err(err)?;
+    let token = http
+        .put(format!("{base}/latest/api/token"))
+        .header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
+        .send()
+        .await
+        .map_err(err)?
+        .text()
+        .await
+        .map_err(err)?;
+    let url = format!("{base}/latest/meta-data/iam/security-credentials/");
+    let role = http
+        .get(&url)
+        .header("x-aws-ec2-metadata-token", &token)
+        .send()
+        .await
+        .map_err(err)?
+        .text()
+        .await
+        .map_err(err)?;
+    let role = role.lines().next().unwrap_or_default().trim().to_owned();
+    let body: serde_json::Value = http
+        .get(format!("{url}{role}"))
+        .header("x-aws-ec2-metadata-token", &token)
+        .send()
+        .await
+        .map_err(err)?
+        .json()
+        .await
+        .map_err(err)?;
+    json_credentials(&body)
+}
+
+/// `sts:AssumeRoleWithWebIdentity` (unsigned: the web identity token is the credential).
+pub async fn assume_role_with_web_identity(
+    endpoint: &str,
+    role_arn: &str,
+    session: &str,
+    token_file: &str,
+) -> Result<AwsCredentials, ClientError> {
+    let token = std::fs::read_to_string(token_file)
+        .map_err(|e| ClientError::Credentials(format!("{token_file}: {e}")))?;
+    let body = format!(
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={}&RoleSessionName={}&WebIdentityToken={}",
+        aws_query_encode(role_arn),
+        aws_query_encode(session),
+        aws_query_encode(token.trim())
+    );
+    let resp = reqwest::Client::new()
+        .post(format!("{}/", endpoint.trim_end_matches('/')))
+        .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| ClientError::AssumeRole(e.without_url().to_string()))?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| ClientError::AssumeRole(e.to_string()))?;
+    if !status.is_success() {
+        return Err(ClientError::AssumeRole(format!("HTTP {}: {text}", status.as_u16())));
+    }
+    sts_credentials(&text)
+}
+
+/// Temporary credentials from an STS XML answer.
+fn sts_credentials(text: &str) -> Result<AwsCredentials, ClientError> {
+    let field = |name: &str| {
+        xml_text(text, name)
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::AssumeRole(format!("response has no {name}")))
+    };
+    Ok(AwsCredentials {
+        access_key_id: field("AccessKeyId")?,
+        secret_access_key: field("SecretAccessKey")?,
+        session_token: Some(field("SessionToken")?),
+        expires_at: xml_text(text, "Expiration").and_then(parse_rfc3339),
+    })
+}
+
 fn xml_text<'a>(body: &'a str, element: &str) -> Option<&'a str> {
     let open = format!("<{element}>");
     let start = body.find(&open)? + open.len();
@@ -365,6 +532,35 @@ mod tests {
             "credential expiry wins"
         );
         assert_eq!(parse_rfc3339("2023-04-28T00:14:00.000Z"), Some(1_682_640_840));
+    }
+
+    #[tokio::test]
+    async fn container_credentials_with_a_token() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = s.read(&mut buf).await.unwrap();
+            let req = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+            let body = if req.contains("authorization: secret-token") {
+                r#"{"AccessKeyId":"ASIAPOD","SecretAccessKey":"s","Token":"t","Expiration":"2030-01-01T00:00:00Z"}"#
+            } else {
+                r#"{"message":"unauthorized"}"#
+            };
+            let status = if body.contains("ASIAPOD") { "200 OK" } else { "401 Unauthorized" };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(resp.as_bytes()).await.unwrap();
+        });
+        let c = container_credentials(&format!("http://{addr}/v1/credentials"), Some("secret-token"))
+            .await
+            .unwrap();
+        assert_eq!(c.access_key_id, "ASIAPOD");
+        assert_eq!(c.expires_at, Some(1_893_456_000));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use rampart_identity::client::{assume_role, exec_credential, load_credentials, now, presign, sts_host};
+use rampart_identity::client::{assume_role, exec_credential, now, presign, resolve_credentials, sts_host};
 
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "EXAMPLES:
@@ -37,13 +37,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .or_else(|| env("AWS_REGION"))
         .or_else(|| env("AWS_DEFAULT_REGION"))
         .unwrap_or_default();
-    let mut creds = load_credentials(&env)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut creds = runtime.block_on(resolve_credentials(&env))?;
     let now = now();
     if let Some(role) = &args.role_arn {
         let endpoint = env("AWS_ENDPOINT_URL_STS")
             .or_else(|| env("AWS_ENDPOINT_URL"))
             .unwrap_or_else(|| format!("https://{}", sts_host(&region)));
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         creds = runtime
             .block_on(assume_role(&creds, &endpoint, &region, role, &args.session_name, now))
             .with_context(|| format!("cannot assume {role}"))?;
