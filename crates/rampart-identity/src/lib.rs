@@ -4,6 +4,7 @@
 //! * [`client`]: the token client (aws-sigv4 presigning, ExecCredential).
 //! * [`arn`]: ARN parsing and canonicalization (assumed-role sessions → their role).
 //! * [`host`]: the STS endpoint allow-list per partition (FIPS, dual-stack, fallback region).
+//! * [`inject`]: the workload-identity mutating webhook (IRSA and Pod Identity injection).
 //! * [`mapping`]: aws-auth, access entries and authentication modes → Kubernetes users.
 //! * [`sts`]: the GetCallerIdentity call (JSON or strict XML) and identity extraction.
 //! * [`token`]: `k8s-aws-v1.` tokens — the pre-STS checks of aws-iam-authenticator, in its order,
@@ -13,6 +14,7 @@ pub mod arn;
 pub mod authenticator;
 pub mod client;
 pub mod host;
+pub mod inject;
 pub mod mapping;
 pub mod sts;
 pub mod token;
