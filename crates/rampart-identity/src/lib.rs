@@ -9,6 +9,7 @@
 //! * [`sts`]: the GetCallerIdentity call (JSON or strict XML) and identity extraction.
 //! * [`token`]: `k8s-aws-v1.` tokens — the pre-STS checks of aws-iam-authenticator, in its order,
 //!   with the CVE-2022-2385 duplicate-parameter check first.
+//! * [`workload_sources`]: ServiceAccount annotations and Pod Identity associations from files.
 
 pub mod arn;
 pub mod authenticator;
@@ -18,3 +19,4 @@ pub mod inject;
 pub mod mapping;
 pub mod sts;
 pub mod token;
+pub mod workload_sources;

@@ -1,7 +1,9 @@
 //! Rampart's webhook server.
 //!
 //! * [`router`]: the HTTP surface — `POST /v1/authorize` (SubjectAccessReview),
-//!   `POST /v1/admit` (AdmissionReview), `/healthz`, `/readyz`, `/metrics`.
+//!   `POST /v1/admit` (AdmissionReview), `/v1/authenticate` (TokenReview), `/healthz`,
+//!   `/readyz`, `/metrics`.
+//! * [`mutate`]: `POST /v1/mutate`, IRSA and Pod Identity injection into new pods.
 //! * [`cache`]: exact caching of authorization answers per policy generation.
 //! * [`metrics`]: Prometheus metrics for decisions, latency and policy reloads.
 //! * [`tls`]: certificates (given, or self-signed on first start) and the rustls config.
@@ -9,6 +11,7 @@
 
 pub mod cache;
 pub mod metrics;
+pub mod mutate;
 pub mod router;
 pub mod serve;
 pub mod tls;

@@ -21,6 +21,7 @@ use rampart_types::sar::{self, SarResponse, SarStatus};
 
 use crate::cache::{CachedAnswer, DecisionCache};
 use crate::metrics::{EndpointLabels, Metrics, PolicyLabels};
+use crate::mutate::Injection;
 
 /// Admission objects can be large (etcd allows ~1.5 MiB objects, and UPDATE sends two).
 const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub guardrails: Option<ArcSwap<Guardrails>>,
     /// The TokenReview authenticator (`/v1/authenticate`), when configured.
     pub authenticator: Option<Arc<Authenticator>>,
+    /// Workload-identity injection (`/v1/mutate`), when configured.
+    pub injection: Option<Injection>,
 }
 
 /// Handler state: one `Arc`, because axum clones the state for every request.
@@ -44,12 +47,12 @@ pub struct AppState(Arc<Shared>);
 
 impl AppState {
     pub fn new(live: Arc<LiveEngine>, metrics: Arc<Metrics>) -> Self {
-        Self::from_parts(live, metrics, None, None)
+        Self::from_parts(live, metrics, None, None, None)
     }
 
     /// The same, with guardrails in the admission path.
     pub fn with_guardrails(live: Arc<LiveEngine>, metrics: Arc<Metrics>, guardrails: Guardrails) -> Self {
-        Self::from_parts(live, metrics, Some(guardrails), None)
+        Self::from_parts(live, metrics, Some(guardrails), None, None)
     }
 
     /// Everything optional given explicitly.
@@ -58,6 +61,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         guardrails: Option<Guardrails>,
         authenticator: Option<Arc<Authenticator>>,
+        injection: Option<Injection>,
     ) -> Self {
         AppState(Arc::new(Shared {
             live,
@@ -65,6 +69,7 @@ impl AppState {
             cache: DecisionCache::default(),
             guardrails: guardrails.map(ArcSwap::from_pointee),
             authenticator,
+            injection,
         }))
     }
 
@@ -89,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/authorize", post(authorize))
         .route("/v1/admit", post(admit))
         .route("/v1/authenticate", post(authenticate))
+        .route("/v1/mutate", post(crate::mutate::mutate))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -96,7 +102,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn json(body: &impl serde::Serialize) -> Response {
+pub(crate) fn json(body: &impl serde::Serialize) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode response: {e}")).into_response(),

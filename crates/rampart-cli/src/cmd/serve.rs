@@ -95,6 +95,24 @@ pub struct Args {
     /// EC2 endpoint for --ec2-lookups (default https://ec2.<region>.amazonaws.com).
     #[arg(long, value_name = "URL")]
     pub ec2_endpoint: Option<String>,
+    /// Enable `POST /v1/mutate` (IRSA injection) with these ServiceAccount manifests
+    /// (`kubectl get sa -A -o yaml`; repeatable). Their `eks.amazonaws.com/*` annotations
+    /// decide which pods get which role. Re-read every 10 s; a bad file keeps the last good set.
+    #[arg(long = "service-accounts", value_name = "FILE")]
+    pub service_accounts: Vec<PathBuf>,
+    /// Enable `POST /v1/mutate` (Pod Identity injection) for these associations: upstream's
+    /// `{"identities":[…]}` file or PodIdentityAssociation objects (repeatable; re-read every 10 s).
+    #[arg(long = "pod-identity-associations", value_name = "FILE")]
+    pub pod_identity_associations: Vec<PathBuf>,
+    /// Region injected as AWS_REGION and AWS_DEFAULT_REGION (unless a container sets them).
+    #[arg(long, value_name = "REGION")]
+    pub aws_default_region: Option<String>,
+    /// Inject AWS_STS_REGIONAL_ENDPOINTS=regional unless a service account says otherwise.
+    #[arg(long)]
+    pub sts_regional_endpoints: bool,
+    /// Default audience of injected IRSA tokens.
+    #[arg(long, default_value = "sts.amazonaws.com", value_name = "AUD")]
+    pub token_audience: String,
     /// The webhook's own user, always allowed to read policies and RBAC.
     #[arg(long, default_value = "system:authorizer:cedar-authorizer", value_name = "USER")]
     pub self_identity: String,
@@ -149,6 +167,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         super::guardrails::load(args.guardrails.as_deref(), args.namespaces.as_deref())?
     };
     let authenticator = authenticator(&args)?;
+    let injection = injection(&args)?;
+    let injection_files: Vec<PathBuf> =
+        args.service_accounts.iter().chain(&args.pod_identity_associations).cloned().collect();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start runtime")?;
     runtime.block_on(async move {
@@ -211,7 +232,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             });
         }
-        let state = AppState::from_parts(live, metrics, guardrails, authenticator);
+        let state = AppState::from_parts(live, metrics, guardrails, authenticator, injection);
         if args.namespaces_from_cluster {
             // Fail at start if the cluster cannot be read: Pod Security without namespace
             // labels would silently enforce the defaults everywhere.
@@ -237,6 +258,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 });
             }
         }
+        if state.injection.is_some() {
+            let refresh_state = state.clone();
+            tokio::spawn(async move {
+                let mut last = read_all(&injection_files);
+                loop {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    let now = read_all(&injection_files);
+                    if now == last {
+                        continue;
+                    }
+                    match rampart_identity::inject::IdentitySources::from_paths(&injection_files) {
+                        Ok(sources) => {
+                            if let Some(i) = refresh_state.injection.as_ref() {
+                                tracing::info!(
+                                    service_accounts = sources.service_accounts.len(),
+                                    associations = sources.pod_identity.len(),
+                                    "identity sources reloaded"
+                                );
+                                i.sources.store(Arc::new(sources));
+                            }
+                        }
+                        Err(e) => tracing::warn!("identity sources invalid, keeping the last good set: {e}"),
+                    }
+                    last = now;
+                }
+            });
+        }
         let server = rampart_server::start(&config, state)?;
         let handle = server.handle();
         tokio::spawn(async move {
@@ -247,6 +295,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         server.wait().await.context("server failed")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// File contents, to notice changes cheaply (ServiceAccount dumps are small).
+fn read_all(paths: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
+    paths.iter().map(|p| std::fs::read(p).ok()).collect()
+}
+
+/// The `/v1/mutate` injector, when service accounts or associations are given.
+fn injection(args: &Args) -> anyhow::Result<Option<rampart_server::mutate::Injection>> {
+    use rampart_identity::inject::{IdentitySources, InjectConfig};
+    if args.service_accounts.is_empty() && args.pod_identity_associations.is_empty() {
+        return Ok(None);
+    }
+    let paths: Vec<&PathBuf> = args.service_accounts.iter().chain(&args.pod_identity_associations).collect();
+    let sources = IdentitySources::from_paths(&paths)?;
+    tracing::info!(
+        service_accounts = sources.service_accounts.len(),
+        associations = sources.pod_identity.len(),
+        "workload identity injection enabled"
+    );
+    let config = InjectConfig {
+        region: args.aws_default_region.clone(),
+        sts_regional: args.sts_regional_endpoints,
+        audience: args.token_audience.clone(),
+        ..InjectConfig::default()
+    };
+    Ok(Some(rampart_server::mutate::Injection::new(config, sources)))
 }
 
 /// The TokenReview authenticator, when `--cluster-id` is given.

@@ -136,6 +136,12 @@ pub struct AdmissionResponse {
     pub warnings: Vec<String>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub audit_annotations: std::collections::BTreeMap<String, String>,
+    /// Base64 of an RFC 6902 JSON patch (mutating webhooks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    /// `"JSONPatch"` whenever `patch` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<String>,
 }
 
 impl AdmissionResponse {
@@ -147,6 +153,8 @@ impl AdmissionResponse {
             status: None,
             warnings: vec![],
             audit_annotations: Default::default(),
+            patch: None,
+            patch_type: None,
         }
     }
 
@@ -164,6 +172,17 @@ impl AdmissionResponse {
             status: Some(ResponseStatus { code, message: message.into(), reason: reason.into() }),
             warnings: vec![],
             audit_annotations: Default::default(),
+            patch: None,
+            patch_type: None,
+        }
+    }
+
+    /// Allow the request with a JSON patch, given already base64-encoded.
+    pub fn allow_with_patch(uid: impl Into<String>, patch_base64: String) -> Self {
+        AdmissionResponse {
+            patch: Some(patch_base64),
+            patch_type: Some("JSONPatch".into()),
+            ..Self::allow(uid)
         }
     }
 

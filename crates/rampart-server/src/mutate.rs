@@ -1,0 +1,88 @@
+//! `POST /v1/mutate`: the workload-identity mutating webhook. Pods being created get IRSA or
+//! Pod Identity credentials wiring from their service account (see
+//! [`rampart_identity::inject`]); every other request is allowed unchanged.
+//!
+//! This webhook fails *open* on purpose: it grants nothing, it only adds the plumbing a pod
+//! needs to ask for credentials, and the credential endpoints check the pod's token on their
+//! own. Rejecting a pod because its identity could not be injected would turn a missing
+//! annotation into an outage (upstream runs with `failurePolicy: Ignore` for the same reason).
+
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::Response;
+use base64::Engine as _;
+use rampart_identity::inject::{IdentitySources, InjectConfig};
+use rampart_types::admission::{self, AdmissionRequest, AdmissionResponse, Operation};
+
+use crate::metrics::EndpointLabels;
+use crate::router::{AppState, json};
+
+/// Injection settings and the (swappable) service-account and association sources.
+#[derive(Debug)]
+pub struct Injection {
+    pub config: InjectConfig,
+    pub sources: ArcSwap<IdentitySources>,
+}
+
+impl Injection {
+    pub fn new(config: InjectConfig, sources: IdentitySources) -> Self {
+        Injection { config, sources: ArcSwap::from_pointee(sources) }
+    }
+
+    /// The base64 JSON patch for this request, or `None` when nothing is injected.
+    pub fn patch_for(&self, request: &AdmissionRequest) -> Option<String> {
+        let is_pod_create = request.kind.group.is_empty()
+            && request.kind.kind == "Pod"
+            && request.operation == Operation::Create
+            && request.sub_resource.as_deref().unwrap_or_default().is_empty();
+        if !is_pod_create {
+            return None;
+        }
+        let pod = request.object.as_ref()?;
+        let namespace = request
+            .namespace
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .or_else(|| pod.pointer("/metadata/namespace").and_then(|n| n.as_str()))
+            .unwrap_or("default");
+        let ops = self.config.mutate(pod, namespace, &self.sources.load(), &mut || fastrand::i64(..))?;
+        let bytes = serde_json::to_vec(&ops).ok()?;
+        Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+}
+
+pub(crate) async fn mutate(State(state): State<AppState>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let endpoint = "mutate";
+    let review = match admission::decode(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "undecodable AdmissionReview");
+            state.metrics.bad_requests.get_or_create(&EndpointLabels { endpoint }).inc();
+            return json(
+                &AdmissionResponse::reject(admission::salvage_uid(&body), 400, e.to_string()).into_review(),
+            );
+        }
+    };
+    let request = &review.request;
+    let patch = state.injection.as_ref().and_then(|i| i.patch_for(request));
+    let outcome = if patch.is_some() { "patched" } else { "unchanged" };
+    state.metrics.decision_counter(endpoint, "allow", outcome).inc();
+    state
+        .metrics
+        .latency
+        .get_or_create(&EndpointLabels { endpoint })
+        .observe(started.elapsed().as_secs_f64());
+    if patch.is_some() {
+        tracing::info!(uid = %request.uid, namespace = request.namespace.as_deref().unwrap_or_default(),
+            name = request.name.as_deref().unwrap_or_default(), "pod identity injected");
+    }
+    let response = match patch {
+        Some(p) => AdmissionResponse::allow_with_patch(&request.uid, p),
+        None => AdmissionResponse::allow(&request.uid),
+    };
+    json(&response.into_review())
+}

@@ -1,0 +1,198 @@
+//! `POST /v1/mutate` end to end: full AdmissionReview objects as the apiserver sends them, the
+//! returned base64 JSON patch applied with `json-patch` to the original pod, and checks that
+//! unknown fields survive, that non-pod and non-create requests pass untouched, and that a
+//! malformed review gets a well-formed rejection.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use rampart_identity::inject::{IdentitySources, InjectConfig};
+use rampart_policy::EngineOptions;
+use rampart_policy::store::{LiveEngine, PolicySources};
+use rampart_server::mutate::Injection;
+use rampart_server::{AppState, Metrics, ServeConfig, Transport, start};
+use serde_json::{Value, json};
+
+const ROLE: &str = "arn:aws:iam::111122223333:role/s3-reader";
+
+const SOURCES: &str = r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: reader
+  namespace: team-a
+  annotations:
+    eks.amazonaws.com/role-arn: arn:aws:iam::111122223333:role/s3-reader
+    eks.amazonaws.com/sts-regional-endpoints: "true"
+---
+apiVersion: rampart.dev/v1alpha1
+kind: PodIdentityAssociation
+metadata: {name: team-b-app}
+spec: {namespace: team-b, serviceAccount: app, roleArn: "arn:aws:iam::111122223333:role/b"}
+"#;
+
+async fn server() -> (rampart_server::serve::RunningServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.cedar"), "permit(principal, action, resource);").unwrap();
+    let (live, _) =
+        LiveEngine::load(PolicySources::new(vec![dir.path().into()], EngineOptions::default())).unwrap();
+    let mut sources = IdentitySources::default();
+    sources.add_manifests("sources.yaml", SOURCES).unwrap();
+    let config = InjectConfig { region: Some("eu-west-1".into()), ..InjectConfig::default() };
+    let injection = Injection::new(config, sources);
+    let state = AppState::from_parts(live, Arc::new(Metrics::new()), None, None, Some(injection));
+    let config = ServeConfig { addr: "127.0.0.1:0".parse().unwrap(), transport: Transport::PlainHttp };
+    (start(&config, state).unwrap(), dir)
+}
+
+/// A pod CREATE review shaped like the apiserver's, including fields Rampart does not model.
+fn pod_review(namespace: &str, service_account: &str) -> Value {
+    json!({
+      "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+      "request": {
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+        "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+        "name": "web-7d4b9", "namespace": namespace, "operation": "CREATE",
+        "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller",
+                     "uid": "a3e2", "groups": ["system:serviceaccounts", "system:authenticated"]},
+        "object": {
+          "apiVersion": "v1", "kind": "Pod",
+          "metadata": {"name": "web-7d4b9", "namespace": namespace, "labels": {"app": "web"},
+                       "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "1", "controller": true}]},
+          "spec": {
+            "serviceAccountName": service_account,
+            "volumes": [{"name": "kube-api-access-x", "projected": {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}}]}}],
+            "initContainers": [{"name": "init", "image": "busybox", "env": [{"name": "AWS_REGION", "value": "us-east-1"}]}],
+            "containers": [{"name": "web", "image": "nginx:1.27",
+                            "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}],
+                            "futureField": {"kept": true},
+                            "volumeMounts": [{"name": "kube-api-access-x", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}]}],
+            "hostUsers": false
+          },
+          "status": {}
+        },
+        "oldObject": null, "dryRun": false,
+        "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
+      }
+    })
+}
+
+async fn post(server: &rampart_server::serve::RunningServer, body: String) -> Value {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/mutate", server.url()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+/// The pod after applying the response's patch, as the apiserver would.
+fn patched(review: &Value, response: &Value) -> Value {
+    assert_eq!(response["response"]["patchType"], "JSONPatch");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(response["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+    let mut pod = review["request"]["object"].clone();
+    json_patch::patch(&mut pod, &patch).unwrap();
+    pod
+}
+
+fn env(container: &Value) -> Vec<String> {
+    container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}={}", e["name"].as_str().unwrap(), e["value"].as_str().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn irsa_pod_gets_role_token_volume_and_mounts_and_keeps_unknown_fields() {
+    let (server, _dir) = server().await;
+    let review = pod_review("team-a", "reader");
+    let response = post(&server, review.to_string()).await;
+    assert_eq!(response["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert_eq!(response["response"]["allowed"], true);
+    let pod = patched(&review, &response);
+    let web = &pod["spec"]["containers"][0];
+    assert_eq!(
+        env(web),
+        [
+            "AWS_STS_REGIONAL_ENDPOINTS=regional",
+            "AWS_DEFAULT_REGION=eu-west-1",
+            "AWS_REGION=eu-west-1",
+            &format!("AWS_ROLE_ARN={ROLE}"),
+            "AWS_WEB_IDENTITY_TOKEN_FILE=/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+        ]
+    );
+    assert_eq!(web["futureField"], json!({"kept": true}));
+    assert_eq!(web["resizePolicy"][0]["resourceName"], "cpu");
+    assert_eq!(web["volumeMounts"].as_array().unwrap().len(), 2);
+    assert_eq!(web["volumeMounts"][1]["mountPath"], "/var/run/secrets/eks.amazonaws.com/serviceaccount");
+    // The init container set its own region: it is kept, not overwritten.
+    let init = &pod["spec"]["initContainers"][0];
+    assert!(env(init).contains(&"AWS_REGION=us-east-1".to_owned()));
+    assert!(!env(init).iter().any(|e| e.starts_with("AWS_DEFAULT_REGION")));
+    assert_eq!(pod["spec"]["volumes"][0]["name"], "aws-iam-token");
+    assert_eq!(
+        pod["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"],
+        json!({"audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"})
+    );
+    assert_eq!(pod["spec"]["volumes"][1]["name"], "kube-api-access-x");
+    assert_eq!(pod["spec"]["hostUsers"], false);
+}
+
+#[tokio::test]
+async fn pod_identity_pod_gets_credentials_uri_label_and_jittered_token() {
+    let (server, _dir) = server().await;
+    let review = pod_review("team-b", "app");
+    let pod = patched(&review, &post(&server, review.to_string()).await);
+    assert_eq!(pod["metadata"]["labels"], json!({"app": "web", "eks.amazonaws.com/pod-identity": "enabled"}));
+    let web_env = env(&pod["spec"]["containers"][0]);
+    assert!(
+        web_env.contains(&"AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.23/v1/credentials".into())
+    );
+    assert!(web_env.contains(
+        &"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"
+            .into()
+    ));
+    let token = &pod["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"];
+    assert_eq!(token["audience"], "pods.eks.amazonaws.com");
+    let expiration = token["expirationSeconds"].as_i64().unwrap();
+    assert!((79_200..=86_400).contains(&expiration), "{expiration}");
+}
+
+#[tokio::test]
+async fn other_requests_pass_unchanged_and_bad_bodies_get_a_clear_rejection() {
+    let (server, _dir) = server().await;
+    // A service account with no role and no association: allowed, no patch.
+    let response = post(&server, pod_review("team-a", "default").to_string()).await;
+    assert_eq!(response["response"]["allowed"], true);
+    assert!(response["response"].get("patch").is_none(), "{response}");
+    // UPDATE of a pod that would be mutated on create: untouched.
+    let mut update = pod_review("team-a", "reader");
+    update["request"]["operation"] = json!("UPDATE");
+    let response = post(&server, update.to_string()).await;
+    assert!(response["response"].get("patch").is_none(), "{response}");
+    // A Deployment is not a pod: untouched (its pods are mutated when created).
+    let mut deployment = pod_review("team-a", "reader");
+    deployment["request"]["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
+    let response = post(&server, deployment.to_string()).await;
+    assert!(response["response"].get("patch").is_none(), "{response}");
+    // Malformed: a review reply naming the problem, with the uid salvaged.
+    let mut bad = pod_review("team-a", "reader");
+    bad["request"]["operation"] = json!("PATCH");
+    let response = post(&server, bad.to_string()).await;
+    assert_eq!(response["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert_eq!(response["response"]["allowed"], false);
+    assert_eq!(response["response"]["status"]["code"], 400);
+    assert!(response["response"]["status"]["message"].as_str().unwrap().contains("operation"), "{response}");
+}
