@@ -100,6 +100,43 @@ fn kube_config_prints_four_documents_with_the_ca() {
 }
 
 #[test]
+fn kube_config_workload_identity_adds_the_mutating_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let out = rampart(&["kube-config", "--workload-identity", "--cert-dir", certs.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    let last: serde_yaml::Value = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .last()
+        .unwrap();
+    assert_eq!(last["kind"], "MutatingWebhookConfiguration");
+    assert_eq!(last["webhooks"][0]["clientConfig"]["url"], "https://127.0.0.1:10288/v1/mutate");
+    assert_eq!(last["webhooks"][0]["failurePolicy"], "Ignore");
+}
+
+#[test]
+fn serve_refuses_bad_identity_sources_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let sa = dir.path().join("sa.yaml");
+    std::fs::write(&sa, "kind: ServiceAccount\nmetadata: {namespace: x}\n").unwrap();
+    let out = rampart(&[
+        "serve",
+        "-p",
+        DEMO,
+        "--insecure-http",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-watch",
+        "--service-accounts",
+        sa.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sa.yaml: document 1: metadata.name is required"), "{err}");
+}
+
+#[test]
 fn serve_refuses_plain_http_off_loopback() {
     let out = rampart(&["serve", "-p", DEMO, "--insecure-http", "--listen", "0.0.0.0:0", "--no-watch"]);
     assert_eq!(out.status.code(), Some(2));

@@ -5,7 +5,9 @@
 //! 2. the webhook kubeconfig it points to (server URL + CA bundle);
 //! 3. a `ValidatingWebhookConfiguration` for `/v1/admit`;
 //! 4. how to pass them to the apiserver on the chosen target (kind or a kubeadm-style
-//!    self-managed cluster).
+//!    self-managed cluster);
+//! 5–6. with `--cluster-id`, the IAM authentication wiring;
+//! 7. with `--workload-identity`, a `MutatingWebhookConfiguration` for `/v1/mutate`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +64,10 @@ pub struct Args {
     /// The cluster's API server URL, for the kubectl kubeconfig.
     #[arg(long, default_value = "https://127.0.0.1:6443")]
     pub api_server: String,
+    /// Also print the MutatingWebhookConfiguration that sends pod creations to `/v1/mutate`
+    /// (IRSA and Pod Identity injection; run `rampart serve --service-accounts …`).
+    #[arg(long)]
+    pub workload_identity: bool,
 }
 
 fn yaml_doc(comment: &str, value: &Value) -> anyhow::Result<String> {
@@ -200,6 +206,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "6. kubectl kubeconfig: users authenticate with IAM through `rampart token`\n   (add certificate-authority-data for your API server)",
                 &kubectl
             )?,
+        );
+    }
+    if args.workload_identity {
+        let mutating = json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": "rampart-workload-identity"},
+            "webhooks": [{
+                "name": "pod-identity.rampart.dev",
+                "clientConfig": {"url": format!("{url}/v1/mutate"), "caBundle": ca_b64},
+                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"], "scope": "Namespaced"}],
+                // Ignore, as upstream: the webhook only adds plumbing, and a pod without it
+                // falls back to no AWS identity rather than failing to start.
+                "failurePolicy": "Ignore",
+                "reinvocationPolicy": "IfNeeded",
+                "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["rampart-system"]}]},
+                "sideEffects": "None",
+                "timeoutSeconds": 5,
+                "admissionReviewVersions": ["v1"],
+            }],
+        });
+        print!(
+            "{}",
+            yaml_doc(
+                "7. MutatingWebhookConfiguration: kubectl apply -f <this document>\n   (pods created while Rampart is unreachable get no AWS identity: recreate them)",
+                &mutating
+            )?
         );
     }
     Ok(ExitCode::SUCCESS)
