@@ -6,7 +6,7 @@
 //! 3. a `ValidatingWebhookConfiguration` for `/v1/admit`;
 //! 4. how to pass them to the apiserver on the chosen target (kind or a kubeadm-style
 //!    self-managed cluster);
-//! 5–6. with `--cluster-id`, the IAM authentication wiring;
+//! 5. and 6. with `--cluster-id`, the IAM authentication wiring;
 //! 7. with `--workload-identity`, a `MutatingWebhookConfiguration` for `/v1/mutate`.
 
 use std::path::PathBuf;
