@@ -49,7 +49,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the authorization and admission webhooks over HTTPS.
-    Serve(cmd::serve::Args),
+    Serve(Box<cmd::serve::Args>),
     /// Would a user be allowed? Cedar policies layered over RBAC manifests, like the apiserver.
     CanI(cmd::can_i::Args),
     /// Which subjects may do something (RBAC grants, and Cedar forbids that remove them).
@@ -86,7 +86,7 @@ fn main() -> ExitCode {
     let quiet = !matches!(cli.command, Command::Serve(_));
     init_logging(if quiet { "warn" } else { "info" });
     let result = match cli.command {
-        Command::Serve(args) => cmd::serve::run(args),
+        Command::Serve(args) => cmd::serve::run(*args),
         Command::Check(args) => cmd::check::run(args),
         Command::CanI(args) => cmd::can_i::run(args),
         Command::WhoCan(args) => cmd::rbac_query::who_can(args),

@@ -6,6 +6,7 @@
 //! * [`host`]: the STS endpoint allow-list per partition (FIPS, dual-stack, fallback region).
 //! * [`inject`]: the workload-identity mutating webhook (IRSA and Pod Identity injection).
 //! * [`mapping`]: aws-auth, access entries and authentication modes → Kubernetes users.
+//! * [`oidc`]: the OIDC issuer documents (discovery, JWKS) for self-managed IRSA.
 //! * [`sts`]: the GetCallerIdentity call (JSON or strict XML) and identity extraction.
 //! * [`token`]: `k8s-aws-v1.` tokens — the pre-STS checks of aws-iam-authenticator, in its order,
 //!   with the CVE-2022-2385 duplicate-parameter check first.
@@ -17,6 +18,7 @@ pub mod client;
 pub mod host;
 pub mod inject;
 pub mod mapping;
+pub mod oidc;
 pub mod sts;
 pub mod token;
 pub mod workload_sources;

@@ -39,6 +39,8 @@ pub struct Shared {
     pub authenticator: Option<Arc<Authenticator>>,
     /// Workload-identity injection (`/v1/mutate`), when configured.
     pub injection: Option<Injection>,
+    /// OIDC issuer documents for self-managed IRSA, when configured.
+    pub issuer: Option<rampart_identity::oidc::Issuer>,
 }
 
 /// Handler state: one `Arc`, because axum clones the state for every request.
@@ -47,12 +49,12 @@ pub struct AppState(Arc<Shared>);
 
 impl AppState {
     pub fn new(live: Arc<LiveEngine>, metrics: Arc<Metrics>) -> Self {
-        Self::from_parts(live, metrics, None, None, None)
+        Self::from_parts(live, metrics, None, None, None, None)
     }
 
     /// The same, with guardrails in the admission path.
     pub fn with_guardrails(live: Arc<LiveEngine>, metrics: Arc<Metrics>, guardrails: Guardrails) -> Self {
-        Self::from_parts(live, metrics, Some(guardrails), None, None)
+        Self::from_parts(live, metrics, Some(guardrails), None, None, None)
     }
 
     /// Everything optional given explicitly.
@@ -62,6 +64,7 @@ impl AppState {
         guardrails: Option<Guardrails>,
         authenticator: Option<Arc<Authenticator>>,
         injection: Option<Injection>,
+        issuer: Option<rampart_identity::oidc::Issuer>,
     ) -> Self {
         AppState(Arc::new(Shared {
             live,
@@ -70,6 +73,7 @@ impl AppState {
             guardrails: guardrails.map(ArcSwap::from_pointee),
             authenticator,
             injection,
+            issuer,
         }))
     }
 
@@ -95,6 +99,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admit", post(admit))
         .route("/v1/authenticate", post(authenticate))
         .route("/v1/mutate", post(crate::mutate::mutate))
+        .route("/.well-known/openid-configuration", get(oidc_discovery))
+        .route("/openid/v1/jwks", get(oidc_jwks))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -205,6 +211,26 @@ async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
     state.metrics.decision_counter(endpoint, decision, verdict.tier.as_deref().unwrap_or_default()).inc();
     state.metrics.admit_latency.observe(started.elapsed().as_secs_f64());
     json(&verdict.response.into_review())
+}
+
+async fn oidc_discovery(State(state): State<AppState>) -> Response {
+    match &state.issuer {
+        Some(issuer) => json(&issuer.discovery()),
+        None => {
+            (StatusCode::NOT_FOUND, "no OIDC issuer: start rampart serve with --oidc-issuer").into_response()
+        }
+    }
+}
+
+async fn oidc_jwks(State(state): State<AppState>) -> Response {
+    match &state.issuer {
+        Some(issuer) => {
+            ([(header::CONTENT_TYPE, "application/jwk-set+json")], json_bytes(&issuer.jwks())).into_response()
+        }
+        None => {
+            (StatusCode::NOT_FOUND, "no OIDC issuer: start rampart serve with --oidc-issuer").into_response()
+        }
+    }
 }
 
 async fn authenticate(State(state): State<AppState>, body: Bytes) -> Response {

@@ -79,7 +79,7 @@ async fn start_server(sts_base: String) -> (rampart_server::serve::RunningServer
         StsClient::new("my-cluster", Some(sts_base)).unwrap(),
         mapper,
     );
-    let state = AppState::from_parts(live, Arc::new(Metrics::new()), None, Some(Arc::new(authn)), None);
+    let state = AppState::from_parts(live, Arc::new(Metrics::new()), None, Some(Arc::new(authn)), None, None);
     let config = ServeConfig { addr: "127.0.0.1:0".parse().unwrap(), transport: Transport::PlainHttp };
     (start(&config, state).unwrap(), dir)
 }

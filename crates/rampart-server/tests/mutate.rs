@@ -41,7 +41,7 @@ async fn server() -> (rampart_server::serve::RunningServer, tempfile::TempDir) {
     sources.add_manifests("sources.yaml", SOURCES).unwrap();
     let config = InjectConfig { region: Some("eu-west-1".into()), ..InjectConfig::default() };
     let injection = Injection::new(config, sources);
-    let state = AppState::from_parts(live, Arc::new(Metrics::new()), None, None, Some(injection));
+    let state = AppState::from_parts(live, Arc::new(Metrics::new()), None, None, Some(injection), None);
     let config = ServeConfig { addr: "127.0.0.1:0".parse().unwrap(), transport: Transport::PlainHttp };
     (start(&config, state).unwrap(), dir)
 }

@@ -113,6 +113,15 @@ pub struct Args {
     /// Default audience of injected IRSA tokens.
     #[arg(long, default_value = "sts.amazonaws.com", value_name = "AUD")]
     pub token_audience: String,
+    /// Publish `/.well-known/openid-configuration` and `/openid/v1/jwks` for this issuer (the
+    /// apiserver's --service-account-issuer, an https URL where STS can fetch them), so IAM can
+    /// trust IRSA tokens of a self-managed cluster. Needs --service-account-key-file.
+    #[arg(long, value_name = "URL", requires = "service_account_key_files")]
+    pub oidc_issuer: Option<String>,
+    /// The apiserver's service-account signing key(s), public or private PEM (repeatable, for
+    /// rotation: publish old and new keys). Only public halves are ever served.
+    #[arg(long = "service-account-key-file", value_name = "FILE")]
+    pub service_account_key_files: Vec<PathBuf>,
     /// The webhook's own user, always allowed to read policies and RBAC.
     #[arg(long, default_value = "system:authorizer:cedar-authorizer", value_name = "USER")]
     pub self_identity: String,
@@ -168,6 +177,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let authenticator = authenticator(&args)?;
     let injection = injection(&args)?;
+    let issuer = issuer(&args)?;
     let injection_files: Vec<PathBuf> =
         args.service_accounts.iter().chain(&args.pod_identity_associations).cloned().collect();
     let runtime =
@@ -232,7 +242,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             });
         }
-        let state = AppState::from_parts(live, metrics, guardrails, authenticator, injection);
+        let state = AppState::from_parts(live, metrics, guardrails, authenticator, injection, issuer);
         if args.namespaces_from_cluster {
             // Fail at start if the cluster cannot be read: Pod Security without namespace
             // labels would silently enforce the defaults everywhere.
@@ -300,6 +310,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// File contents, to notice changes cheaply (ServiceAccount dumps are small).
 fn read_all(paths: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
     paths.iter().map(|p| std::fs::read(p).ok()).collect()
+}
+
+/// The OIDC issuer documents, when `--oidc-issuer` is given.
+fn issuer(args: &Args) -> anyhow::Result<Option<rampart_identity::oidc::Issuer>> {
+    use rampart_identity::oidc::{Issuer, SigningKey};
+    let Some(url) = &args.oidc_issuer else { return Ok(None) };
+    let mut keys = Vec::new();
+    for path in &args.service_account_key_files {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        keys.extend(SigningKey::from_pem(&path.display().to_string(), &text)?);
+    }
+    let issuer = Issuer::new(url, keys)?;
+    tracing::info!(issuer = %issuer.url, keys = issuer.keys.len(), "OIDC issuer documents published");
+    Ok(Some(issuer))
 }
 
 /// The `/v1/mutate` injector, when service accounts or associations are given.
