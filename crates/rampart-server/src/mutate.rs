@@ -12,7 +12,8 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use rampart_identity::inject::{IdentitySources, InjectConfig};
 use rampart_types::admission::{self, AdmissionRequest, AdmissionResponse, Operation};
@@ -54,9 +55,16 @@ impl Injection {
     }
 }
 
-pub(crate) async fn mutate(State(state): State<AppState>, body: Bytes) -> Response {
+pub(crate) async fn mutate(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let started = Instant::now();
     let endpoint = "mutate";
+    // As upstream (spec W25): the apiserver always sends JSON; anything else is not a review.
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if content_type.split(';').next().map(str::trim) != Some("application/json") {
+        state.metrics.bad_requests.get_or_create(&EndpointLabels { endpoint }).inc();
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Invalid Content-Type, expected `application/json`\n")
+            .into_response();
+    }
     let review = match admission::decode(&body) {
         Ok(r) => r,
         Err(e) => {

@@ -195,4 +195,19 @@ async fn other_requests_pass_unchanged_and_bad_bodies_get_a_clear_rejection() {
     assert_eq!(response["response"]["allowed"], false);
     assert_eq!(response["response"]["status"]["code"], 400);
     assert!(response["response"]["status"]["message"].as_str().unwrap().contains("operation"), "{response}");
+    // W26: no request at all.
+    let response =
+        post(&server, r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.into()).await;
+    assert_eq!(response["response"]["allowed"], false);
+    assert!(response["response"]["status"]["message"].as_str().unwrap().contains("request"), "{response}");
+    // W25: not JSON.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/mutate", server.url()))
+        .header("content-type", "application/xml")
+        .body("<x/>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    assert_eq!(resp.text().await.unwrap(), "Invalid Content-Type, expected `application/json`\n");
 }
