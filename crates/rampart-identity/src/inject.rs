@@ -46,11 +46,23 @@ impl Default for InjectConfig {
     }
 }
 
-/// Service accounts' annotations by `namespace/name`, and the Pod Identity associations.
+/// Service accounts' annotations by `namespace/name`, the Pod Identity associations, and
+/// upstream's `pod-identity-webhook` ConfigMap entries (`namespace/name`, namespace may be `*`).
 #[derive(Debug, Clone, Default)]
 pub struct IdentitySources {
     pub service_accounts: BTreeMap<String, BTreeMap<String, String>>,
     pub pod_identity: HashSet<(String, String)>,
+    pub configured: BTreeMap<String, ConfiguredRole>,
+}
+
+/// One entry of the `pod-identity-webhook` ConfigMap (spec §1.5).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfiguredRole {
+    pub role_arn: String,
+    pub audience: Option<String>,
+    pub use_regional_sts: bool,
+    /// 0 means the flag default.
+    pub token_expiration: i64,
 }
 
 /// Minimum projected-token lifetime the API server accepts.
@@ -118,10 +130,25 @@ impl InjectConfig {
             .and_then(Value::as_str)
             .and_then(|v| v.parse::<i64>().ok())
             .map(|v| v.max(MIN_EXPIRATION));
-        let regional =
-            sa_ann("sts-regional-endpoints").and_then(|v| parse_bool(v)).unwrap_or(self.sts_regional);
-        let base_expiration =
-            parse_expiration(sa_ann("token-expiration")).unwrap_or(self.token_expiration.max(MIN_EXPIRATION));
+        let default_expiration = self.token_expiration.max(MIN_EXPIRATION);
+        let configured_expiration = |c: &ConfiguredRole| {
+            if c.token_expiration == 0 { default_expiration } else { c.token_expiration.max(MIN_EXPIRATION) }
+        };
+        let exact = sources.configured.get(&format!("{namespace}/{sa}"));
+        let (mut regional, mut base_expiration) = (self.sts_regional, default_expiration);
+        match (annotations, exact) {
+            (Some(_), _) => {
+                regional = sa_ann("sts-regional-endpoints").and_then(|v| parse_bool(v)).unwrap_or(regional);
+                base_expiration = parse_expiration(sa_ann("token-expiration")).unwrap_or(base_expiration);
+            }
+            // Upstream quirk Q6, reproduced: without a cached SA, Pod Identity takes these two
+            // settings from the ConfigMap entry with the exact namespace (never `*`).
+            (None, Some(c)) => {
+                regional = c.use_regional_sts;
+                base_expiration = configured_expiration(c);
+            }
+            (None, None) => {}
+        }
         if sources.pod_identity.contains(&(namespace.to_owned(), sa.to_owned())) {
             let mut expiration = pod_expiration.unwrap_or(base_expiration);
             // Spread refreshes of pods created together (Pod Identity only, as upstream).
@@ -135,12 +162,22 @@ impl InjectConfig {
                 expiration,
             });
         }
-        let role_arn = sa_ann("role-arn").filter(|r| !r.is_empty())?.clone();
+        if let Some(role_arn) = sa_ann("role-arn").filter(|r| !r.is_empty()) {
+            return Some(Resolved {
+                mode: Mode::Irsa { role_arn: role_arn.clone() },
+                audience: sa_ann("audience").cloned().unwrap_or_else(|| self.audience.clone()),
+                regional,
+                expiration: pod_expiration.unwrap_or(base_expiration),
+            });
+        }
+        // An annotated SA wins; otherwise the ConfigMap, exact namespace first, then a literal `*`.
+        let c = exact.or_else(|| sources.configured.get(&format!("*/{sa}")))?;
         Some(Resolved {
-            mode: Mode::Irsa { role_arn },
-            audience: sa_ann("audience").cloned().unwrap_or_else(|| self.audience.clone()),
-            regional,
-            expiration: pod_expiration.unwrap_or(base_expiration),
+            mode: Mode::Irsa { role_arn: c.role_arn.clone() },
+            // Upstream leaves the audience empty here, giving a token STS rejects (Q4); fixed.
+            audience: c.audience.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| self.audience.clone()),
+            regional: c.use_regional_sts,
+            expiration: pod_expiration.unwrap_or_else(|| configured_expiration(c)),
         })
     }
 
@@ -268,6 +305,7 @@ mod tests {
         IdentitySources {
             service_accounts: BTreeMap::from([("default/app".into(), a)]),
             pod_identity: HashSet::new(),
+            configured: BTreeMap::new(),
         }
     }
 
@@ -492,5 +530,38 @@ mod tests {
             cfg.mutate(&pod(json!({})), "other", &s, &mut zero()).is_none(),
             "associations match namespace exactly"
         );
+    }
+
+    #[test]
+    fn w22_w23_configmap_wildcard_and_precedence() {
+        let cfg = InjectConfig::default();
+        let cm = |role: &str| ConfiguredRole { role_arn: role.into(), ..ConfiguredRole::default() };
+        let mut s = IdentitySources::default();
+        s.configured.insert("*/app".into(), cm("arn:aws:iam::111122223333:role/r"));
+        let ops = cfg.mutate(&pod(json!({})), "anything", &s, &mut zero()).unwrap();
+        assert_eq!(env_of(&ops, 0)[0], "AWS_ROLE_ARN=arn:aws:iam::111122223333:role/r");
+        // Q4 fixed: no Audience in the entry → the flag audience, not an audience-less token.
+        assert_eq!(
+            ops[0]["value"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"],
+            "sts.amazonaws.com"
+        );
+        assert_eq!(
+            ops[0]["value"][0]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
+            86400
+        );
+        // `test-*` is not a glob.
+        let mut glob = IdentitySources::default();
+        glob.configured.insert("test-*/app".into(), cm("arn:aws:iam::111122223333:role/r"));
+        assert!(cfg.mutate(&pod(json!({})), "test-a", &glob, &mut zero()).is_none());
+        // W23: an annotated service account beats the ConfigMap.
+        let mut both = sources(&[("eks.amazonaws.com/role-arn", ROLE)]);
+        both.configured.insert("default/app".into(), cm("arn:aws:iam::111122223333:role/cm"));
+        let ops = cfg.mutate(&pod(json!({})), "default", &both, &mut zero()).unwrap();
+        assert_eq!(env_of(&ops, 0)[0], format!("AWS_ROLE_ARN={ROLE}"));
+        // An unannotated (cached) SA still falls back to the ConfigMap.
+        let mut plain = sources(&[]);
+        plain.configured.insert("default/app".into(), cm("arn:aws:iam::111122223333:role/cm"));
+        let ops = cfg.mutate(&pod(json!({})), "default", &plain, &mut zero()).unwrap();
+        assert_eq!(env_of(&ops, 0)[0], "AWS_ROLE_ARN=arn:aws:iam::111122223333:role/cm");
     }
 }

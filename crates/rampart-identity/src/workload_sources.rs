@@ -3,6 +3,8 @@
 //! associations, read from files. Accepted association formats:
 //!
 //! * upstream's watched file, `{"identities":[{"namespace":…,"serviceAccount":…}]}`;
+//! * upstream's `pod-identity-webhook` ConfigMap (`data.config`: `{"<ns|*>/<sa>": {"RoleARN",
+//!   "Audience", "UseRegionalSTS", "TokenExpiration"}}`, field names in any case);
 //! * Rampart `PodIdentityAssociation` objects (`rampart.dev/v1alpha1`, cluster-scoped, with
 //!   `spec: {namespace, serviceAccount, roleArn}`), multi-document YAML or a `List`.
 
@@ -11,7 +13,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::inject::IdentitySources;
+use crate::inject::{ConfiguredRole, IdentitySources};
 
 /// Errors reading identity sources; each names the file and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,14 @@ impl IdentitySources {
                 self.service_accounts.insert(format!("{namespace}/{name}"), annotations);
                 Ok(())
             }
+            Some("ConfigMap")
+                if value.pointer("/metadata/name").and_then(Value::as_str)
+                    == Some("pod-identity-webhook") =>
+            {
+                let text = value.pointer("/data/config").and_then(Value::as_str).unwrap_or("{}");
+                self.configured = parse_configmap(text)?;
+                Ok(())
+            }
             Some("PodIdentityAssociation") => {
                 let spec = value.get("spec").ok_or("PodIdentityAssociation without spec")?;
                 let i: IdentityRef =
@@ -97,6 +107,35 @@ impl IdentitySources {
         }
         Ok(sources)
     }
+}
+
+/// `data.config` of the `pod-identity-webhook` ConfigMap. Go matches JSON field names without
+/// regard to case, so this does too; a key without `/` (which crashes upstream) is an error.
+fn parse_configmap(text: &str) -> Result<std::collections::BTreeMap<String, ConfiguredRole>, String> {
+    let entries: serde_json::Map<String, Value> =
+        serde_json::from_str(text).map_err(|e| format!("data.config: {e} (expected a JSON object)"))?;
+    let mut out = std::collections::BTreeMap::new();
+    for (key, entry) in entries {
+        if !key.contains('/') {
+            return Err(format!("data.config: key {key:?} must be \"<namespace>/<serviceaccount>\""));
+        }
+        let field = |name: &str| {
+            entry
+                .as_object()
+                .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+        };
+        let role_arn = field("RoleARN").and_then(Value::as_str).unwrap_or_default().to_owned();
+        out.insert(
+            key,
+            ConfiguredRole {
+                role_arn,
+                audience: field("Audience").and_then(Value::as_str).map(str::to_owned),
+                use_regional_sts: field("UseRegionalSTS").and_then(Value::as_bool).unwrap_or(false),
+                token_expiration: field("TokenExpiration").and_then(Value::as_i64).unwrap_or(0),
+            },
+        );
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -149,5 +188,30 @@ spec: {namespace: team-b, serviceAccount: app, roleArn: "arn:aws:iam::1111222233
         assert_eq!(e.to_string(), "x.yaml: document 1: metadata.name is required");
         let e = s.add_manifests("pi.json", r#"{"identities":[{"namespace":"n"}]}"#).unwrap_err();
         assert!(e.to_string().contains("missing field `serviceAccount`"), "{e}");
+    }
+
+    #[test]
+    fn reads_the_upstream_configmap_with_any_field_case() {
+        let mut s = IdentitySources::default();
+        s.add_manifests(
+            "cm.yaml",
+            r#"
+kind: ConfigMap
+metadata: {name: pod-identity-webhook, namespace: eks}
+data:
+  config: '{"*/mysa":{"rolearn":"arn:aws:iam::111122223333:role/r","Audience":"sts.amazonaws.com","TokenExpiration":3600}}'
+"#,
+        )
+        .unwrap();
+        let entry = &s.configured["*/mysa"];
+        assert_eq!(entry.role_arn, "arn:aws:iam::111122223333:role/r");
+        assert_eq!(entry.token_expiration, 3600);
+        let e = s
+            .add_manifests(
+                "cm.yaml",
+                "kind: ConfigMap\nmetadata: {name: pod-identity-webhook}\ndata: {config: '{\"nosl\":{}}'}\n",
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("\"nosl\" must be"), "{e}");
     }
 }

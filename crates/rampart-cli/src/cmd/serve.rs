@@ -97,7 +97,8 @@ pub struct Args {
     pub ec2_endpoint: Option<String>,
     /// Enable `POST /v1/mutate` (IRSA injection) with these ServiceAccount manifests
     /// (`kubectl get sa -A -o yaml`; repeatable). Their `eks.amazonaws.com/*` annotations
-    /// decide which pods get which role. Re-read every 10 s; a bad file keeps the last good set.
+    /// decide which pods get which role; upstream's `pod-identity-webhook` ConfigMap is read too.
+    /// Re-read every 10 s; a bad file keeps the last good set.
     #[arg(long = "service-accounts", value_name = "FILE")]
     pub service_accounts: Vec<PathBuf>,
     /// Enable `POST /v1/mutate` (Pod Identity injection) for these associations: upstream's
