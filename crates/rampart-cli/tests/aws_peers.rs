@@ -310,3 +310,114 @@ async fn tokens_from_rampart_and_awscli_authenticate_through_moto() {
         .unwrap();
     assert_eq!(resp.status(), 403);
 }
+
+/// IRSA with a real SDK: `rampart serve` injects a pod whose service account names a role; the
+/// injected environment (role ARN, token file path, region) is handed to boto3 as kubelet would
+/// give it to the container, with the token file at the injected path under a temp root; boto3's
+/// own web-identity provider calls AssumeRoleWithWebIdentity on moto and the resulting
+/// credentials identify as the injected role.
+#[tokio::test(flavor = "multi_thread")]
+async fn boto3_assumes_the_injected_irsa_role_through_moto() {
+    let (Some(moto), Some(aws), Some(python)) = (peer("moto_server"), peer("aws"), peer("python3")) else {
+        assert!(
+            std::env::var_os("RAMPART_REQUIRE_AWS_PEERS").is_none(),
+            "moto_server, aws and python3 with boto3 are required (pip install 'moto[server]' awscli boto3)"
+        );
+        eprintln!("skipping: moto_server / aws / python3 not installed (set RAMPART_AWS_PEERS_BIN)");
+        return;
+    };
+    let moto_port = free_port();
+    let _moto = Kill(
+        Command::new(moto)
+            .args(["-p", &moto_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(moto_port);
+    let moto_url = format!("http://127.0.0.1:{moto_port}");
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/oidc.example.com/c1"},"Action":"sts:AssumeRoleWithWebIdentity"}]}"#;
+    let out = Command::new(&aws)
+        .args(["iam", "create-role", "--role-name", "s3-reader", "--assume-role-policy-document", trust])
+        .envs([
+            ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEBASE"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ])
+        .env("AWS_ENDPOINT_URL", &moto_url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.cedar"), "permit(principal, action, resource);").unwrap();
+    let sa = dir.path().join("sa.yaml");
+    std::fs::write(
+        &sa,
+        "kind: ServiceAccount\nmetadata:\n  name: reader\n  namespace: team-a\n  annotations:\n    eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/s3-reader\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let _server = Kill(
+        Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["serve", "-p", dir.path().to_str().unwrap(), "--insecure-http", "--no-watch"])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--service-accounts", sa.to_str().unwrap()])
+            .args(["--aws-default-region", "us-east-1"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u-1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"}, "namespace": "team-a", "operation": "CREATE",
+        "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
+        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app"},
+                   "spec": {"serviceAccountName": "reader", "containers": [{"name": "app", "image": "python"}]}}}});
+    let response: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/mutate"))
+        .json(&review)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    use base64::Engine as _;
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(response["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    let mut pod = review["request"]["object"].clone();
+    json_patch::patch(&mut pod, &patch).unwrap();
+    let mut container_env: Vec<(String, String)> = pod["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_owned(), e["value"].as_str().unwrap().to_owned()))
+        .collect();
+    // Kubelet would project the token at the injected path; here it lives under a temp root.
+    for (name, value) in container_env.iter_mut().filter(|(n, _)| n == "AWS_WEB_IDENTITY_TOKEN_FILE") {
+        let local = dir.path().join(value.trim_start_matches('/'));
+        std::fs::create_dir_all(local.parent().unwrap()).unwrap();
+        std::fs::write(&local, "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6dGVhbS1hOnJlYWRlciJ9.c2ln").unwrap();
+        *value = local.to_str().unwrap().to_owned();
+        assert_eq!(name, "AWS_WEB_IDENTITY_TOKEN_FILE");
+    }
+    let script = "import boto3, json; print(json.dumps(boto3.client('sts').get_caller_identity()))";
+    let out = Command::new(python)
+        .args(["-c", script])
+        .env_clear()
+        .envs(container_env)
+        .env("AWS_ENDPOINT_URL_STS", &moto_url)
+        .env("AWS_CONFIG_FILE", dir.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "boto3: {}", String::from_utf8_lossy(&out.stderr));
+    let identity: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let arn = identity["Arn"].as_str().unwrap();
+    assert!(arn.starts_with("arn:aws:sts::123456789012:assumed-role/s3-reader/"), "{identity}");
+}
