@@ -49,6 +49,35 @@ fn wait_for_port(port: u16) {
     panic!("nothing listens on {port}");
 }
 
+/// Start moto on a free port; the process dies with the returned guard.
+fn start_moto(moto: &std::path::Path) -> (Kill, String) {
+    let port = free_port();
+    let child = Command::new(moto)
+        .args(["-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = Kill(child);
+    wait_for_port(port);
+    (guard, format!("http://127.0.0.1:{port}"))
+}
+
+/// The peers a test needs, or `None` to skip — unless `RAMPART_REQUIRE_AWS_PEERS` is set, when
+/// a missing peer fails the test.
+fn peers<const N: usize>(names: [&str; N]) -> Option<[PathBuf; N]> {
+    let found = names.map(peer);
+    if found.iter().all(Option::is_some) {
+        return Some(found.map(|p| p.unwrap()));
+    }
+    assert!(
+        std::env::var_os("RAMPART_REQUIRE_AWS_PEERS").is_none(),
+        "{names:?} are required (pip install 'moto[server]' awscli boto3, or set RAMPART_AWS_PEERS_BIN)"
+    );
+    eprintln!("skipping: {names:?} not all installed (set RAMPART_AWS_PEERS_BIN)");
+    None
+}
+
 /// Forward to moto; presigned requests get an Authorization header built from the query.
 async fn proxy(
     State(moto): State<String>,
@@ -81,25 +110,8 @@ async fn proxy(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_from_rampart_and_awscli_authenticate_through_moto() {
-    let (Some(moto), Some(aws)) = (peer("moto_server"), peer("aws")) else {
-        assert!(
-            std::env::var_os("RAMPART_REQUIRE_AWS_PEERS").is_none(),
-            "moto_server and aws are required (pip install 'moto[server]' awscli)"
-        );
-        eprintln!("skipping: moto_server / aws not installed (set RAMPART_AWS_PEERS_BIN)");
-        return;
-    };
-    let moto_port = free_port();
-    let _moto = Kill(
-        Command::new(moto)
-            .args(["-p", &moto_port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(moto_port);
-    let moto_url = format!("http://127.0.0.1:{moto_port}");
+    let Some([moto, aws]) = peers(["moto_server", "aws"]) else { return };
+    let (_moto, moto_url) = start_moto(&moto);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy_url = format!("http://{}", listener.local_addr().unwrap());
     let app = axum::Router::new().fallback(proxy).with_state(moto_url.clone());
@@ -318,25 +330,8 @@ async fn tokens_from_rampart_and_awscli_authenticate_through_moto() {
 /// credentials identify as the injected role.
 #[tokio::test(flavor = "multi_thread")]
 async fn boto3_assumes_the_injected_irsa_role_through_moto() {
-    let (Some(moto), Some(aws), Some(python)) = (peer("moto_server"), peer("aws"), peer("python3")) else {
-        assert!(
-            std::env::var_os("RAMPART_REQUIRE_AWS_PEERS").is_none(),
-            "moto_server, aws and python3 with boto3 are required (pip install 'moto[server]' awscli boto3)"
-        );
-        eprintln!("skipping: moto_server / aws / python3 not installed (set RAMPART_AWS_PEERS_BIN)");
-        return;
-    };
-    let moto_port = free_port();
-    let _moto = Kill(
-        Command::new(moto)
-            .args(["-p", &moto_port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(moto_port);
-    let moto_url = format!("http://127.0.0.1:{moto_port}");
+    let Some([moto, aws, python]) = peers(["moto_server", "aws", "python3"]) else { return };
+    let (_moto, moto_url) = start_moto(&moto);
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/oidc.example.com/c1"},"Action":"sts:AssumeRoleWithWebIdentity"}]}"#;
     let out = Command::new(&aws)
         .args(["iam", "create-role", "--role-name", "s3-reader", "--assume-role-policy-document", trust])
