@@ -2,6 +2,8 @@
 //! caching, throttling and unknown principals.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -10,9 +12,7 @@ use rampart_identity::authenticator::Authenticator;
 use rampart_identity::host::HostVerifier;
 use rampart_identity::mapping::{AccessEntries, AuthMode, AwsAuth, Mapper, NoEc2};
 use rampart_identity::sts::StsClient;
-use rampart_policy::EngineOptions;
-use rampart_policy::store::{LiveEngine, PolicySources};
-use rampart_server::{AppState, Metrics, ServeConfig, Transport, start};
+use rampart_server::{AppState, Metrics};
 use serde_json::{Value, json};
 
 /// A stub STS answering every request with `status`/`body`, counting requests.
@@ -63,10 +63,7 @@ fn token() -> String {
 const AWS_AUTH: &str = "data:\n  mapRoles: |\n    - rolearn: arn:aws:iam::123456789012:role/Admin\n      username: \"admin:{{SessionName}}\"\n      groups: [system:masters]\n";
 
 async fn start_server(sts_base: String) -> (rampart_server::serve::RunningServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.cedar"), "permit(principal, action, resource);").unwrap();
-    let (live, _) =
-        LiveEngine::load(PolicySources::new(vec![dir.path().into()], EngineOptions::default())).unwrap();
+    let (live, dir) = common::permit_all();
     let (aws_auth, _) = AwsAuth::from_configmap(AWS_AUTH).unwrap();
     let mapper = Mapper {
         mode: AuthMode::ConfigMap,
@@ -80,8 +77,7 @@ async fn start_server(sts_base: String) -> (rampart_server::serve::RunningServer
         mapper,
     );
     let state = AppState::from_parts(live, Arc::new(Metrics::new()), None, Some(Arc::new(authn)), None, None);
-    let config = ServeConfig { addr: "127.0.0.1:0".parse().unwrap(), transport: Transport::PlainHttp };
-    (start(&config, state).unwrap(), dir)
+    (common::serve(state), dir)
 }
 
 async fn review(server: &rampart_server::serve::RunningServer, token: &str) -> (u16, Value) {

@@ -4,14 +4,14 @@
 //! malformed review gets a well-formed rejection.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
 
+mod common;
+
 use std::sync::Arc;
 
 use base64::Engine as _;
 use rampart_identity::inject::{IdentitySources, InjectConfig};
-use rampart_policy::EngineOptions;
-use rampart_policy::store::{LiveEngine, PolicySources};
 use rampart_server::mutate::Injection;
-use rampart_server::{AppState, Metrics, ServeConfig, Transport, start};
+use rampart_server::{AppState, Metrics};
 use serde_json::{Value, json};
 
 const ROLE: &str = "arn:aws:iam::111122223333:role/s3-reader";
@@ -33,17 +33,13 @@ spec: {namespace: team-b, serviceAccount: app, roleArn: "arn:aws:iam::1111222233
 "#;
 
 async fn server() -> (rampart_server::serve::RunningServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.cedar"), "permit(principal, action, resource);").unwrap();
-    let (live, _) =
-        LiveEngine::load(PolicySources::new(vec![dir.path().into()], EngineOptions::default())).unwrap();
+    let (live, dir) = common::permit_all();
     let mut sources = IdentitySources::default();
     sources.add_manifests("sources.yaml", SOURCES).unwrap();
     let config = InjectConfig { region: Some("eu-west-1".into()), ..InjectConfig::default() };
     let injection = Injection::new(config, sources);
     let state = AppState::from_parts(live, Arc::new(Metrics::new()), None, None, Some(injection), None);
-    let config = ServeConfig { addr: "127.0.0.1:0".parse().unwrap(), transport: Transport::PlainHttp };
-    (start(&config, state).unwrap(), dir)
+    (common::serve(state), dir)
 }
 
 /// A pod CREATE review shaped like the apiserver's, including fields Rampart does not model.

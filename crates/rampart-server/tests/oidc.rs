@@ -2,24 +2,20 @@
 //! 404 when no issuer is configured.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
 
+mod common;
+
 use std::sync::Arc;
 
 use rampart_identity::oidc::{Issuer, SigningKey};
-use rampart_policy::EngineOptions;
-use rampart_policy::store::{LiveEngine, PolicySources};
-use rampart_server::{AppState, Metrics, ServeConfig, Transport, start};
+use rampart_server::{AppState, Metrics};
 use serde_json::Value;
 
 const KEY: &str = include_str!("../../rampart-identity/tests/fixtures/oidc/sa.key");
 
 async fn server(issuer: Option<Issuer>) -> (rampart_server::serve::RunningServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.cedar"), "permit(principal, action, resource);").unwrap();
-    let (live, _) =
-        LiveEngine::load(PolicySources::new(vec![dir.path().into()], EngineOptions::default())).unwrap();
+    let (live, dir) = common::permit_all();
     let state = AppState::from_parts(live, Arc::new(Metrics::new()), None, None, None, issuer);
-    let config = ServeConfig { addr: "127.0.0.1:0".parse().unwrap(), transport: Transport::PlainHttp };
-    (start(&config, state).unwrap(), dir)
+    (common::serve(state), dir)
 }
 
 #[tokio::test]
