@@ -487,3 +487,67 @@ fn token_passes_the_servers_checks() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("aws configure"));
 }
+
+/// `serve --service-accounts` re-reads the file: a role annotated after start is injected
+/// without a restart, and a broken edit keeps the last good set.
+#[tokio::test]
+async fn serve_picks_up_service_account_changes_and_survives_a_bad_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let sa = dir.path().join("sa.yaml");
+    std::fs::write(&sa, "kind: ServiceAccount\nmetadata: {name: app, namespace: default}\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args([
+                "serve",
+                "-p",
+                DEMO,
+                "--insecure-http",
+                "--no-watch",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--service-accounts", sa.to_str().unwrap()])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"}, "namespace": "default", "operation": "CREATE",
+        "userInfo": {"username": "u"},
+        "object": {"metadata": {"name": "p"}, "spec": {"serviceAccountName": "app", "containers": [{"name": "c"}]}}}});
+    let patched = async || -> bool {
+        for _ in 0..50 {
+            if let Ok(resp) = reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{port}/v1/mutate"))
+                .json(&review)
+                .send()
+                .await
+            {
+                let body: serde_json::Value = resp.json().await.unwrap();
+                return body["response"].get("patch").is_some();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("rampart serve did not answer");
+    };
+    assert!(!patched().await, "no role yet");
+    std::fs::write(
+        &sa,
+        "kind: ServiceAccount\nmetadata:\n  name: app\n  namespace: default\n  annotations: {eks.amazonaws.com/role-arn: 'arn:aws:iam::111122223333:role/app'}\n",
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    assert!(patched().await, "the annotated role is picked up");
+    std::fs::write(&sa, "kind: ServiceAccount\nmetadata: {namespace: default}\n").unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    assert!(patched().await, "a bad edit keeps the last good set");
+}

@@ -279,7 +279,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     if now == last {
                         continue;
                     }
-                    match rampart_identity::inject::IdentitySources::from_paths(&injection_files) {
+                    match sources_from(&injection_files, &now) {
                         Ok(sources) => {
                             if let Some(i) = refresh_state.injection.as_ref() {
                                 tracing::info!(
@@ -290,7 +290,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                                 i.sources.store(Arc::new(sources));
                             }
                         }
-                        Err(e) => tracing::warn!("identity sources invalid, keeping the last good set: {e}"),
+                        Err(e) => {
+                            tracing::warn!("identity sources invalid, keeping the last good set: {e:#}")
+                        }
                     }
                     last = now;
                 }
@@ -309,8 +311,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// File contents, to notice changes cheaply (ServiceAccount dumps are small).
-fn read_all(paths: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
-    paths.iter().map(|p| std::fs::read(p).ok()).collect()
+fn read_all(paths: &[PathBuf]) -> Vec<Option<String>> {
+    paths.iter().map(|p| std::fs::read_to_string(p).ok()).collect()
+}
+
+/// Identity sources from contents already read by [`read_all`] (no second read).
+fn sources_from(
+    paths: &[PathBuf],
+    contents: &[Option<String>],
+) -> anyhow::Result<rampart_identity::inject::IdentitySources> {
+    let mut sources = rampart_identity::inject::IdentitySources::default();
+    for (path, text) in paths.iter().zip(contents) {
+        let text = text.as_deref().with_context(|| format!("cannot read {}", path.display()))?;
+        sources.add_manifests(&path.display().to_string(), text)?;
+    }
+    Ok(sources)
 }
 
 /// The OIDC issuer documents, when `--oidc-issuer` is given.
