@@ -4,7 +4,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign};
+use aws_sigv4::http_request::{
+    SignableBody, SignableRequest, SignatureLocation, SigningInstructions, SigningSettings, sign,
+};
 use aws_sigv4::sign::v4;
 use base64::Engine as _;
 
@@ -38,6 +40,42 @@ pub fn sts_host(region: &str) -> String {
     }
 }
 
+/// SigV4-sign one request for `service` in `region` at `time`: what to add to it (headers, or
+/// query parameters when `settings` asks for a presigned URL).
+#[allow(clippy::too_many_arguments)] // one signing call's inputs, each distinct
+fn sign_request(
+    creds: &AwsCredentials,
+    service: &str,
+    region: &str,
+    time: SystemTime,
+    settings: SigningSettings,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<SigningInstructions, ClientError> {
+    let identity = Credentials::new(
+        &creds.access_key_id,
+        &creds.secret_access_key,
+        creds.session_token.clone(),
+        None,
+        "rampart",
+    )
+    .into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(time)
+        .settings(settings)
+        .build()
+        .map_err(|e| ClientError::Signing(e.to_string()))?
+        .into();
+    let request = SignableRequest::new(method, url, headers.iter().copied(), SignableBody::Bytes(body))
+        .map_err(|e| ClientError::Signing(e.to_string()))?;
+    Ok(sign(request, &params).map_err(|e| ClientError::Signing(e.to_string()))?.into_parts().0)
+}
+
 /// A `k8s-aws-v1.` token for `cluster_id`, signed at `now`; returns the token and its expiry
 /// (14 minutes after signing, or earlier when the credentials expire first).
 pub fn presign(
@@ -48,33 +86,13 @@ pub fn presign(
 ) -> Result<(String, i64), ClientError> {
     let host = sts_host(region);
     let scope_region = if host == "sts.amazonaws.com" { "us-east-1" } else { region };
-    let identity = Credentials::new(
-        &creds.access_key_id,
-        &creds.secret_access_key,
-        creds.session_token.clone(),
-        None,
-        "rampart",
-    )
-    .into();
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
     settings.expires_in = Some(Duration::from_secs(60));
     let time = UNIX_EPOCH + Duration::from_secs(u64::try_from(now).unwrap_or(0));
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(scope_region)
-        .name("sts")
-        .time(time)
-        .settings(settings)
-        .build()
-        .map_err(|e| ClientError::Signing(e.to_string()))?
-        .into();
     let base = format!("https://{host}/?Action=GetCallerIdentity&Version=2011-06-15");
     let headers = [("host", host.as_str()), ("x-k8s-aws-id", cluster_id)];
-    let request = SignableRequest::new("GET", &base, headers.into_iter(), SignableBody::Bytes(&[]))
-        .map_err(|e| ClientError::Signing(e.to_string()))?;
-    let (instructions, _) =
-        sign(request, &params).map_err(|e| ClientError::Signing(e.to_string()))?.into_parts();
+    let instructions = sign_request(creds, "sts", scope_region, time, settings, "GET", &base, &headers, &[])?;
     let mut url = base;
     for (k, v) in instructions.params() {
         url.push('&');
@@ -345,33 +363,23 @@ pub async fn assume_role(
         aws_query_encode(role_arn),
         aws_query_encode(session_name)
     );
-    let identity = Credentials::new(
-        &creds.access_key_id,
-        &creds.secret_access_key,
-        creds.session_token.clone(),
-        None,
-        "rampart",
-    )
-    .into();
     let time = UNIX_EPOCH + Duration::from_secs(u64::try_from(now).unwrap_or(0));
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(if region.is_empty() { "us-east-1" } else { region })
-        .name("sts")
-        .time(time)
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| ClientError::Signing(e.to_string()))?
-        .into();
+    let region = if region.is_empty() { "us-east-1" } else { region };
     let url = format!("{}/", endpoint.trim_end_matches('/'));
     let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default().to_owned();
     let content_type = "application/x-www-form-urlencoded; charset=utf-8";
     let headers = [("host", host.as_str()), ("content-type", content_type)];
-    let request =
-        SignableRequest::new("POST", &url, headers.into_iter(), SignableBody::Bytes(body.as_bytes()))
-            .map_err(|e| ClientError::Signing(e.to_string()))?;
-    let (instructions, _) =
-        sign(request, &params).map_err(|e| ClientError::Signing(e.to_string()))?.into_parts();
+    let instructions = sign_request(
+        creds,
+        "sts",
+        region,
+        time,
+        SigningSettings::default(),
+        "POST",
+        &url,
+        &headers,
+        body.as_bytes(),
+    )?;
     let mut req = reqwest::Client::new().post(&url).header("content-type", content_type).body(body);
     for (name, value) in instructions.headers() {
         req = req.header(name, value);
@@ -434,31 +442,18 @@ impl Ec2Lookup {
             aws_query_encode(instance_id)
         );
         let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default().to_owned();
-        let identity = Credentials::new(
-            &self.creds.access_key_id,
-            &self.creds.secret_access_key,
-            self.creds.session_token.clone(),
-            None,
-            "rampart",
-        )
-        .into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("ec2")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| e.to_string())?
-            .into();
-        let request = SignableRequest::new(
+        let instructions = sign_request(
+            &self.creds,
+            "ec2",
+            &self.region,
+            SystemTime::now(),
+            SigningSettings::default(),
             "GET",
             &url,
-            [("host", host.as_str())].into_iter(),
-            SignableBody::Bytes(&[]),
+            &[("host", host.as_str())],
+            &[],
         )
         .map_err(|e| e.to_string())?;
-        let (instructions, _) = sign(request, &params).map_err(|e| e.to_string())?.into_parts();
         let mut req = self.http.get(&url);
         for (name, value) in instructions.headers() {
             req = req.header(name, value);
