@@ -43,7 +43,7 @@ pub fn sts_host(region: &str) -> String {
 /// SigV4-sign one request for `service` in `region` at `time`: what to add to it (headers, or
 /// query parameters when `settings` asks for a presigned URL).
 #[allow(clippy::too_many_arguments)] // one signing call's inputs, each distinct
-fn sign_request(
+pub(crate) fn sign_request(
     creds: &AwsCredentials,
     service: &str,
     region: &str,
@@ -347,6 +347,70 @@ fn xml_text<'a>(body: &'a str, element: &str) -> Option<&'a str> {
     body.get(start..end)
 }
 
+/// One `sts:AssumeRole` call: the role, the session and what EKS Pod Identity adds to it
+/// (session tags, transitive keys, an external id, a session policy, a duration).
+#[derive(Debug, Clone, Default)]
+pub struct AssumeRoleRequest {
+    pub role_arn: String,
+    pub session_name: String,
+    pub tags: Vec<(String, String)>,
+    pub transitive_tag_keys: Vec<String>,
+    pub external_id: Option<String>,
+    pub policy: Option<String>,
+    pub duration_seconds: Option<u32>,
+}
+
+impl AssumeRoleRequest {
+    /// The form body STS expects.
+    fn form(&self) -> String {
+        let mut body = format!(
+            "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName={}",
+            aws_query_encode(&self.role_arn),
+            aws_query_encode(&self.session_name)
+        );
+        for (i, (key, value)) in self.tags.iter().enumerate() {
+            let n = i + 1;
+            body.push_str(&format!(
+                "&Tags.member.{n}.Key={}&Tags.member.{n}.Value={}",
+                aws_query_encode(key),
+                aws_query_encode(value)
+            ));
+        }
+        for (i, key) in self.transitive_tag_keys.iter().enumerate() {
+            body.push_str(&format!("&TransitiveTagKeys.member.{}={}", i + 1, aws_query_encode(key)));
+        }
+        if let Some(id) = &self.external_id {
+            body.push_str(&format!("&ExternalId={}", aws_query_encode(id)));
+        }
+        if let Some(policy) = &self.policy {
+            body.push_str(&format!("&Policy={}", aws_query_encode(policy)));
+        }
+        if let Some(d) = self.duration_seconds {
+            body.push_str(&format!("&DurationSeconds={d}"));
+        }
+        body
+    }
+}
+
+/// What STS answered to an AssumeRole: the credentials and the assumed-role user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumedRole {
+    pub credentials: AwsCredentials,
+    /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
+    pub arn: String,
+    /// `<RoleId>:<session>`.
+    pub assumed_role_id: String,
+}
+
+/// An STS error answer: HTTP status, the `<Code>` and `<Message>` of the error document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sts AssumeRole: HTTP {status}: {code}: {message}")]
+pub struct StsError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
 /// `sts:AssumeRole` (signed with the given credentials) → the role's temporary credentials.
 /// `endpoint` is the STS base URL (`https://sts.<region>.amazonaws.com`, or an override such as
 /// `AWS_ENDPOINT_URL_STS`).
@@ -358,11 +422,36 @@ pub async fn assume_role(
     session_name: &str,
     now: i64,
 ) -> Result<AwsCredentials, ClientError> {
-    let body = format!(
-        "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName={}",
-        aws_query_encode(role_arn),
-        aws_query_encode(session_name)
-    );
+    let request =
+        AssumeRoleRequest { role_arn: role_arn.into(), session_name: session_name.into(), ..Default::default() };
+    let http = reqwest::Client::new();
+    match assume_role_with(&http, creds, endpoint, region, &request, now).await {
+        Ok(assumed) => Ok(assumed.credentials),
+        Err(AssumeRoleError::Sts(e)) => Err(ClientError::AssumeRole(e.to_string())),
+        Err(AssumeRoleError::Client(e)) => Err(e),
+    }
+}
+
+/// Why an AssumeRole failed: STS said no (with its code), or the call itself failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AssumeRoleError {
+    #[error(transparent)]
+    Sts(StsError),
+    #[error(transparent)]
+    Client(ClientError),
+}
+
+/// `sts:AssumeRole` with every option, over the given HTTP client.
+pub async fn assume_role_with(
+    http: &reqwest::Client,
+    creds: &AwsCredentials,
+    endpoint: &str,
+    region: &str,
+    request: &AssumeRoleRequest,
+    now: i64,
+) -> Result<AssumedRole, AssumeRoleError> {
+    let client_err = |e: ClientError| AssumeRoleError::Client(e);
+    let body = request.form();
     let time = UNIX_EPOCH + Duration::from_secs(u64::try_from(now).unwrap_or(0));
     let region = if region.is_empty() { "us-east-1" } else { region };
     let url = format!("{}/", endpoint.trim_end_matches('/'));
@@ -379,32 +468,34 @@ pub async fn assume_role(
         &url,
         &headers,
         body.as_bytes(),
-    )?;
-    let mut req = reqwest::Client::new().post(&url).header("content-type", content_type).body(body);
+    )
+    .map_err(client_err)?;
+    let mut req = http.post(&url).header("content-type", content_type).body(body);
     for (name, value) in instructions.headers() {
         req = req.header(name, value);
     }
-    let resp = req.send().await.map_err(|e| ClientError::AssumeRole(e.without_url().to_string()))?;
+    let transport = |e: reqwest::Error| client_err(ClientError::AssumeRole(e.without_url().to_string()));
+    let resp = req.send().await.map_err(transport)?;
     let status = resp.status();
-    let text = resp.text().await.map_err(|e| ClientError::AssumeRole(e.to_string()))?;
+    let text = resp.text().await.map_err(transport)?;
     if !status.is_success() {
-        return Err(ClientError::AssumeRole(format!("HTTP {}: {text}", status.as_u16())));
+        return Err(AssumeRoleError::Sts(StsError {
+            status: status.as_u16(),
+            code: xml_text(&text, "Code").unwrap_or("Unknown").trim().to_owned(),
+            message: xml_text(&text, "Message").unwrap_or(text.trim()).trim().to_owned(),
+        }));
     }
-    let field = |name: &str| {
+    let credentials = sts_credentials(&text).map_err(client_err)?;
+    let user = |name: &str| {
         xml_text(&text, name)
-            .map(str::to_owned)
-            .ok_or_else(|| ClientError::AssumeRole(format!("response has no {name}")))
+            .map(|v| v.trim().to_owned())
+            .ok_or_else(|| client_err(ClientError::AssumeRole(format!("response has no {name}"))))
     };
-    Ok(AwsCredentials {
-        access_key_id: field("AccessKeyId")?,
-        secret_access_key: field("SecretAccessKey")?,
-        session_token: Some(field("SessionToken")?),
-        expires_at: xml_text(&text, "Expiration").and_then(parse_rfc3339),
-    })
+    Ok(AssumedRole { credentials, arn: user("Arn")?, assumed_role_id: user("AssumedRoleId")? })
 }
 
 /// `2023-04-28T00:14:00Z` (fractions allowed) → Unix seconds.
-fn parse_rfc3339(s: &str) -> Option<i64> {
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let compact: String = s.chars().filter(|c| c.is_ascii_digit() || *c == 'T').take(15).collect();
     crate::token::parse_amz_date(&format!("{compact}Z"))
 }

@@ -53,6 +53,8 @@ pub struct IdentitySources {
     pub service_accounts: BTreeMap<String, BTreeMap<String, String>>,
     pub pod_identity: HashSet<(String, String)>,
     pub configured: BTreeMap<String, ConfiguredRole>,
+    /// Associations with their roles (for the broker), by `(namespace, service account)`.
+    pub associations: crate::pod_identity::broker::Associations,
 }
 
 /// One entry of the `pod-identity-webhook` ConfigMap (spec §1.5).
@@ -306,6 +308,7 @@ mod tests {
             service_accounts: BTreeMap::from([("default/app".into(), a)]),
             pod_identity: HashSet::new(),
             configured: BTreeMap::new(),
+            associations: Default::default(),
         }
     }
 

@@ -7,6 +7,8 @@
 //! * [`inject`]: the workload-identity mutating webhook (IRSA and Pod Identity injection).
 //! * [`mapping`]: aws-auth, access entries and authentication modes → Kubernetes users.
 //! * [`oidc`]: the OIDC issuer documents (discovery, JWKS) for self-managed IRSA.
+//! * [`pod_identity`]: EKS Pod Identity — agent token checks and cache, EKS Auth client, and
+//!   the self-managed broker (token validation, STS with session tags).
 //! * [`sts`]: the GetCallerIdentity call (JSON or strict XML) and identity extraction.
 //! * [`token`]: `k8s-aws-v1.` tokens — the pre-STS checks of aws-iam-authenticator, in its order,
 //!   with the CVE-2022-2385 duplicate-parameter check first.
@@ -19,6 +21,7 @@ pub mod host;
 pub mod inject;
 pub mod mapping;
 pub mod oidc;
+pub mod pod_identity;
 pub mod sts;
 pub mod token;
 pub mod workload_sources;

@@ -6,7 +6,8 @@
 //! * upstream's `pod-identity-webhook` ConfigMap (`data.config`: `{"<ns|*>/<sa>": {"RoleARN",
 //!   "Audience", "UseRegionalSTS", "TokenExpiration"}}`, field names in any case);
 //! * Rampart `PodIdentityAssociation` objects (`rampart.dev/v1alpha1`, cluster-scoped, with
-//!   `spec: {namespace, serviceAccount, roleArn}`), multi-document YAML or a `List`.
+//!   `spec: {namespace, serviceAccount, roleArn, targetRoleArn?, disableSessionTags?,
+//!   sessionPolicy?}`), multi-document YAML or a `List`; these also feed the broker.
 
 use std::path::Path;
 
@@ -29,6 +30,45 @@ pub enum SourceError {
 struct IdentityRef {
     namespace: String,
     service_account: String,
+}
+
+/// A Pod Identity association: which role a service account's pods get from the broker.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Association {
+    pub namespace: String,
+    pub service_account: String,
+    pub role_arn: String,
+    /// Assumed with the first role's credentials (cross-account, role chaining, ≤ 1 h).
+    #[serde(default)]
+    pub target_role_arn: Option<String>,
+    /// Drop the six session tags (works around `PackedPolicyTooLarge`).
+    #[serde(default)]
+    pub disable_session_tags: bool,
+    /// An inline session policy that narrows the role further.
+    #[serde(default)]
+    pub session_policy: Option<String>,
+    /// The association id (the object's name).
+    #[serde(skip)]
+    pub id: String,
+}
+
+/// `arn:<partition>:iam::<12 digits>:role/<path/name>`.
+fn check_role_arn(field: &str, arn: &str) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && !parts[1].is_empty()
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5].strip_prefix("role/").is_some_and(|n| !n.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{field}: {arn:?} is not an IAM role ARN (arn:aws:iam::123456789012:role/name)"))
+    }
 }
 
 impl IdentitySources {
@@ -85,9 +125,19 @@ impl IdentitySources {
             }
             Some("PodIdentityAssociation") => {
                 let spec = value.get("spec").ok_or("PodIdentityAssociation without spec")?;
-                let i: IdentityRef =
+                let mut a: Association =
                     serde_json::from_value(spec.clone()).map_err(|e| format!("spec: {e}"))?;
-                self.pod_identity.insert((i.namespace, i.service_account));
+                check_role_arn("spec.roleArn", &a.role_arn)?;
+                if let Some(target) = &a.target_role_arn {
+                    check_role_arn("spec.targetRoleArn", target)?;
+                }
+                a.id = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+                if a.id.is_empty() {
+                    a.id = format!("{}-{}", a.namespace, a.service_account);
+                }
+                let key = (a.namespace.clone(), a.service_account.clone());
+                self.pod_identity.insert(key.clone());
+                self.associations.insert(key, a);
                 Ok(())
             }
             // Other kinds (e.g. a whole namespace dump) are not identity sources; skip them.
@@ -179,6 +229,23 @@ spec: {namespace: team-b, serviceAccount: app, roleArn: "arn:aws:iam::1111222233
         assert!(s.pod_identity.contains(&("team-b".into(), "app".into())));
         assert!(s.pod_identity.contains(&("ns".into(), "sa".into())));
         assert_eq!(s.service_accounts.len(), 2);
+        let a = &s.associations[&("team-b".to_owned(), "app".to_owned())];
+        assert_eq!((a.role_arn.as_str(), a.id.as_str()), ("arn:aws:iam::111122223333:role/b", "team-b-app"));
+        assert!(!s.associations.contains_key(&("ns".to_owned(), "sa".to_owned())), "no role, no broker entry");
+    }
+
+    #[test]
+    fn associations_need_a_role_arn_and_known_fields() {
+        let doc = |spec: &str| format!("kind: PodIdentityAssociation\nmetadata: {{name: x}}\nspec: {spec}\n");
+        let mut s = IdentitySources::default();
+        let e = s.add_manifests("a.yaml", &doc("{namespace: n, serviceAccount: s, roleArn: arn:aws:iam::1:role/r}")).unwrap_err();
+        assert!(e.to_string().contains("spec.roleArn"), "{e}");
+        let e = s.add_manifests("a.yaml", &doc("{namespace: n, serviceAccount: s, roleArn: arn:aws:iam::111122223333:role/r, rolearn: x}")).unwrap_err();
+        assert!(e.to_string().contains("unknown field `rolearn`"), "{e}");
+        s.add_manifests("a.yaml", &doc("{namespace: n, serviceAccount: s, roleArn: arn:aws:iam::111122223333:role/r, targetRoleArn: arn:aws:iam::222233334444:role/t, disableSessionTags: true}")).unwrap();
+        let a = &s.associations[&("n".to_owned(), "s".to_owned())];
+        assert!(a.disable_session_tags);
+        assert_eq!(a.id, "x");
     }
 
     #[test]
