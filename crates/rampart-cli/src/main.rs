@@ -69,6 +69,10 @@ enum Command {
     Convert(cmd::convert::Command),
     /// Print an ExecCredential with an IAM token for kubectl (like `aws eks get-token`).
     Token(cmd::token::Args),
+    /// Pod Identity node agent: AWS credentials for pods at http://169.254.170.23/v1/credentials.
+    Agent(Box<cmd::agent::Args>),
+    /// Pod Identity broker for self-managed clusters: pod token → STS AssumeRole with session tags.
+    Broker(Box<cmd::broker::Args>),
     /// Print the embedded Cedar schema for Kubernetes types.
     Schema,
     /// Print the kube-apiserver configuration that wires Rampart into a cluster.
@@ -83,7 +87,7 @@ fn init_logging(default: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = !matches!(cli.command, Command::Serve(_));
+    let quiet = !matches!(cli.command, Command::Serve(_) | Command::Agent(_) | Command::Broker(_));
     init_logging(if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(*args),
@@ -96,6 +100,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Convert(c) => cmd::convert::run(c),
         Command::Token(args) => cmd::token::run(args),
+        Command::Agent(args) => cmd::agent::run(*args),
+        Command::Broker(args) => cmd::broker::run(*args),
         Command::Schema => {
             print!("{}", rampart_policy::schema::K8S_SCHEMA);
             Ok(ExitCode::SUCCESS)

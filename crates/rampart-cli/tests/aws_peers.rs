@@ -10,73 +10,14 @@
 //! copies a presigned URL's `X-Amz-Credential` into that header (STS itself reads the query).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
+
+mod common;
+use common::{Kill, free_port, peers, start_moto, wait_for_port};
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
-
-fn peer(name: &str) -> Option<PathBuf> {
-    if let Ok(dir) = std::env::var("RAMPART_AWS_PEERS_BIN") {
-        let p = PathBuf::from(dir).join(name);
-        return p.exists().then_some(p);
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.exists()))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_port(port: u16) {
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("nothing listens on {port}");
-}
-
-/// Start moto on a free port; the process dies with the returned guard.
-fn start_moto(moto: &std::path::Path) -> (Kill, String) {
-    let port = free_port();
-    let child = Command::new(moto)
-        .args(["-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let guard = Kill(child);
-    wait_for_port(port);
-    (guard, format!("http://127.0.0.1:{port}"))
-}
-
-/// The peers a test needs, or `None` to skip — unless `RAMPART_REQUIRE_AWS_PEERS` is set, when
-/// a missing peer fails the test.
-fn peers<const N: usize>(names: [&str; N]) -> Option<[PathBuf; N]> {
-    let found = names.map(peer);
-    if found.iter().all(Option::is_some) {
-        return Some(found.map(|p| p.unwrap()));
-    }
-    assert!(
-        std::env::var_os("RAMPART_REQUIRE_AWS_PEERS").is_none(),
-        "{names:?} are required (pip install 'moto[server]' awscli boto3, or set RAMPART_AWS_PEERS_BIN)"
-    );
-    eprintln!("skipping: {names:?} not all installed (set RAMPART_AWS_PEERS_BIN)");
-    None
-}
 
 /// Forward to moto; presigned requests get an Authorization header built from the query.
 async fn proxy(

@@ -422,8 +422,11 @@ pub async fn assume_role(
     session_name: &str,
     now: i64,
 ) -> Result<AwsCredentials, ClientError> {
-    let request =
-        AssumeRoleRequest { role_arn: role_arn.into(), session_name: session_name.into(), ..Default::default() };
+    let request = AssumeRoleRequest {
+        role_arn: role_arn.into(),
+        session_name: session_name.into(),
+        ..Default::default()
+    };
     let http = reqwest::Client::new();
     match assume_role_with(&http, creds, endpoint, region, &request, now).await {
         Ok(assumed) => Ok(assumed.credentials),

@@ -231,14 +231,22 @@ spec: {namespace: team-b, serviceAccount: app, roleArn: "arn:aws:iam::1111222233
         assert_eq!(s.service_accounts.len(), 2);
         let a = &s.associations[&("team-b".to_owned(), "app".to_owned())];
         assert_eq!((a.role_arn.as_str(), a.id.as_str()), ("arn:aws:iam::111122223333:role/b", "team-b-app"));
-        assert!(!s.associations.contains_key(&("ns".to_owned(), "sa".to_owned())), "no role, no broker entry");
+        assert!(
+            !s.associations.contains_key(&("ns".to_owned(), "sa".to_owned())),
+            "no role, no broker entry"
+        );
     }
 
     #[test]
     fn associations_need_a_role_arn_and_known_fields() {
         let doc = |spec: &str| format!("kind: PodIdentityAssociation\nmetadata: {{name: x}}\nspec: {spec}\n");
         let mut s = IdentitySources::default();
-        let e = s.add_manifests("a.yaml", &doc("{namespace: n, serviceAccount: s, roleArn: arn:aws:iam::1:role/r}")).unwrap_err();
+        let e = s
+            .add_manifests(
+                "a.yaml",
+                &doc("{namespace: n, serviceAccount: s, roleArn: arn:aws:iam::1:role/r}"),
+            )
+            .unwrap_err();
         assert!(e.to_string().contains("spec.roleArn"), "{e}");
         let e = s.add_manifests("a.yaml", &doc("{namespace: n, serviceAccount: s, roleArn: arn:aws:iam::111122223333:role/r, rolearn: x}")).unwrap_err();
         assert!(e.to_string().contains("unknown field `rolearn`"), "{e}");

@@ -95,6 +95,11 @@ impl RunningServer {
 
 /// Bind and start serving in the background. Must be called inside a tokio runtime.
 pub fn start(config: &ServeConfig, state: AppState) -> Result<RunningServer, ServerError> {
+    start_router(config, router(state))
+}
+
+/// Serve any router with the same rules (TLS by default, plain HTTP on loopback only).
+pub fn start_router(config: &ServeConfig, app: axum::Router) -> Result<RunningServer, ServerError> {
     if matches!(config.transport, Transport::PlainHttp) && !config.addr.ip().is_loopback() {
         return Err(ServerError::PlainHttpNotLoopback(config.addr));
     }
@@ -102,7 +107,7 @@ pub fn start(config: &ServeConfig, state: AppState) -> Result<RunningServer, Ser
         TcpListener::bind(config.addr).map_err(|source| ServerError::Bind { addr: config.addr, source })?;
     let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.addr, source })?;
     let handle = Handle::new();
-    let app = router(state).into_make_service();
+    let app = app.into_make_service();
     let bind_err = |source| ServerError::Bind { addr, source };
     let (scheme, cert_file, task) = match &config.transport {
         Transport::PlainHttp => {

@@ -1,5 +1,7 @@
 //! One module per subcommand, plus the policy-source flags they share.
 
+pub mod agent;
+pub mod broker;
 pub mod can_i;
 pub mod check;
 pub mod check_manifests;
@@ -97,5 +99,28 @@ impl PolicyArgs {
             sources.schema = Some(Arc::new(schema));
         }
         Ok(sources)
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C (graceful shutdown of the servers).
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

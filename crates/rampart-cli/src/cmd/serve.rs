@@ -301,7 +301,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let server = rampart_server::start(&config, state)?;
         let handle = server.handle();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            super::shutdown_signal().await;
             tracing::info!("shutting down");
             handle.graceful_shutdown(Some(Duration::from_secs(10)));
         });
@@ -399,26 +399,4 @@ fn authenticator(args: &Args) -> anyhow::Result<Option<Arc<rampart_identity::aut
     }
     tracing::info!(cluster_id, mode = %args.authentication_mode, "IAM authentication enabled on /v1/authenticate");
     Ok(Some(Arc::new(rampart_identity::authenticator::Authenticator::new(hosts, sts, mapper))))
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -39,6 +39,29 @@ impl CredentialSource for StaticCredentials {
     }
 }
 
+/// The standard credential chain (environment, web identity, shared file, container, IMDS),
+/// re-resolved five minutes before temporary credentials expire.
+#[derive(Default)]
+pub struct ChainCredentials {
+    cached: tokio::sync::Mutex<Option<AwsCredentials>>,
+}
+
+impl CredentialSource for ChainCredentials {
+    fn credentials(&self) -> BoxFuture<'_, Result<AwsCredentials, String>> {
+        Box::pin(async move {
+            let mut cached = self.cached.lock().await;
+            let now = crate::client::now();
+            if let Some(c) = cached.as_ref().filter(|c| c.expires_at.is_none_or(|e| e - now > 300)) {
+                return Ok(c.clone());
+            }
+            let env = |k: &str| std::env::var(k).ok();
+            let fresh = crate::client::resolve_credentials(&env).await.map_err(|e| e.to_string())?;
+            *cached = Some(fresh.clone());
+            Ok(fresh)
+        })
+    }
+}
+
 /// Broker settings.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -124,7 +147,8 @@ impl Broker {
         let first = self.first_call(&association, &pod);
         let mut assumed = self.assume(&broker_creds, &first, now).await?;
         if let Some(target) = &association.target_role_arn {
-            assumed = self.assume(&assumed.credentials, &self.second_call(&association, &pod, target), now).await?;
+            assumed =
+                self.assume(&assumed.credentials, &self.second_call(&association, &pod, target), now).await?;
         }
         let expiration = assumed
             .credentials
@@ -227,7 +251,8 @@ impl Broker {
                     && request.duration_seconds.is_some_and(|d| d > CHAINED_MAX_SECONDS)
                     && (e.message.contains("DurationSeconds") || e.message.contains("chaining")) =>
             {
-                let retry = AssumeRoleRequest { duration_seconds: Some(CHAINED_MAX_SECONDS), ..request.clone() };
+                let retry =
+                    AssumeRoleRequest { duration_seconds: Some(CHAINED_MAX_SECONDS), ..request.clone() };
                 call(retry).await.map_err(sts_error)
             }
             other => other.map_err(sts_error),
@@ -240,7 +265,9 @@ fn sts_error(e: AssumeRoleError) -> PodIdentityError {
     match e {
         AssumeRoleError::Sts(e) => match e.code.as_str() {
             "AccessDenied" => PodIdentityError::new(400, "AccessDeniedException", e.message),
-            "Throttling" | "ThrottlingException" => PodIdentityError::new(429, "ThrottlingException", e.message),
+            "Throttling" | "ThrottlingException" => {
+                PodIdentityError::new(429, "ThrottlingException", e.message)
+            }
             _ => PodIdentityError::internal(format!("sts AssumeRole: {}: {}", e.code, e.message)),
         },
         AssumeRoleError::Client(e) => PodIdentityError::internal(e.to_string()),

@@ -141,7 +141,12 @@ impl CredentialCache {
         let key = key_of(token);
         let Ok(mut index) = self.index.lock() else {
             // A poisoned lock only means another request panicked mid-update; serve uncached.
-            return Arc::new(Slot { token: token.into(), pod_uid: None, inserted: 0, state: Default::default() });
+            return Arc::new(Slot {
+                token: token.into(),
+                pod_uid: None,
+                inserted: 0,
+                state: Default::default(),
+            });
         };
         if let Some(slot) = index.slots.get(&key) {
             return slot.clone();
@@ -251,7 +256,10 @@ impl CredentialCache {
             }
             Err(e) => {
                 let retry = now + 60 + fastrand::i64(0..60);
-                *state = Some(Entry { refresh_at: retry.min(entry.creds.expires_at - MIN_FETCHED_VALIDITY), ..entry });
+                *state = Some(Entry {
+                    refresh_at: retry.min(entry.creds.expires_at - MIN_FETCHED_VALIDITY),
+                    ..entry
+                });
                 Refreshed::Kept(e)
             }
         }
@@ -300,7 +308,10 @@ mod tests {
         fn new(answer: Result<ContainerCredentials, PodIdentityError>) -> Arc<Self> {
             Arc::new(Upstream { calls: AtomicUsize::new(0), answer: Mutex::new(answer) })
         }
-        fn fetch(self: &Arc<Self>) -> impl FnOnce(String) -> std::future::Ready<Result<ContainerCredentials, PodIdentityError>> {
+        fn fetch(
+            self: &Arc<Self>,
+        ) -> impl FnOnce(String) -> std::future::Ready<Result<ContainerCredentials, PodIdentityError>>
+        {
             let me = self.clone();
             move |_| {
                 me.calls.fetch_add(1, Ordering::SeqCst);
@@ -391,7 +402,12 @@ mod tests {
         assert!(again.is_empty(), "retried no sooner than a minute later");
         assert_eq!(cache.due(at + 120).len(), 1);
         assert_eq!(cache.get("tok", None, at, up.fetch()).await.1, Lookup::Hit, "old credentials kept");
-        for code in ["ResourceNotFoundException", "ExpiredTokenException", "InvalidTokenException", "AccessDeniedException"] {
+        for code in [
+            "ResourceNotFoundException",
+            "ExpiredTokenException",
+            "InvalidTokenException",
+            "AccessDeniedException",
+        ] {
             let cache = CredentialCache::new(CacheConfig::default());
             let up = Upstream::new(Ok(creds(T + 6 * 3600)));
             cache.get("tok", None, T, up.fetch()).await.0.unwrap();

@@ -73,8 +73,11 @@ impl TokenClaims {
         let raw: RawClaims = serde_json::from_slice(&payload)
             .map_err(|e| format!("token is malformed: could not JSON decode claim: {e}"))?;
         let k8s = raw.kubernetes.unwrap_or_default();
-        let (pod, sa, node) =
-            (k8s.pod.unwrap_or_default(), k8s.serviceaccount.unwrap_or_default(), k8s.node.unwrap_or_default());
+        let (pod, sa, node) = (
+            k8s.pod.unwrap_or_default(),
+            k8s.serviceaccount.unwrap_or_default(),
+            k8s.node.unwrap_or_default(),
+        );
         Ok(TokenClaims {
             issuer: raw.iss,
             subject: raw.sub,
@@ -165,7 +168,10 @@ mod tests {
         assert_eq!(e, "token is malformed: could not base64 decode header");
         assert!(TokenClaims::parse_unverified("a.b").unwrap_err().contains("invalid number of segments"));
         let expired = TokenClaims::parse_unverified(&jwt(&json!({"exp": T, "nbf": T}))).unwrap();
-        assert_eq!(expired.check_times(T, 0).unwrap_err().to_string(), "token has invalid claims: token is expired");
+        assert_eq!(
+            expired.check_times(T, 0).unwrap_err().to_string(),
+            "token has invalid claims: token is expired"
+        );
         let early = TokenClaims::parse_unverified(&jwt(&json!({"exp": T + 3600, "nbf": T + 3600}))).unwrap();
         assert_eq!(early.check_times(T, 0), Err(TimeError::NotYetValid));
         assert_eq!(early.check_times(T, 3600), Ok(()), "leeway");

@@ -38,7 +38,13 @@ impl EksAuthClient {
     /// `timeout` bounds each attempt (upstream: 1 s). `http` may carry a private CA for a
     /// broker's certificate; redirects must be off (the caller builds it).
     pub fn new(http: reqwest::Client, endpoint: String, cluster_name: String, signing: Signing) -> Self {
-        EksAuthClient { http, endpoint: endpoint.trim_end_matches('/').to_owned(), cluster_name, signing, attempts: 3 }
+        EksAuthClient {
+            http,
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            cluster_name,
+            signing,
+            attempts: 3,
+        }
     }
 
     pub fn endpoint(&self) -> &str {
@@ -50,7 +56,8 @@ impl EksAuthClient {
         let mut last = PodIdentityError::internal("no attempt made");
         for attempt in 0..self.attempts {
             if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt) + fastrand::u64(..50))).await;
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt) + fastrand::u64(..50)))
+                    .await;
             }
             match self.attempt(token).await {
                 Ok(c) => return Ok(c),
@@ -70,7 +77,8 @@ impl EksAuthClient {
                 .credentials()
                 .await
                 .map_err(|e| PodIdentityError::internal(format!("node has no AWS credentials: {e}")))?;
-            let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default().to_owned();
+            let host =
+                url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default().to_owned();
             let headers = [("host", host.as_str()), ("content-type", "application/json")];
             let instructions = crate::client::sign_request(
                 &creds,
@@ -88,11 +96,9 @@ impl EksAuthClient {
                 request = request.header(name, value);
             }
         }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| PodIdentityError::internal(format!("calling {}: {}", self.endpoint, e.without_url())))?;
+        let response = request.body(body).send().await.map_err(|e| {
+            PodIdentityError::internal(format!("calling {}: {}", self.endpoint, e.without_url()))
+        })?;
         let status = response.status().as_u16();
         let request_id = header(&response, "x-amzn-requestid");
         let error_type = header(&response, "x-amzn-errortype");
@@ -112,7 +118,12 @@ fn header(response: &reqwest::Response, name: &str) -> Option<String> {
 
 /// A rest-json error: the code from `x-amzn-ErrorType` (before any `:`) or the body's
 /// `__type`/`code`, the message from the body.
-fn api_error(status: u16, error_type: Option<String>, request_id: Option<String>, text: &str) -> PodIdentityError {
+fn api_error(
+    status: u16,
+    error_type: Option<String>,
+    request_id: Option<String>,
+    text: &str,
+) -> PodIdentityError {
     let body: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
     let field = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_owned);
     let code = error_type
@@ -137,8 +148,16 @@ mod tests {
             Some("R1".into()),
             r#"{"message":"No Pod Identity Association..."}"#,
         );
-        assert_eq!(e.agent_body(), "[R1]: (ResourceNotFoundException): No Pod Identity Association..., fault: client");
-        let e = api_error(400, None, None, r#"{"__type":"com.amazonaws.eksauth#AccessDeniedException","message":"no"}"#);
+        assert_eq!(
+            e.agent_body(),
+            "[R1]: (ResourceNotFoundException): No Pod Identity Association..., fault: client"
+        );
+        let e = api_error(
+            400,
+            None,
+            None,
+            r#"{"__type":"com.amazonaws.eksauth#AccessDeniedException","message":"no"}"#,
+        );
         assert_eq!((e.status, e.code.as_str()), (400, "AccessDeniedException"));
         let e = api_error(502, None, None, "Bad Gateway");
         assert_eq!((e.code.as_str(), e.message.as_str()), ("InternalServerException", "Bad Gateway"));

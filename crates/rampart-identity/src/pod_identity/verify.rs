@@ -52,12 +52,20 @@ pub struct PodFacts {
 /// Looks pods up (a kube client in production, a map in tests).
 pub trait PodDirectory: Send + Sync {
     /// The pod `namespace/name`, `Ok(None)` if there is none.
-    fn pod<'a>(&'a self, namespace: &'a str, name: &'a str) -> BoxFuture<'a, Result<Option<PodFacts>, String>>;
+    fn pod<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PodFacts>, String>>;
 }
 
 /// Sends a TokenReview and returns its `status` object.
 pub trait TokenReviewer: Send + Sync {
-    fn review<'a>(&'a self, token: &'a str, audience: &'a str) -> BoxFuture<'a, Result<serde_json::Value, String>>;
+    fn review<'a>(
+        &'a self,
+        token: &'a str,
+        audience: &'a str,
+    ) -> BoxFuture<'a, Result<serde_json::Value, String>>;
 }
 
 /// A token validator.
@@ -115,7 +123,10 @@ impl JwksValidator {
     async fn validate(&self, token: &str, now: i64) -> Result<VerifiedPod, PodIdentityError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(format!("token header: {e}")))?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
-            return Err(invalid(format!("token algorithm {:?} is not accepted (RS256 or ES256)", header.alg)));
+            return Err(invalid(format!(
+                "token algorithm {:?} is not accepted (RS256 or ES256)",
+                header.alg
+            )));
         }
         let keys = self.keys.load();
         let candidates: Vec<_> = match &header.kid {
@@ -136,7 +147,8 @@ impl JwksValidator {
         let mut last = None;
         let mut data = None;
         for jwk in candidates {
-            let key = DecodingKey::from_jwk(jwk).map_err(|e| PodIdentityError::internal(format!("JWKS key: {e}")))?;
+            let key = DecodingKey::from_jwk(jwk)
+                .map_err(|e| PodIdentityError::internal(format!("JWKS key: {e}")))?;
             match jsonwebtoken::decode::<SignedClaims>(token, &key, &validation) {
                 Ok(d) => {
                     data = Some(d.claims);
@@ -186,7 +198,10 @@ async fn check_live(pods: &dyn PodDirectory, pod: &VerifiedPod) -> Result<(), Po
         .await
         .map_err(|e| PodIdentityError::internal(format!("cannot check the token's pod: {e}")))?
         .ok_or_else(|| {
-            PodIdentityError::invalid_token(format!("pod {}/{} no longer exists", pod.namespace, pod.pod_name))
+            PodIdentityError::invalid_token(format!(
+                "pod {}/{} no longer exists",
+                pod.namespace, pod.pod_name
+            ))
         })?;
     let stale = if facts.uid != pod.pod_uid {
         Some("was recreated (UID differs)")
@@ -277,7 +292,8 @@ pub(crate) mod test_keys {
         let kid = crate::oidc::SigningKey::from_pem("test", PRIVATE_PEM).unwrap()[0].kid.clone();
         let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
         header.kid = Some(kid);
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_pem(PRIVATE_PEM.as_bytes()).unwrap()).unwrap()
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_pem(PRIVATE_PEM.as_bytes()).unwrap())
+            .unwrap()
     }
 }
 

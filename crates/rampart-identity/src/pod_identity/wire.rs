@@ -175,7 +175,10 @@ mod tests {
     fn a09_error_body_and_classes() {
         let mut e = PodIdentityError::not_found("No Pod Identity Association...");
         e.request_id = Some("R1".into());
-        assert_eq!(e.agent_body(), "[R1]: (ResourceNotFoundException): No Pod Identity Association..., fault: client");
+        assert_eq!(
+            e.agent_body(),
+            "[R1]: (ResourceNotFoundException): No Pod Identity Association..., fault: client"
+        );
         assert!(e.is_irrecoverable());
         let e = PodIdentityError::internal("boom");
         assert!(e.agent_body().ends_with("fault: server"));

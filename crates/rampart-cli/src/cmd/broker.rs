@@ -1,0 +1,223 @@
+//! `rampart broker`: Pod Identity for self-managed clusters. Validates pod tokens, maps
+//! `(namespace, service account)` to a role through admin-owned associations, and calls STS
+//! `AssumeRole` with EKS's session name and session tags; agents reach it over TLS with EKS
+//! Auth's wire protocol.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rampart_identity::inject::IdentitySources;
+use rampart_identity::pod_identity::broker::{Broker, BrokerConfig, ChainCredentials};
+use rampart_identity::pod_identity::verify::{JwksValidator, PodDirectory, TokenReviewValidator, Validator};
+use rampart_server::broker::{BrokerState, broker_router};
+use rampart_server::tls::{CertSource, default_names};
+use rampart_server::{ServeConfig, Transport};
+
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = "EXAMPLES:
+    Validate tokens with the apiserver (TokenReview) and serve TLS with a generated certificate:
+        rampart broker --cluster-name c1 --region eu-west-1 --associations /etc/rampart/associations.yaml
+
+    Validate tokens locally against the service-account key, checking pods through the API:
+        rampart broker --cluster-name c1 --region eu-west-1 --associations assoc.yaml \\
+            --token-validation jwks --issuer https://oidc.example.com/c1 --service-account-key-file sa.pub
+
+The broker's own AWS credentials come from the standard chain (environment, web identity,
+shared file, container, IMDS). Each association's role must trust the broker's principal with
+sts:AssumeRole and sts:TagSession (see the README for the trust policy).")]
+pub struct Args {
+    /// Cluster name: the `{name}` of the request path and the `eks-cluster-name` session tag.
+    #[arg(long, env = "RAMPART_CLUSTER_NAME")]
+    pub cluster_name: String,
+    /// The `eks-cluster-arn` session tag (default arn:<partition>:eks:<region>:<role account>:cluster/<name>).
+    #[arg(long, value_name = "ARN")]
+    pub cluster_arn: Option<String>,
+    /// Region of STS and of the cluster ARN.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: String,
+    #[arg(long, default_value = "aws")]
+    pub partition: String,
+    /// PodIdentityAssociation manifests (repeatable; re-read every 10 s, a bad edit keeps the
+    /// last good set). Keep them where only cluster admins can write.
+    #[arg(long = "associations", value_name = "FILE", required = true)]
+    pub associations: Vec<PathBuf>,
+    /// How pod tokens are validated.
+    #[arg(long, value_enum, default_value = "token-review")]
+    pub token_validation: TokenValidation,
+    /// Issuer tokens must carry (the apiserver's --service-account-issuer), for jwks validation.
+    #[arg(long, value_name = "URL", required_if_eq("token_validation", "jwks"))]
+    pub issuer: Option<String>,
+    /// JWKS file (`kubectl get --raw /openid/v1/jwks`), for jwks validation.
+    #[arg(long, value_name = "FILE")]
+    pub jwks: Option<PathBuf>,
+    /// The apiserver's service-account signing key(s), PEM (repeatable), for jwks validation.
+    #[arg(long = "service-account-key-file", value_name = "FILE")]
+    pub service_account_key_files: Vec<PathBuf>,
+    /// Whether a token's pod must still exist (looked up in the cluster; needs `get pods`).
+    /// `off` lets a deleted pod's token buy credentials until it expires: only for tests.
+    #[arg(long, value_enum, default_value = "cluster")]
+    pub pod_check: PodCheck,
+    /// Kubeconfig (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// STS endpoint (default https://sts.<region>.amazonaws.com).
+    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL_STS")]
+    pub sts_endpoint: Option<String>,
+    /// Session duration of the first role (EKS uses 6 h); retried at 1 h when STS refuses it.
+    #[arg(long, default_value_t = 21600, value_name = "SECONDS")]
+    pub session_duration: u32,
+    #[arg(long, default_value = "0.0.0.0:10289")]
+    pub listen: SocketAddr,
+    /// Serving certificate (PEM). Without it a self-signed one is generated in --cert-dir.
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    #[arg(long, default_value = "rampart-broker-certs", value_name = "DIR")]
+    pub cert_dir: PathBuf,
+    /// Extra DNS name or IP on the generated certificate (repeatable).
+    #[arg(long = "tls-san", value_name = "NAME")]
+    pub tls_sans: Vec<String>,
+    /// Plain HTTP (loopback only; tests).
+    #[arg(long)]
+    pub insecure_http: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TokenValidation {
+    /// Ask the apiserver (TokenReview): signature, issuer, expiry, audience and bound pod.
+    TokenReview,
+    /// Verify the signature locally (--jwks or --service-account-key-file) and check the pod.
+    Jwks,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PodCheck {
+    Cluster,
+    Off,
+}
+
+fn load_associations(
+    paths: &[PathBuf],
+) -> anyhow::Result<rampart_identity::pod_identity::broker::Associations> {
+    Ok(IdentitySources::from_paths(paths)?.associations)
+}
+
+fn local_keys(args: &Args) -> anyhow::Result<jsonwebtoken::jwk::JwkSet> {
+    if let Some(path) = &args.jwks {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        return serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a JWKS ({{\"keys\": [...]}})", path.display()));
+    }
+    let mut keys = Vec::new();
+    for path in &args.service_account_key_files {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        keys.extend(
+            rampart_identity::oidc::SigningKey::from_pem(&path.display().to_string(), &text)?
+                .iter()
+                .map(|k| k.jwk()),
+        );
+    }
+    Ok(serde_json::from_value(serde_json::json!({ "keys": keys }))?)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let associations = load_associations(&args.associations)?;
+    if associations.is_empty() {
+        tracing::warn!(
+            "no PodIdentityAssociation with a roleArn in the association files: every request will get 404"
+        );
+    }
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start runtime")?;
+    runtime.block_on(async move {
+        let needs_cluster = args.token_validation == TokenValidation::TokenReview
+            || args.pod_check == PodCheck::Cluster
+            || (args.jwks.is_none() && args.service_account_key_files.is_empty());
+        let client = if needs_cluster { Some(super::cluster::client(args.kubeconfig.as_deref()).await?) } else { None };
+        let validator = match (args.token_validation, &client) {
+            (TokenValidation::TokenReview, Some(c)) => {
+                Validator::TokenReview(TokenReviewValidator::new(Arc::new(super::cluster::KubeTokenReview(c.clone()))))
+            }
+            (TokenValidation::Jwks, _) => {
+                let issuer = args.issuer.clone().context("--issuer is required with --token-validation jwks")?;
+                let keys = match (&client, args.jwks.is_none() && args.service_account_key_files.is_empty()) {
+                    (Some(c), true) => super::cluster::cluster_jwks(c).await?,
+                    _ => local_keys(&args)?,
+                };
+                if keys.keys.is_empty() {
+                    bail!("no signing keys: give --jwks or --service-account-key-file");
+                }
+                let pods: Option<Arc<dyn PodDirectory>> = match (args.pod_check, &client) {
+                    (PodCheck::Cluster, Some(c)) => Some(Arc::new(super::cluster::KubePods(c.clone()))),
+                    _ => {
+                        tracing::warn!("--pod-check off: tokens of deleted pods stay valid until they expire");
+                        None
+                    }
+                };
+                Validator::Jwks(JwksValidator::new(issuer, keys, pods))
+            }
+            (TokenValidation::TokenReview, None) => bail!("TokenReview needs a cluster connection"),
+        };
+        let config = BrokerConfig {
+            cluster_name: args.cluster_name.clone(),
+            cluster_arn: args.cluster_arn.clone(),
+            region: args.region.clone(),
+            partition: args.partition.clone(),
+            sts_endpoint: args
+                .sts_endpoint
+                .clone()
+                .unwrap_or_else(|| format!("https://{}", rampart_identity::client::sts_host(&args.region))),
+            duration_seconds: args.session_duration,
+        };
+        let broker = Arc::new(Broker::new(config, validator, associations, Arc::new(ChainCredentials::default()))?);
+        tracing::info!(associations = broker.association_count(), cluster = %args.cluster_name, "broker ready");
+        let reload = broker.clone();
+        let paths = args.associations.clone();
+        tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                let texts: Vec<_> = paths.iter().map(std::fs::read_to_string).filter_map(Result::ok).collect();
+                if Some(&texts) == last.as_ref() {
+                    continue;
+                }
+                match load_associations(&paths) {
+                    Ok(a) => {
+                        tracing::info!(associations = a.len(), "associations reloaded");
+                        reload.set_associations(a);
+                    }
+                    Err(e) => tracing::error!("association files are invalid, keeping the last good set: {e:#}"),
+                }
+                last = Some(texts);
+            }
+        });
+        let transport = if args.insecure_http {
+            Transport::PlainHttp
+        } else if let (Some(cert), Some(key)) = (args.tls_cert.clone(), args.tls_key.clone()) {
+            Transport::Tls(CertSource::Files { cert, key })
+        } else {
+            let mut names = default_names();
+            names.extend(["rampart-broker", "rampart-broker.rampart-system", "rampart-broker.rampart-system.svc"].map(String::from));
+            names.extend(args.tls_sans.iter().cloned());
+            Transport::Tls(CertSource::SelfSigned { dir: args.cert_dir.clone(), names })
+        };
+        let server = rampart_server::start_router(
+            &ServeConfig { addr: args.listen, transport },
+            broker_router(BrokerState::new(broker)),
+        )?;
+        let handle = server.handle();
+        tokio::spawn(async move {
+            super::shutdown_signal().await;
+            handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        });
+        server.wait().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,66 @@
+//! Helpers shared by the tests that run real peers (moto, the AWS CLI, boto3, rampart itself).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub fn peer(name: &str) -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("RAMPART_AWS_PEERS_BIN") {
+        let p = PathBuf::from(dir).join(name);
+        return p.exists().then_some(p);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.exists()))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Kill(pub Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// Start moto on a free port; the process dies with the returned guard.
+pub fn start_moto(moto: &std::path::Path) -> (Kill, String) {
+    let port = free_port();
+    let child = Command::new(moto)
+        .args(["-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = Kill(child);
+    wait_for_port(port);
+    (guard, format!("http://127.0.0.1:{port}"))
+}
+
+/// The peers a test needs, or `None` to skip — unless `RAMPART_REQUIRE_AWS_PEERS` is set, when
+/// a missing peer fails the test.
+pub fn peers<const N: usize>(names: [&str; N]) -> Option<[PathBuf; N]> {
+    let found = names.map(peer);
+    if found.iter().all(Option::is_some) {
+        return Some(found.map(|p| p.unwrap()));
+    }
+    assert!(
+        std::env::var_os("RAMPART_REQUIRE_AWS_PEERS").is_none(),
+        "{names:?} are required (pip install 'moto[server]' awscli boto3, or set RAMPART_AWS_PEERS_BIN)"
+    );
+    eprintln!("skipping: {names:?} not all installed (set RAMPART_AWS_PEERS_BIN)");
+    None
+}
