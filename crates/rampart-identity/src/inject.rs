@@ -24,6 +24,10 @@ pub struct InjectConfig {
     pub pi_volume_name: String,
     pub pi_token_path: String,
     pub pi_full_uri: String,
+    /// `--compose-role-arn`: `role-arn` annotations holding only a role name or path become
+    /// `arn:<partition>:iam::<account>:role/<value>` with this account and region (upstream
+    /// reads them from IMDS; here they are given, so it works off EC2 too).
+    pub compose_role_arn: Option<(String, String)>,
 }
 
 impl Default for InjectConfig {
@@ -42,6 +46,7 @@ impl Default for InjectConfig {
             pi_volume_name: "eks-pod-identity-token".into(),
             pi_token_path: "eks-pod-identity-token".into(),
             pi_full_uri: "http://169.254.170.23/v1/credentials".into(),
+            compose_role_arn: None,
         }
     }
 }
@@ -65,6 +70,23 @@ pub struct ConfiguredRole {
     pub use_regional_sts: bool,
     /// 0 means the flag default.
     pub token_expiration: i64,
+}
+
+/// The partition a region belongs to (spec §1.6).
+pub fn partition_of_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else if region.starts_with("eusc-") {
+        "aws-eusc"
+    } else {
+        "aws"
+    }
 }
 
 /// Minimum projected-token lifetime the API server accepts.
@@ -165,8 +187,14 @@ impl InjectConfig {
             });
         }
         if let Some(role_arn) = sa_ann("role-arn").filter(|r| !r.is_empty()) {
+            let role_arn = match &self.compose_role_arn {
+                Some((account, region)) if !role_arn.starts_with("arn:") => {
+                    format!("arn:{}:iam::{account}:role/{role_arn}", partition_of_region(region))
+                }
+                _ => role_arn.clone(),
+            };
             return Some(Resolved {
-                mode: Mode::Irsa { role_arn: role_arn.clone() },
+                mode: Mode::Irsa { role_arn },
                 audience: sa_ann("audience").cloned().unwrap_or_else(|| self.audience.clone()),
                 regional,
                 expiration: pod_expiration.unwrap_or(base_expiration),
@@ -566,5 +594,27 @@ mod tests {
         plain.configured.insert("default/app".into(), cm("arn:aws:iam::111122223333:role/cm"));
         let ops = cfg.mutate(&pod(json!({})), "default", &plain, &mut zero()).unwrap();
         assert_eq!(env_of(&ops, 0)[0], "AWS_ROLE_ARN=arn:aws:iam::111122223333:role/cm");
+    }
+
+    #[test]
+    fn w29_compose_role_arn() {
+        let config = InjectConfig {
+            compose_role_arn: Some(("111122223333".into(), "cn-north-1".into())),
+            ..InjectConfig::default()
+        };
+        let pod =
+            json!({"metadata": {}, "spec": {"serviceAccountName": "app", "containers": [{"name": "c"}]}});
+        let ops = config
+            .mutate(&pod, "default", &sources(&[("eks.amazonaws.com/role-arn", "team/s3-reader")]), &mut || 0)
+            .unwrap();
+        let env = ops.iter().find_map(|op| op["value"][0].get("env").cloned()).unwrap_or_default();
+        let text = serde_json::to_string(&ops).unwrap();
+        assert!(text.contains("arn:aws-cn:iam::111122223333:role/team/s3-reader"), "{text} {env}");
+        let full = config
+            .mutate(&pod, "default", &sources(&[("eks.amazonaws.com/role-arn", ROLE)]), &mut || 0)
+            .unwrap();
+        assert!(serde_json::to_string(&full).unwrap().contains(ROLE), "full ARNs are kept");
+        assert_eq!(partition_of_region("us-isob-east-1"), "aws-iso-b");
+        assert_eq!(partition_of_region("eu-west-1"), "aws");
     }
 }

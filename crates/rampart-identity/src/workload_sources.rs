@@ -145,6 +145,14 @@ impl IdentitySources {
         }
     }
 
+    /// Add everything `other` holds (its entries win on a clash).
+    pub fn merge(&mut self, other: IdentitySources) {
+        self.service_accounts.extend(other.service_accounts);
+        self.pod_identity.extend(other.pod_identity);
+        self.configured.extend(other.configured);
+        self.associations.extend(other.associations);
+    }
+
     /// Load several files.
     pub fn from_paths(paths: &[impl AsRef<Path>]) -> Result<Self, SourceError> {
         let mut sources = IdentitySources::default();

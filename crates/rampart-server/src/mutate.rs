@@ -7,7 +7,9 @@
 //! own. Rejecting a pod because its identity could not be injected would turn a missing
 //! annotation into an outage (upstream runs with `failurePolicy: Ignore` for the same reason).
 
-use std::time::Instant;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::body::Bytes;
@@ -21,16 +23,69 @@ use rampart_types::admission::{self, AdmissionRequest, AdmissionResponse, Operat
 use crate::metrics::EndpointLabels;
 use crate::router::{AppState, json};
 
+/// Fetches one ServiceAccount's annotations straight from the apiserver (`Ok(None)`: absent).
+pub trait ServiceAccountLookup: Send + Sync {
+    fn annotations<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> rampart_identity::pod_identity::BoxFuture<'a, Result<Option<BTreeMap<String, String>>, String>>;
+}
+
 /// Injection settings and the (swappable) service-account and association sources.
-#[derive(Debug)]
 pub struct Injection {
     pub config: InjectConfig,
     pub sources: ArcSwap<IdentitySources>,
+    /// For a pod whose service account the sources do not know yet (created together with the
+    /// pod, spec W24): ask the apiserver for it, for at most `grace`.
+    pub lookup: Option<(Arc<dyn ServiceAccountLookup>, Duration)>,
+}
+
+impl std::fmt::Debug for Injection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Injection").field("config", &self.config).finish_non_exhaustive()
+    }
 }
 
 impl Injection {
     pub fn new(config: InjectConfig, sources: IdentitySources) -> Self {
-        Injection { config, sources: ArcSwap::from_pointee(sources) }
+        Injection { config, sources: ArcSwap::from_pointee(sources), lookup: None }
+    }
+
+    /// [`Injection::patch_for`], waiting up to the grace period for a service account that
+    /// is not in the sources yet (upstream's `--service-account-lookup-grace-period`).
+    pub async fn patch_for_with_grace(&self, request: &AdmissionRequest) -> Option<String> {
+        let patch = self.patch_for(request);
+        let (Some((lookup, grace)), None) = (&self.lookup, &patch) else { return patch };
+        let pod = request.object.as_ref()?;
+        let namespace = namespace_of(request, pod);
+        let sa = pod.pointer("/spec/serviceAccountName").and_then(|n| n.as_str()).unwrap_or("default");
+        let key = format!("{namespace}/{sa}");
+        if grace.is_zero() || self.sources.load().service_accounts.contains_key(&key) {
+            return None;
+        }
+        let deadline = tokio::time::Instant::now() + *grace;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, lookup.annotations(namespace, sa)).await {
+                Ok(Ok(Some(annotations))) => {
+                    let mut sources = IdentitySources::clone(&self.sources.load());
+                    sources.service_accounts.insert(key, annotations);
+                    let ops = self.config.mutate(pod, namespace, &sources, &mut || fastrand::i64(..))?;
+                    let bytes = serde_json::to_vec(&ops).ok()?;
+                    return Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+                }
+                Ok(Err(e)) => tracing::warn!("service account {key}: {e}"),
+                Ok(Ok(None)) | Err(_) => {}
+            }
+            if tokio::time::Instant::now() + Duration::from_millis(50) >= deadline {
+                tracing::warn!(
+                    "service account {key} not found within the grace period; pod admitted unchanged"
+                );
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The base64 JSON patch for this request, or `None` when nothing is injected.
@@ -43,16 +98,20 @@ impl Injection {
             return None;
         }
         let pod = request.object.as_ref()?;
-        let namespace = request
-            .namespace
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .or_else(|| pod.pointer("/metadata/namespace").and_then(|n| n.as_str()))
-            .unwrap_or("default");
+        let namespace = namespace_of(request, pod);
         let ops = self.config.mutate(pod, namespace, &self.sources.load(), &mut || fastrand::i64(..))?;
         let bytes = serde_json::to_vec(&ops).ok()?;
         Some(base64::engine::general_purpose::STANDARD.encode(bytes))
     }
+}
+
+fn namespace_of<'a>(request: &'a AdmissionRequest, pod: &'a serde_json::Value) -> &'a str {
+    request
+        .namespace
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .or_else(|| pod.pointer("/metadata/namespace").and_then(|n| n.as_str()))
+        .unwrap_or("default")
 }
 
 pub(crate) async fn mutate(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -76,7 +135,10 @@ pub(crate) async fn mutate(State(state): State<AppState>, headers: HeaderMap, bo
         }
     };
     let request = &review.request;
-    let patch = state.injection.as_ref().and_then(|i| i.patch_for(request));
+    let patch = match state.injection.as_ref() {
+        Some(i) => i.patch_for_with_grace(request).await,
+        None => None,
+    };
     let outcome = if patch.is_some() { "patched" } else { "unchanged" };
     state.metrics.decision_counter(endpoint, "allow", outcome).inc();
     state

@@ -207,3 +207,63 @@ async fn other_requests_pass_unchanged_and_bad_bodies_get_a_clear_rejection() {
     assert_eq!(resp.status(), 415);
     assert_eq!(resp.text().await.unwrap(), "Invalid Content-Type, expected `application/json`\n");
 }
+
+/// A ServiceAccount that only appears in the apiserver after `appears_after` (None: never).
+struct LateServiceAccount {
+    started: std::time::Instant,
+    appears_after: Option<std::time::Duration>,
+}
+
+impl rampart_server::mutate::ServiceAccountLookup for LateServiceAccount {
+    fn annotations<'a>(
+        &'a self,
+        _namespace: &'a str,
+        _name: &'a str,
+    ) -> rampart_identity::pod_identity::BoxFuture<
+        'a,
+        Result<Option<std::collections::BTreeMap<String, String>>, String>,
+    > {
+        Box::pin(async move {
+            Ok(self.appears_after.filter(|after| self.started.elapsed() >= *after).map(|_| {
+                std::collections::BTreeMap::from([("eks.amazonaws.com/role-arn".to_owned(), ROLE.to_owned())])
+            }))
+        })
+    }
+}
+
+/// Spec W24: a pod whose service account is created with it is mutated if the account shows up
+/// within the grace period, and admitted unchanged otherwise (or with no grace period).
+#[tokio::test]
+async fn w24_missing_service_account_grace_period() {
+    use std::time::Duration;
+    let cases = [
+        (Duration::ZERO, Some(Duration::ZERO), false),
+        (Duration::from_millis(500), Some(Duration::from_millis(50)), true),
+        (Duration::from_millis(100), None, false),
+    ];
+    for (grace, appears_after, mutated) in cases {
+        let (live, _dir) = common::permit_all();
+        let mut injection = Injection::new(InjectConfig::default(), IdentitySources::default());
+        let lookup = LateServiceAccount { started: std::time::Instant::now(), appears_after };
+        injection.lookup = Some((Arc::new(lookup), grace));
+        let state = AppState::from_parts(live, Arc::new(Metrics::new()), None, None, Some(injection), None);
+        let server = common::serve(state);
+        let response: Value = reqwest::Client::new()
+            .post(format!("{}/v1/mutate", server.url()))
+            .json(&pod_review("team-new", "fresh"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(response["response"]["allowed"], true);
+        assert_eq!(response["response"].get("patch").is_some(), mutated, "grace {grace:?}: {response}");
+        if mutated {
+            let patch = base64::engine::general_purpose::STANDARD
+                .decode(response["response"]["patch"].as_str().unwrap())
+                .unwrap();
+            assert!(String::from_utf8(patch).unwrap().contains(ROLE));
+        }
+    }
+}

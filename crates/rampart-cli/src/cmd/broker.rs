@@ -43,8 +43,12 @@ pub struct Args {
     pub partition: String,
     /// PodIdentityAssociation manifests (repeatable; re-read every 10 s, a bad edit keeps the
     /// last good set). Keep them where only cluster admins can write.
-    #[arg(long = "associations", value_name = "FILE", required = true)]
+    #[arg(long = "associations", value_name = "FILE", required_unless_present = "associations_from_cluster")]
     pub associations: Vec<PathBuf>,
+    /// Also read PodIdentityAssociation objects (rampart.dev/v1alpha1, cluster-scoped) from the
+    /// cluster, re-listed every 10 s (needs `list podidentityassociations.rampart.dev`).
+    #[arg(long)]
+    pub associations_from_cluster: bool,
     /// How pod tokens are validated.
     #[arg(long, value_enum, default_value = "token-review")]
     pub token_validation: TokenValidation,
@@ -137,7 +141,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start runtime")?;
     runtime.block_on(async move {
-        let needs_cluster = args.token_validation == TokenValidation::TokenReview
+        let needs_cluster = args.associations_from_cluster
+            || args.token_validation == TokenValidation::TokenReview
             || args.pod_check == PodCheck::Cluster
             || (args.jwks.is_none() && args.service_account_key_files.is_empty());
         let client = if needs_cluster { Some(super::cluster::client(args.kubeconfig.as_deref()).await?) } else { None };
@@ -176,6 +181,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| format!("https://{}", rampart_identity::client::sts_host(&args.region))),
             duration_seconds: args.session_duration,
         };
+        let association_client = if args.associations_from_cluster { client.clone() } else { None };
+        let mut associations = associations;
+        if let Some(c) = &association_client {
+            associations.extend(super::cluster::identity_sources(c).await?.associations);
+        }
         let broker = Arc::new(Broker::new(config, validator, associations, Arc::new(ChainCredentials::default()))?);
         tracing::info!(associations = broker.association_count(), cluster = %args.cluster_name, "broker ready");
         let reload = broker.clone();
@@ -185,12 +195,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             loop {
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 let texts: Vec<_> = paths.iter().map(std::fs::read_to_string).filter_map(Result::ok).collect();
-                if Some(&texts) == last.as_ref() {
+                if Some(&texts) == last.as_ref() && association_client.is_none() {
                     continue;
                 }
-                match load_associations(&paths) {
+                let merged = async {
+                    let mut a = load_associations(&paths)?;
+                    if let Some(c) = &association_client {
+                        a.extend(super::cluster::identity_sources(c).await?.associations);
+                    }
+                    anyhow::Ok(a)
+                };
+                match merged.await {
                     Ok(a) => {
-                        tracing::info!(associations = a.len(), "associations reloaded");
+                        tracing::debug!(associations = a.len(), "associations reloaded");
                         reload.set_associations(a);
                     }
                     Err(e) => tracing::error!("association files are invalid, keeping the last good set: {e:#}"),

@@ -231,6 +231,83 @@ pub async fn cluster_jwks(client: &kube::Client) -> anyhow::Result<jsonwebtoken:
     serde_json::from_str(&text).context("the cluster's /openid/v1/jwks is not a JWKS")
 }
 
+/// Workload-identity sources from the cluster: every ServiceAccount (their
+/// `eks.amazonaws.com/*` annotations), the `PodIdentityAssociation` objects
+/// (`rampart.dev/v1alpha1`, cluster-scoped; skipped when the CRD is not installed) and
+/// upstream's `pod-identity-webhook` ConfigMap in kube-system, if any.
+pub async fn identity_sources(
+    client: &kube::Client,
+) -> anyhow::Result<rampart_identity::inject::IdentitySources> {
+    use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let mut sources = rampart_identity::inject::IdentitySources::default();
+    let lp = ListParams::default();
+    let sas: Api<ServiceAccount> = Api::all(client.clone());
+    let list = sas.list(&lp).await.context("cannot list serviceaccounts (RBAC: list serviceaccounts)")?;
+    let items: Vec<serde_json::Value> = list
+        .items
+        .into_iter()
+        .map(|mut sa| {
+            sa.metadata.managed_fields = None;
+            serde_json::json!({"kind": "ServiceAccount", "metadata": sa.metadata})
+        })
+        .collect();
+    sources.add_manifests(
+        "cluster serviceaccounts",
+        &serde_json::json!({"kind": "List", "items": items}).to_string(),
+    )?;
+    let gvk = GroupVersionKind::gvk("rampart.dev", "v1alpha1", "PodIdentityAssociation");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "podidentityassociations");
+    let associations: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    match associations.list(&lp).await {
+        Ok(list) => {
+            let items: Vec<serde_json::Value> = list
+                .items
+                .into_iter()
+                .map(|o| {
+                    let mut v = serde_json::to_value(&o).unwrap_or_default();
+                    v["kind"] = "PodIdentityAssociation".into();
+                    v
+                })
+                .collect();
+            sources.add_manifests(
+                "cluster podidentityassociations",
+                &serde_json::json!({"kind": "List", "items": items}).to_string(),
+            )?;
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            tracing::debug!("PodIdentityAssociation CRD not installed; associations come from files only")
+        }
+        Err(e) => return Err(e).context("cannot list podidentityassociations.rampart.dev"),
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    if let Some(cm) =
+        cms.get_opt("pod-identity-webhook").await.context("cannot read kube-system/pod-identity-webhook")?
+    {
+        let v = serde_json::json!({"kind": "ConfigMap", "metadata": {"name": "pod-identity-webhook"}, "data": cm.data});
+        sources.add_manifests("kube-system/pod-identity-webhook", &v.to_string())?;
+    }
+    Ok(sources)
+}
+
+/// One ServiceAccount's annotations, for the webhook's missing-SA grace period.
+pub struct KubeServiceAccounts(pub kube::Client);
+
+impl rampart_server::mutate::ServiceAccountLookup for KubeServiceAccounts {
+    fn annotations<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> rampart_identity::pod_identity::BoxFuture<'a, Result<Option<BTreeMap<String, String>>, String>> {
+        Box::pin(async move {
+            let api: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+                Api::namespaced(self.0.clone(), namespace);
+            let sa = api.get_opt(name).await.map_err(|e| format!("get serviceaccount: {e}"))?;
+            Ok(sa.map(|sa| sa.metadata.annotations.unwrap_or_default()))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,8 @@ use rampart_server::metrics::ReloadLabels;
 use rampart_server::tls::{CertSource, default_names};
 use rampart_server::{AppState, Metrics, ServeConfig, Transport};
 
+use rampart_identity::inject::IdentitySources;
+
 use super::PolicyArgs;
 
 #[derive(Debug, clap::Args)]
@@ -105,6 +107,19 @@ pub struct Args {
     /// `{"identities":[…]}` file or PodIdentityAssociation objects (repeatable; re-read every 10 s).
     #[arg(long = "pod-identity-associations", value_name = "FILE")]
     pub pod_identity_associations: Vec<PathBuf>,
+    /// Read ServiceAccounts, PodIdentityAssociation objects (rampart.dev/v1alpha1) and the
+    /// `pod-identity-webhook` ConfigMap from the cluster (re-listed every 10 s; see --kubeconfig).
+    /// Enables `POST /v1/mutate`; files given as well are merged in.
+    #[arg(long)]
+    pub identity_from_cluster: bool,
+    /// With --identity-from-cluster: how long to look for a pod's service account that is not
+    /// listed yet (created with the pod) before admitting the pod unchanged, e.g. 2s.
+    #[arg(long, default_value = "0s", value_parser = super::agent::parse_duration, value_name = "DURATION")]
+    pub service_account_lookup_grace_period: Duration,
+    /// Complete `role-arn` annotations that hold only a role name or path with this account
+    /// (and the partition of --aws-default-region): `team/app` → arn:aws:iam::ACCOUNT:role/team/app.
+    #[arg(long, value_name = "ACCOUNT_ID")]
+    pub compose_role_arn: Option<String>,
     /// Region injected as AWS_REGION and AWS_DEFAULT_REGION (unless a container sets them).
     #[arg(long, value_name = "REGION")]
     pub aws_default_region: Option<String>,
@@ -243,6 +258,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             });
         }
+        let mut injection = injection;
+        let identity_client = match (&mut injection, args.identity_from_cluster) {
+            (Some(inj), true) => {
+                // Fail at start if the cluster cannot be read: an empty source set would
+                // silently stop injecting credentials.
+                let client = super::cluster::client(args.kubeconfig.as_deref()).await?;
+                let mut sources = super::cluster::identity_sources(&client).await?;
+                sources.merge(IdentitySources::clone(&inj.sources.load()));
+                tracing::info!(
+                    service_accounts = sources.service_accounts.len(),
+                    "identity sources read from the cluster"
+                );
+                inj.sources.store(Arc::new(sources));
+                let lookup: Arc<dyn rampart_server::mutate::ServiceAccountLookup> =
+                    Arc::new(super::cluster::KubeServiceAccounts(client.clone()));
+                inj.lookup = Some((lookup, args.service_account_lookup_grace_period));
+                Some(client)
+            }
+            _ => None,
+        };
         let state = AppState::from_parts(live, metrics, guardrails, authenticator, injection, issuer);
         if args.namespaces_from_cluster {
             // Fail at start if the cluster cannot be read: Pod Security without namespace
@@ -276,13 +311,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 loop {
                     tokio::time::sleep(Duration::from_secs(10)).await;
                     let now = read_all(&injection_files);
-                    if now == last {
+                    if now == last && identity_client.is_none() {
                         continue;
                     }
-                    match sources_from(&injection_files, &now) {
+                    let merged = async {
+                        let mut sources = sources_from(&injection_files, &now)?;
+                        if let Some(client) = &identity_client {
+                            sources.merge(super::cluster::identity_sources(client).await?);
+                        }
+                        anyhow::Ok(sources)
+                    };
+                    match merged.await {
                         Ok(sources) => {
                             if let Some(i) = refresh_state.injection.as_ref() {
-                                tracing::info!(
+                                tracing::debug!(
                                     service_accounts = sources.service_accounts.len(),
                                     associations = sources.pod_identity.len(),
                                     "identity sources reloaded"
@@ -345,8 +387,11 @@ fn issuer(args: &Args) -> anyhow::Result<Option<rampart_identity::oidc::Issuer>>
 
 /// The `/v1/mutate` injector, when service accounts or associations are given.
 fn injection(args: &Args) -> anyhow::Result<Option<rampart_server::mutate::Injection>> {
-    use rampart_identity::inject::{IdentitySources, InjectConfig};
-    if args.service_accounts.is_empty() && args.pod_identity_associations.is_empty() {
+    use rampart_identity::inject::InjectConfig;
+    if args.service_accounts.is_empty()
+        && args.pod_identity_associations.is_empty()
+        && !args.identity_from_cluster
+    {
         return Ok(None);
     }
     let paths: Vec<&PathBuf> = args.service_accounts.iter().chain(&args.pod_identity_associations).collect();
@@ -360,6 +405,10 @@ fn injection(args: &Args) -> anyhow::Result<Option<rampart_server::mutate::Injec
         region: args.aws_default_region.clone(),
         sts_regional: args.sts_regional_endpoints,
         audience: args.token_audience.clone(),
+        compose_role_arn: args
+            .compose_role_arn
+            .clone()
+            .map(|account| (account, args.aws_default_region.clone().unwrap_or_default())),
         ..InjectConfig::default()
     };
     Ok(Some(rampart_server::mutate::Injection::new(config, sources)))
