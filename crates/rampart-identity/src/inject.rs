@@ -617,4 +617,17 @@ mod tests {
         assert_eq!(partition_of_region("us-isob-east-1"), "aws-iso-b");
         assert_eq!(partition_of_region("eu-west-1"), "aws");
     }
+
+    #[test]
+    fn w30_custom_annotation_prefix_keeps_the_label_key() {
+        let config = InjectConfig { annotation_prefix: "example.com".into(), ..InjectConfig::default() };
+        let mut s = sources(&[]);
+        s.pod_identity.insert(("default".into(), "app".into()));
+        let pod = json!({"metadata": {"labels": {}}, "spec": {"serviceAccountName": "app", "containers": [{"name": "c"}]}});
+        let ops = config.mutate(&pod, "default", &s, &mut || 0).unwrap();
+        assert_eq!(
+            ops[0],
+            json!({"op": "add", "path": "/metadata/labels/eks.amazonaws.com~1pod-identity", "value": "enabled"})
+        );
+    }
 }

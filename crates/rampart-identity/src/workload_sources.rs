@@ -297,4 +297,12 @@ data:
             .unwrap_err();
         assert!(e.to_string().contains("\"nosl\" must be"), "{e}");
     }
+
+    #[test]
+    fn the_shipped_example_association_loads() {
+        let mut s = IdentitySources::default();
+        s.add_manifests("example", include_str!("../../../deploy/pod-identity/example-association.yaml"))
+            .unwrap();
+        assert_eq!(s.associations.len(), 1);
+    }
 }

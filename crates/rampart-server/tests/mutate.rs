@@ -117,6 +117,11 @@ async fn irsa_pod_gets_role_token_volume_and_mounts_and_keeps_unknown_fields() {
     let response = post(&server, review.to_string()).await;
     assert_eq!(response["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
     assert_eq!(response["response"]["allowed"], true);
+    // W27: the TypeMeta is echoed (k3s/kOps reject a bare response, upstream PR #310).
+    assert_eq!(
+        (response["apiVersion"].as_str(), response["kind"].as_str()),
+        (Some("admission.k8s.io/v1"), Some("AdmissionReview"))
+    );
     let pod = patched(&review, &response);
     let web = &pod["spec"]["containers"][0];
     assert_eq!(
