@@ -1,0 +1,420 @@
+//! Falco's k8saudit fields (`ka.*`, `jevt.*`), extracted from an [`AuditEvent`] with the
+//! plugin's semantics: list fields yield one value per element (containers, init containers and
+//! ephemeral containers kept apart), booleans read as `true`/`false`, an image's repository is
+//! the text before its first `:` and then before `@` (upstream's quirk, kept for rule parity).
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use crate::event::AuditEvent;
+
+/// Which container list a pod field reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Containers {
+    Regular,
+    Init,
+    Ephemeral,
+}
+
+impl Containers {
+    fn key(self) -> &'static str {
+        match self {
+            Containers::Regular => "containers",
+            Containers::Init => "initContainers",
+            Containers::Ephemeral => "ephemeralContainers",
+        }
+    }
+}
+
+/// A container attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerAttr {
+    Image,
+    Repository,
+    Name,
+    Command,
+    Args,
+    Privileged,
+    AllowPrivilegeEscalation,
+    ReadOnlyFs,
+    RunAsUser,
+    EffRunAsUser,
+    RunAsGroup,
+    EffRunAsGroup,
+    ProcMount,
+    AddCapabilities,
+    HostPort,
+}
+
+/// A resolved field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    AuditId,
+    Stage,
+    AuthDecision,
+    AuthReason,
+    UserName,
+    UserGroups,
+    ImpUserName,
+    Verb,
+    Uri,
+    UriParam(String),
+    TargetName,
+    TargetNamespace,
+    TargetResource,
+    TargetSubresource,
+    TargetPodName,
+    RespName,
+    ResponseCode,
+    ResponseReason,
+    UserAgent,
+    SourceIps,
+    ClusterName,
+    BindingSubjects,
+    BindingSubjectNames(&'static str),
+    BindingRole,
+    ConfigMapName,
+    ConfigMapObj,
+    Container(Containers, ContainerAttr),
+    HostNetwork,
+    HostPid,
+    HostIpc,
+    PodRunAsUser,
+    PodRunAsGroup,
+    PodFsGroup,
+    PodSupplementalGroups,
+    VolumesHostPath,
+    VolumesFlexDriver,
+    VolumesType,
+    RoleRules,
+    RoleRulesList(&'static str),
+    ServiceType,
+    ServicePorts,
+    JsonPointer(String),
+    RawTime,
+    JsonObj,
+}
+
+impl Field {
+    /// The field a name denotes, or an error naming it.
+    pub fn parse(name: &str) -> Result<Field, String> {
+        let arg = |prefix: &str| name.strip_prefix(prefix).and_then(|r| r.strip_suffix(']')).map(str::to_owned);
+        if let Some(p) = arg("jevt.value[") {
+            return Ok(Field::JsonPointer(p));
+        }
+        if let Some(p) = arg("ka.uri.param[") {
+            return Ok(Field::UriParam(p));
+        }
+        for (list, which) in [
+            ("ka.req.pod.containers.", Containers::Regular),
+            ("ka.req.pod.initContainers.", Containers::Init),
+            ("ka.req.pod.ephemeralContainers.", Containers::Ephemeral),
+            // Older single-container names.
+            ("ka.req.container.", Containers::Regular),
+        ] {
+            if let Some(attr) = name.strip_prefix(list) {
+                let attr = match attr {
+                    "image" => ContainerAttr::Image,
+                    "image.repository" => ContainerAttr::Repository,
+                    "name" => ContainerAttr::Name,
+                    "command" => ContainerAttr::Command,
+                    "args" => ContainerAttr::Args,
+                    "privileged" => ContainerAttr::Privileged,
+                    "allow_privilege_escalation" => ContainerAttr::AllowPrivilegeEscalation,
+                    "read_only_fs" => ContainerAttr::ReadOnlyFs,
+                    "run_as_user" => ContainerAttr::RunAsUser,
+                    "eff_run_as_user" => ContainerAttr::EffRunAsUser,
+                    "run_as_group" => ContainerAttr::RunAsGroup,
+                    "eff_run_as_group" => ContainerAttr::EffRunAsGroup,
+                    "proc_mount" => ContainerAttr::ProcMount,
+                    "add_capabilities" => ContainerAttr::AddCapabilities,
+                    "host_port" => ContainerAttr::HostPort,
+                    _ => return Err(format!("unknown field {name}")),
+                };
+                return Ok(Field::Container(which, attr));
+            }
+        }
+        Ok(match name {
+            "ka.auditid" => Field::AuditId,
+            "ka.stage" => Field::Stage,
+            "ka.auth.decision" => Field::AuthDecision,
+            "ka.auth.reason" => Field::AuthReason,
+            "ka.user.name" => Field::UserName,
+            "ka.user.groups" => Field::UserGroups,
+            "ka.impuser.name" => Field::ImpUserName,
+            "ka.verb" => Field::Verb,
+            "ka.uri" => Field::Uri,
+            "ka.target.name" => Field::TargetName,
+            "ka.target.namespace" => Field::TargetNamespace,
+            "ka.target.resource" => Field::TargetResource,
+            "ka.target.subresource" => Field::TargetSubresource,
+            "ka.target.pod.name" => Field::TargetPodName,
+            "ka.resp.name" => Field::RespName,
+            "ka.response.code" => Field::ResponseCode,
+            "ka.response.reason" => Field::ResponseReason,
+            "ka.useragent" => Field::UserAgent,
+            "ka.sourceips" => Field::SourceIps,
+            "ka.cluster.name" => Field::ClusterName,
+            "ka.req.binding.subjects" => Field::BindingSubjects,
+            "ka.req.binding.subjects.user_names" => Field::BindingSubjectNames("User"),
+            "ka.req.binding.subjects.serviceaccount_names" => Field::BindingSubjectNames("ServiceAccount"),
+            "ka.req.binding.subjects.serviceaccount_ns_names" => Field::BindingSubjectNames("ServiceAccountNs"),
+            "ka.req.binding.subjects.group_names" => Field::BindingSubjectNames("Group"),
+            "ka.req.binding.role" => Field::BindingRole,
+            "ka.req.configmap.name" => Field::ConfigMapName,
+            "ka.req.configmap.obj" => Field::ConfigMapObj,
+            "ka.req.pod.host_network" => Field::HostNetwork,
+            "ka.req.pod.host_pid" => Field::HostPid,
+            "ka.req.pod.host_ipc" => Field::HostIpc,
+            "ka.req.pod.run_as_user" => Field::PodRunAsUser,
+            "ka.req.pod.run_as_group" => Field::PodRunAsGroup,
+            "ka.req.pod.fs_group" => Field::PodFsGroup,
+            "ka.req.pod.supplemental_groups" => Field::PodSupplementalGroups,
+            "ka.req.pod.volumes.hostpath" | "ka.req.volume.hostpath" => Field::VolumesHostPath,
+            "ka.req.pod.volumes.flexvolume_driver" => Field::VolumesFlexDriver,
+            "ka.req.pod.volumes.volume_type" => Field::VolumesType,
+            "ka.req.role.rules" => Field::RoleRules,
+            "ka.req.role.rules.apiGroups" => Field::RoleRulesList("apiGroups"),
+            "ka.req.role.rules.resources" => Field::RoleRulesList("resources"),
+            "ka.req.role.rules.verbs" => Field::RoleRulesList("verbs"),
+            "ka.req.role.rules.nonResourceURLs" => Field::RoleRulesList("nonResourceURLs"),
+            "ka.req.service.type" => Field::ServiceType,
+            "ka.req.service.ports" => Field::ServicePorts,
+            "jevt.rawtime" | "jevt.time" | "jevt.time.iso8601" => Field::RawTime,
+            "jevt.obj" => Field::JsonObj,
+            _ => return Err(format!("unknown field {name}")),
+        })
+    }
+}
+
+/// Extracted values; `None` when the field is absent (comparisons on it are false).
+pub type Values<'e> = Option<Vec<Cow<'e, str>>>;
+
+fn one<'e>(v: Option<&'e str>) -> Values<'e> {
+    v.map(|s| vec![Cow::Borrowed(s)])
+}
+
+fn scalar(v: &Value) -> Cow<'_, str> {
+    match v {
+        Value::String(s) => Cow::Borrowed(s.as_str()),
+        Value::Null => Cow::Borrowed("<NA>"),
+        other => Cow::Owned(other.to_string()),
+    }
+}
+
+fn boolean(v: Option<&Value>) -> Cow<'static, str> {
+    Cow::Borrowed(if v.and_then(Value::as_bool).unwrap_or(false) { "true" } else { "false" })
+}
+
+/// `registry:5000/x:tag` → `registry` (cut at the first `:`, then at `@`), as upstream.
+pub fn repository(image: &str) -> &str {
+    let cut = image.split(':').next().unwrap_or(image);
+    cut.split('@').next().unwrap_or(cut)
+}
+
+fn pod_spec<'e>(event: &'e AuditEvent<'_>) -> Option<&'e Value> {
+    event.request_object()?.get("spec")
+}
+
+fn container_values<'e>(event: &'e AuditEvent<'_>, which: Containers, attr: ContainerAttr) -> Values<'e> {
+    let spec = pod_spec(event)?;
+    let list = spec.get(which.key())?.as_array()?;
+    let pod_ctx = spec.get("securityContext");
+    let mut out = Vec::new();
+    for c in list {
+        let ctx = c.get("securityContext");
+        let sc = |k: &str| ctx.and_then(|s| s.get(k));
+        match attr {
+            ContainerAttr::Image => out.push(c.get("image").map(scalar).unwrap_or(Cow::Borrowed(""))),
+            ContainerAttr::Repository => {
+                out.push(Cow::Borrowed(repository(c.get("image").and_then(Value::as_str).unwrap_or_default())))
+            }
+            ContainerAttr::Name => out.push(c.get("name").map(scalar).unwrap_or(Cow::Borrowed(""))),
+            ContainerAttr::Command | ContainerAttr::Args => {
+                let key = if attr == ContainerAttr::Command { "command" } else { "args" };
+                if let Some(v) = c.get(key) {
+                    out.push(Cow::Owned(v.to_string()));
+                }
+            }
+            ContainerAttr::Privileged => out.push(boolean(sc("privileged"))),
+            ContainerAttr::AllowPrivilegeEscalation => out.push(boolean(sc("allowPrivilegeEscalation"))),
+            ContainerAttr::ReadOnlyFs => out.push(boolean(sc("readOnlyRootFilesystem"))),
+            ContainerAttr::RunAsUser | ContainerAttr::EffRunAsUser => {
+                let own = sc("runAsUser");
+                let v = if attr == ContainerAttr::EffRunAsUser { own.or(pod_ctx.and_then(|p| p.get("runAsUser"))) } else { own };
+                out.push(v.map(scalar).unwrap_or(Cow::Borrowed("0")));
+            }
+            ContainerAttr::RunAsGroup | ContainerAttr::EffRunAsGroup => {
+                let own = sc("runAsGroup");
+                let v = if attr == ContainerAttr::EffRunAsGroup { own.or(pod_ctx.and_then(|p| p.get("runAsGroup"))) } else { own };
+                out.push(v.map(scalar).unwrap_or(Cow::Borrowed("0")));
+            }
+            ContainerAttr::ProcMount => out.push(sc("procMount").map(scalar).unwrap_or(Cow::Borrowed(""))),
+            ContainerAttr::AddCapabilities => {
+                for cap in sc("capabilities").and_then(|c| c.get("add")).and_then(Value::as_array).into_iter().flatten() {
+                    out.push(scalar(cap));
+                }
+            }
+            ContainerAttr::HostPort => {
+                for p in c.get("ports").and_then(Value::as_array).into_iter().flatten() {
+                    if let Some(h) = p.get("hostPort") {
+                        out.push(scalar(h));
+                    }
+                }
+            }
+        }
+    }
+    if out.is_empty() { None } else { Some(out) }
+}
+
+/// JSON pointer lookup (RFC 6901) on the whole event.
+fn pointer<'e>(event: &'e AuditEvent<'_>, ptr: &str) -> Values<'e> {
+    // The default rules' `kevt` reads `/stage` on every event: answer it without parsing.
+    if ptr == "/stage" {
+        return one(event.stage());
+    }
+    let v = event.value().pointer(ptr)?;
+    Some(vec![match v {
+        Value::String(s) => Cow::Borrowed(s.as_str()),
+        other => Cow::Owned(other.to_string()),
+    }])
+}
+
+impl Field {
+    /// The field's values in `event`.
+    pub fn extract<'e>(&self, event: &'e AuditEvent<'_>) -> Values<'e> {
+        match self {
+            Field::AuditId => one(event.audit_id.as_deref()),
+            Field::Stage => one(event.stage()),
+            Field::AuthDecision => one(event.decision()),
+            Field::AuthReason => one(event.annotation("authorization.k8s.io/reason")),
+            Field::UserName => one(event.username()),
+            Field::UserGroups => {
+                Some(event.user.groups.iter().map(|g| Cow::Borrowed(g.as_ref())).collect::<Vec<_>>()).filter(|v| !v.is_empty())
+            }
+            Field::ImpUserName => one(event.impersonated_user.as_ref().and_then(|u| u.username.as_deref())),
+            Field::Verb => one(event.verb()),
+            Field::Uri => one(event.uri()),
+            Field::UriParam(k) => event.query_params(k).into_iter().next().map(|v| vec![Cow::Owned(v)]),
+            Field::TargetName => one(event.name()),
+            Field::TargetNamespace => one(event.namespace()),
+            Field::TargetResource => one(event.resource()),
+            Field::TargetSubresource => one(event.subresource()),
+            Field::TargetPodName => {
+                if event.resource() == Some("pods") && event.subresource().is_none() {
+                    one(event.response_object()?.pointer("/metadata/name")?.as_str())
+                } else {
+                    None
+                }
+            }
+            Field::RespName => one(event.response_object()?.pointer("/metadata/name")?.as_str()),
+            Field::ResponseCode => event.code().map(|c| vec![Cow::Owned(c.to_string())]),
+            Field::ResponseReason => one(event.response_status.as_ref().and_then(|s| s.reason.as_deref())),
+            Field::UserAgent => one(event.user_agent.as_deref()),
+            Field::SourceIps => {
+                Some(event.source_ips.iter().map(|s| Cow::Borrowed(s.as_ref())).collect::<Vec<_>>()).filter(|v| !v.is_empty())
+            }
+            Field::ClusterName => one(event.annotation("cluster_name")),
+            Field::BindingSubjects => {
+                let subjects = event.request_object()?.get("subjects")?;
+                Some(vec![Cow::Owned(subjects.to_string())])
+            }
+            Field::BindingSubjectNames(kind) => {
+                let subjects = event.request_object()?.get("subjects")?.as_array()?;
+                let want = if *kind == "ServiceAccountNs" { "ServiceAccount" } else { kind };
+                let v: Vec<Cow<'e, str>> = subjects
+                    .iter()
+                    .filter(|s| s.get("kind").and_then(Value::as_str) == Some(want))
+                    .map(|s| {
+                        let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
+                        if *kind == "ServiceAccountNs" {
+                            let ns = s.get("namespace").and_then(Value::as_str).unwrap_or_default();
+                            Cow::Owned(format!("{ns}:{name}"))
+                        } else {
+                            Cow::Borrowed(name)
+                        }
+                    })
+                    .collect();
+                Some(v).filter(|v| !v.is_empty())
+            }
+            Field::BindingRole => one(event.request_object()?.pointer("/roleRef/name")?.as_str()),
+            Field::ConfigMapName => one(event.name()),
+            Field::ConfigMapObj => Some(vec![Cow::Owned(event.request_object()?.get("data")?.to_string())]),
+            Field::Container(which, attr) => container_values(event, *which, *attr),
+            Field::HostNetwork => pod_spec(event).map(|s| vec![boolean(s.get("hostNetwork"))]),
+            Field::HostPid => pod_spec(event).map(|s| vec![boolean(s.get("hostPID"))]),
+            Field::HostIpc => pod_spec(event).map(|s| vec![boolean(s.get("hostIPC"))]),
+            Field::PodRunAsUser => one_value(pod_spec(event)?.pointer("/securityContext/runAsUser")),
+            Field::PodRunAsGroup => one_value(pod_spec(event)?.pointer("/securityContext/runAsGroup")),
+            Field::PodFsGroup => one_value(pod_spec(event)?.pointer("/securityContext/fsGroup")),
+            Field::PodSupplementalGroups => {
+                let groups = pod_spec(event)?.pointer("/securityContext/supplementalGroups")?.as_array()?;
+                Some(groups.iter().map(scalar).collect::<Vec<_>>()).filter(|v| !v.is_empty())
+            }
+            Field::VolumesHostPath | Field::VolumesFlexDriver | Field::VolumesType => {
+                let volumes = pod_spec(event)?.get("volumes")?.as_array()?;
+                let v: Vec<Cow<'e, str>> = volumes
+                    .iter()
+                    .filter_map(|vol| match self {
+                        Field::VolumesHostPath => vol.pointer("/hostPath/path").map(scalar),
+                        Field::VolumesFlexDriver => vol.pointer("/flexVolume/driver").map(scalar),
+                        _ => vol.as_object()?.keys().find(|k| *k != "name").map(|k| Cow::Borrowed(k.as_str())),
+                    })
+                    .collect();
+                Some(v).filter(|v| !v.is_empty())
+            }
+            Field::RoleRules => Some(vec![Cow::Owned(event.request_object()?.get("rules")?.to_string())]),
+            Field::RoleRulesList(key) => {
+                let rules = event.request_object()?.get("rules")?.as_array()?;
+                let v: Vec<Cow<'e, str>> = rules
+                    .iter()
+                    .filter_map(|r| r.get(*key)?.as_array())
+                    .flatten()
+                    .map(scalar)
+                    .collect();
+                Some(v).filter(|v| !v.is_empty())
+            }
+            Field::ServiceType => one(event.request_object()?.pointer("/spec/type")?.as_str()),
+            Field::ServicePorts => Some(vec![Cow::Owned(event.request_object()?.pointer("/spec/ports")?.to_string())]),
+            Field::JsonPointer(p) => pointer(event, p),
+            // The plugin stamps every event with a time, so `jevt.rawtime exists` always holds.
+            Field::RawTime => Some(vec![Cow::Owned(event.time_micros().map(|m| m * 1000).unwrap_or(1).to_string())]),
+            Field::JsonObj => Some(vec![Cow::Borrowed(event.raw)]),
+        }
+    }
+}
+
+fn one_value(v: Option<&Value>) -> Values<'_> {
+    v.map(|v| vec![scalar(v)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_quirk_and_field_names() {
+        assert_eq!(repository("nginx"), "nginx");
+        assert_eq!(repository("docker.io/library/nginx:1.2@sha256:ab"), "docker.io/library/nginx");
+        assert_eq!(repository("registry:5000/x:tag"), "registry");
+        assert_eq!(repository("x@sha256:ab"), "x");
+        assert_eq!(Field::parse("ka.req.pod.initContainers.privileged").unwrap(), Field::Container(Containers::Init, ContainerAttr::Privileged));
+        assert!(Field::parse("ka.nope").is_err());
+    }
+
+    #[test]
+    fn extracts_pod_fields() {
+        let raw = r#"{"kind":"Event","verb":"create","objectRef":{"resource":"pods","namespace":"default"},"requestObject":{"spec":{"hostNetwork":true,"containers":[{"name":"a","image":"nginx:1","securityContext":{"privileged":true}},{"name":"b","image":"apache"}],"volumes":[{"name":"h","hostPath":{"path":"/etc"}}]}},"responseObject":{"metadata":{"name":"p1"}}}"#;
+        let e = AuditEvent::parse(raw).unwrap();
+        let get = |f: &str| Field::parse(f).unwrap().extract(&e).map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(get("ka.req.pod.containers.privileged").unwrap(), ["true", "false"]);
+        assert_eq!(get("ka.req.pod.containers.image.repository").unwrap(), ["nginx", "apache"]);
+        assert_eq!(get("ka.req.pod.volumes.hostpath").unwrap(), ["/etc"]);
+        assert_eq!(get("ka.req.pod.host_network").unwrap(), ["true"]);
+        assert_eq!(get("ka.resp.name").unwrap(), ["p1"]);
+        assert_eq!(get("ka.req.pod.initContainers.privileged"), None);
+        assert_eq!(get("jevt.value[/requestObject/spec/containers/1/name]").unwrap(), ["b"]);
+        assert_eq!(get("ka.target.subresource"), None);
+    }
+}
