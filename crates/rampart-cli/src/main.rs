@@ -73,6 +73,9 @@ enum Command {
     Agent(Box<cmd::agent::Args>),
     /// Pod Identity broker for self-managed clusters: pod token → STS AssumeRole with session tags.
     Broker(Box<cmd::broker::Args>),
+    /// Find attacks and misconfigurations in Kubernetes audit logs (GuardDuty EKS finding
+    /// types, Falco's k8saudit rules, 401/403 spikes, aws-auth/webhook/RBAC changes).
+    Audit(cmd::audit::Args),
     /// Print the embedded Cedar schema for Kubernetes types.
     Schema,
     /// Print the kube-apiserver configuration that wires Rampart into a cluster.
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
         Command::Convert(c) => cmd::convert::run(c),
         Command::Token(args) => cmd::token::run(args),
         Command::Agent(args) => cmd::agent::run(*args),
+        Command::Audit(args) => cmd::audit::run(args),
         Command::Broker(args) => cmd::broker::run(*args),
         Command::Schema => {
             print!("{}", rampart_policy::schema::K8S_SCHEMA);

@@ -198,7 +198,9 @@ impl<'a> AuditEvent<'a> {
     /// The resulting object: the response (the persisted object, right even for patches), else
     /// the request body.
     pub fn object(&self) -> Option<&Value> {
-        self.response_object().filter(|v| v.get("kind").is_some_and(|k| k != "Status")).or(self.request_object())
+        self.response_object()
+            .filter(|v| v.get("kind").is_some_and(|k| k != "Status"))
+            .or(self.request_object())
     }
     /// The whole event as a JSON value, parsed on first use (JSON-pointer rules).
     pub fn value(&self) -> &Value {
@@ -224,16 +226,14 @@ pub fn percent_decode(v: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' => {
-                match v.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
+            b'%' => match v.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
                 }
-            }
+                None => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             b => out.push(b),
         }

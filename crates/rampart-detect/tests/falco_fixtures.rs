@@ -45,7 +45,8 @@ fn every_fixture_fires_exactly_the_default_rules_falco_fires() {
                 (name.to_owned(), count.parse().unwrap())
             })
             .collect();
-        let got: BTreeMap<String, usize> = hits(&rules, cols[0]).into_iter().map(|(k, (n, _))| (k, n)).collect();
+        let got: BTreeMap<String, usize> =
+            hits(&rules, cols[0]).into_iter().map(|(k, (n, _))| (k, n)).collect();
         assert_eq!(got, expected, "{}", cols[0]);
         checked += 1;
     }
@@ -58,7 +59,8 @@ fn every_upstream_assertion_holds_with_its_override_files() {
     let mut checked = 0;
     for line in table.lines().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
-        let (test, fixture, detect, priority) = (cols[0], cols[1], cols[2] == "True", cols.get(3).copied().unwrap_or(""));
+        let (test, fixture, detect, priority) =
+            (cols[0], cols[1], cols[2] == "True", cols.get(3).copied().unwrap_or(""));
         let overrides: Vec<String> = cols
             .get(5)
             .map(|c| c.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().to_owned()).collect())
@@ -69,7 +71,8 @@ fn every_upstream_assertion_holds_with_its_override_files() {
             .collect();
         // The json-pointer test loads only its own rule file, as upstream does.
         let only_own = overrides.iter().any(|f| f == "single_rule_with_json_pointer.yaml");
-        let mut files: Vec<(&str, &str)> = if only_own { vec![] } else { vec![("k8s_audit_rules.yaml", DEFAULT_RULES)] };
+        let mut files: Vec<(&str, &str)> =
+            if only_own { vec![] } else { vec![("k8s_audit_rules.yaml", DEFAULT_RULES)] };
         files.extend(texts.iter().map(|(n, t)| (n.as_str(), t.as_str())));
         let rules = RuleSet::load(&files).unwrap_or_else(|e| panic!("{test}: {e}"));
         let got = hits(&rules, fixture);

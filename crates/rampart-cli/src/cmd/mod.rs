@@ -1,6 +1,7 @@
 //! One module per subcommand, plus the policy-source flags they share.
 
 pub mod agent;
+pub mod audit;
 pub mod broker;
 pub mod can_i;
 pub mod check;

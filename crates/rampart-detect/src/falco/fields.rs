@@ -99,7 +99,8 @@ pub enum Field {
 impl Field {
     /// The field a name denotes, or an error naming it.
     pub fn parse(name: &str) -> Result<Field, String> {
-        let arg = |prefix: &str| name.strip_prefix(prefix).and_then(|r| r.strip_suffix(']')).map(str::to_owned);
+        let arg =
+            |prefix: &str| name.strip_prefix(prefix).and_then(|r| r.strip_suffix(']')).map(str::to_owned);
         if let Some(p) = arg("jevt.value[") {
             return Ok(Field::JsonPointer(p));
         }
@@ -159,7 +160,9 @@ impl Field {
             "ka.req.binding.subjects" => Field::BindingSubjects,
             "ka.req.binding.subjects.user_names" => Field::BindingSubjectNames("User"),
             "ka.req.binding.subjects.serviceaccount_names" => Field::BindingSubjectNames("ServiceAccount"),
-            "ka.req.binding.subjects.serviceaccount_ns_names" => Field::BindingSubjectNames("ServiceAccountNs"),
+            "ka.req.binding.subjects.serviceaccount_ns_names" => {
+                Field::BindingSubjectNames("ServiceAccountNs")
+            }
             "ka.req.binding.subjects.group_names" => Field::BindingSubjectNames("Group"),
             "ka.req.binding.role" => Field::BindingRole,
             "ka.req.configmap.name" => Field::ConfigMapName,
@@ -227,9 +230,8 @@ fn container_values<'e>(event: &'e AuditEvent<'_>, which: Containers, attr: Cont
         let sc = |k: &str| ctx.and_then(|s| s.get(k));
         match attr {
             ContainerAttr::Image => out.push(c.get("image").map(scalar).unwrap_or(Cow::Borrowed(""))),
-            ContainerAttr::Repository => {
-                out.push(Cow::Borrowed(repository(c.get("image").and_then(Value::as_str).unwrap_or_default())))
-            }
+            ContainerAttr::Repository => out
+                .push(Cow::Borrowed(repository(c.get("image").and_then(Value::as_str).unwrap_or_default()))),
             ContainerAttr::Name => out.push(c.get("name").map(scalar).unwrap_or(Cow::Borrowed(""))),
             ContainerAttr::Command | ContainerAttr::Args => {
                 let key = if attr == ContainerAttr::Command { "command" } else { "args" };
@@ -242,17 +244,30 @@ fn container_values<'e>(event: &'e AuditEvent<'_>, which: Containers, attr: Cont
             ContainerAttr::ReadOnlyFs => out.push(boolean(sc("readOnlyRootFilesystem"))),
             ContainerAttr::RunAsUser | ContainerAttr::EffRunAsUser => {
                 let own = sc("runAsUser");
-                let v = if attr == ContainerAttr::EffRunAsUser { own.or(pod_ctx.and_then(|p| p.get("runAsUser"))) } else { own };
+                let v = if attr == ContainerAttr::EffRunAsUser {
+                    own.or(pod_ctx.and_then(|p| p.get("runAsUser")))
+                } else {
+                    own
+                };
                 out.push(v.map(scalar).unwrap_or(Cow::Borrowed("0")));
             }
             ContainerAttr::RunAsGroup | ContainerAttr::EffRunAsGroup => {
                 let own = sc("runAsGroup");
-                let v = if attr == ContainerAttr::EffRunAsGroup { own.or(pod_ctx.and_then(|p| p.get("runAsGroup"))) } else { own };
+                let v = if attr == ContainerAttr::EffRunAsGroup {
+                    own.or(pod_ctx.and_then(|p| p.get("runAsGroup")))
+                } else {
+                    own
+                };
                 out.push(v.map(scalar).unwrap_or(Cow::Borrowed("0")));
             }
             ContainerAttr::ProcMount => out.push(sc("procMount").map(scalar).unwrap_or(Cow::Borrowed(""))),
             ContainerAttr::AddCapabilities => {
-                for cap in sc("capabilities").and_then(|c| c.get("add")).and_then(Value::as_array).into_iter().flatten() {
+                for cap in sc("capabilities")
+                    .and_then(|c| c.get("add"))
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     out.push(scalar(cap));
                 }
             }
@@ -291,7 +306,8 @@ impl Field {
             Field::AuthReason => one(event.annotation("authorization.k8s.io/reason")),
             Field::UserName => one(event.username()),
             Field::UserGroups => {
-                Some(event.user.groups.iter().map(|g| Cow::Borrowed(g.as_ref())).collect::<Vec<_>>()).filter(|v| !v.is_empty())
+                Some(event.user.groups.iter().map(|g| Cow::Borrowed(g.as_ref())).collect::<Vec<_>>())
+                    .filter(|v| !v.is_empty())
             }
             Field::ImpUserName => one(event.impersonated_user.as_ref().and_then(|u| u.username.as_deref())),
             Field::Verb => one(event.verb()),
@@ -313,7 +329,8 @@ impl Field {
             Field::ResponseReason => one(event.response_status.as_ref().and_then(|s| s.reason.as_deref())),
             Field::UserAgent => one(event.user_agent.as_deref()),
             Field::SourceIps => {
-                Some(event.source_ips.iter().map(|s| Cow::Borrowed(s.as_ref())).collect::<Vec<_>>()).filter(|v| !v.is_empty())
+                Some(event.source_ips.iter().map(|s| Cow::Borrowed(s.as_ref())).collect::<Vec<_>>())
+                    .filter(|v| !v.is_empty())
             }
             Field::ClusterName => one(event.annotation("cluster_name")),
             Field::BindingSubjects => {
@@ -359,7 +376,9 @@ impl Field {
                     .filter_map(|vol| match self {
                         Field::VolumesHostPath => vol.pointer("/hostPath/path").map(scalar),
                         Field::VolumesFlexDriver => vol.pointer("/flexVolume/driver").map(scalar),
-                        _ => vol.as_object()?.keys().find(|k| *k != "name").map(|k| Cow::Borrowed(k.as_str())),
+                        _ => {
+                            vol.as_object()?.keys().find(|k| *k != "name").map(|k| Cow::Borrowed(k.as_str()))
+                        }
                     })
                     .collect();
                 Some(v).filter(|v| !v.is_empty())
@@ -367,19 +386,19 @@ impl Field {
             Field::RoleRules => Some(vec![Cow::Owned(event.request_object()?.get("rules")?.to_string())]),
             Field::RoleRulesList(key) => {
                 let rules = event.request_object()?.get("rules")?.as_array()?;
-                let v: Vec<Cow<'e, str>> = rules
-                    .iter()
-                    .filter_map(|r| r.get(*key)?.as_array())
-                    .flatten()
-                    .map(scalar)
-                    .collect();
+                let v: Vec<Cow<'e, str>> =
+                    rules.iter().filter_map(|r| r.get(*key)?.as_array()).flatten().map(scalar).collect();
                 Some(v).filter(|v| !v.is_empty())
             }
             Field::ServiceType => one(event.request_object()?.pointer("/spec/type")?.as_str()),
-            Field::ServicePorts => Some(vec![Cow::Owned(event.request_object()?.pointer("/spec/ports")?.to_string())]),
+            Field::ServicePorts => {
+                Some(vec![Cow::Owned(event.request_object()?.pointer("/spec/ports")?.to_string())])
+            }
             Field::JsonPointer(p) => pointer(event, p),
             // The plugin stamps every event with a time, so `jevt.rawtime exists` always holds.
-            Field::RawTime => Some(vec![Cow::Owned(event.time_micros().map(|m| m * 1000).unwrap_or(1).to_string())]),
+            Field::RawTime => {
+                Some(vec![Cow::Owned(event.time_micros().map(|m| m * 1000).unwrap_or(1).to_string())])
+            }
             Field::JsonObj => Some(vec![Cow::Borrowed(event.raw)]),
         }
     }
@@ -399,7 +418,10 @@ mod tests {
         assert_eq!(repository("docker.io/library/nginx:1.2@sha256:ab"), "docker.io/library/nginx");
         assert_eq!(repository("registry:5000/x:tag"), "registry");
         assert_eq!(repository("x@sha256:ab"), "x");
-        assert_eq!(Field::parse("ka.req.pod.initContainers.privileged").unwrap(), Field::Container(Containers::Init, ContainerAttr::Privileged));
+        assert_eq!(
+            Field::parse("ka.req.pod.initContainers.privileged").unwrap(),
+            Field::Container(Containers::Init, ContainerAttr::Privileged)
+        );
         assert!(Field::parse("ka.nope").is_err());
     }
 
@@ -407,7 +429,9 @@ mod tests {
     fn extracts_pod_fields() {
         let raw = r#"{"kind":"Event","verb":"create","objectRef":{"resource":"pods","namespace":"default"},"requestObject":{"spec":{"hostNetwork":true,"containers":[{"name":"a","image":"nginx:1","securityContext":{"privileged":true}},{"name":"b","image":"apache"}],"volumes":[{"name":"h","hostPath":{"path":"/etc"}}]}},"responseObject":{"metadata":{"name":"p1"}}}"#;
         let e = AuditEvent::parse(raw).unwrap();
-        let get = |f: &str| Field::parse(f).unwrap().extract(&e).map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let get = |f: &str| {
+            Field::parse(f).unwrap().extract(&e).map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
         assert_eq!(get("ka.req.pod.containers.privileged").unwrap(), ["true", "false"]);
         assert_eq!(get("ka.req.pod.containers.image.repository").unwrap(), ["nginx", "apache"]);
         assert_eq!(get("ka.req.pod.volumes.hostpath").unwrap(), ["/etc"]);

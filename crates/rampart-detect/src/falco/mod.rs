@@ -155,20 +155,31 @@ fn mode(item: &Yaml, key: &str) -> Option<&'static str> {
 
 impl Definitions {
     fn add_file(&mut self, file: &str, text: &str) -> Result<(), FalcoError> {
-        let doc: Yaml =
-            serde_yaml::from_str(text).map_err(|e| FalcoError::Yaml { file: file.into(), message: e.to_string() })?;
+        let doc: Yaml = serde_yaml::from_str(text)
+            .map_err(|e| FalcoError::Yaml { file: file.into(), message: e.to_string() })?;
         let items = match doc {
             Yaml::Sequence(items) => items,
             Yaml::Null => return Ok(()),
-            _ => return Err(FalcoError::Yaml { file: file.into(), message: "expected a list of items".into() }),
+            _ => {
+                return Err(FalcoError::Yaml {
+                    file: file.into(),
+                    message: "expected a list of items".into(),
+                });
+            }
         };
         for item in &items {
-            let err = |what: String, message: &str| FalcoError::Item { file: file.into(), item: what, message: message.into() };
+            let err = |what: String, message: &str| FalcoError::Item {
+                file: file.into(),
+                item: what,
+                message: message.into(),
+            };
             if let Some(name) = item.get("list").and_then(Yaml::as_str) {
                 let new = list_items(item.get("items"));
                 match (mode(item, "items"), self.lists.get_mut(name)) {
                     (Some("append"), Some(existing)) => existing.extend(new),
-                    (Some("append"), None) => return Err(err(format!("list {name}"), "appends to a list that is not defined")),
+                    (Some("append"), None) => {
+                        return Err(err(format!("list {name}"), "appends to a list that is not defined"));
+                    }
                     _ => {
                         self.lists.insert(name.to_owned(), new);
                     }
@@ -177,7 +188,9 @@ impl Definitions {
                 let cond = item.get("condition").and_then(yaml_str).unwrap_or_default();
                 match (mode(item, "condition"), self.macros.get_mut(name)) {
                     (Some("append"), Some(existing)) => *existing = format!("{existing} {cond}"),
-                    (Some("append"), None) => return Err(err(format!("macro {name}"), "appends to a macro that is not defined")),
+                    (Some("append"), None) => {
+                        return Err(err(format!("macro {name}"), "appends to a macro that is not defined"));
+                    }
                     _ => {
                         self.macros.insert(name.to_owned(), cond);
                     }
@@ -193,15 +206,24 @@ impl Definitions {
     fn add_rule(&mut self, name: &str, item: &Yaml) -> Result<(), String> {
         let text = |k: &str| item.get(k).and_then(yaml_str);
         let existing = self.rules.iter_mut().find(|(n, _)| n == name).map(|(_, d)| d);
-        let is_override = item.get("append").and_then(Yaml::as_bool) == Some(true) || item.get("override").is_some();
+        let is_override =
+            item.get("append").and_then(Yaml::as_bool) == Some(true) || item.get("override").is_some();
         let only_enabled = item.as_mapping().is_some_and(|m| m.len() == 2 && m.contains_key("enabled"));
         match existing {
             Some(def) if is_override || only_enabled => {
                 if let Some(c) = text("condition") {
-                    def.condition = if mode(item, "condition") == Some("replace") { c } else { format!("{} {c}", def.condition) };
+                    def.condition = if mode(item, "condition") == Some("replace") {
+                        c
+                    } else {
+                        format!("{} {c}", def.condition)
+                    };
                 }
                 if let Some(o) = text("output") {
-                    def.output = if mode(item, "output") == Some("append") { format!("{} {o}", def.output) } else { o };
+                    def.output = if mode(item, "output") == Some("append") {
+                        format!("{} {o}", def.output)
+                    } else {
+                        o
+                    };
                 }
                 if let Some(p) = text("priority") {
                     def.priority = p;
@@ -232,7 +254,11 @@ impl Definitions {
                         .filter_map(yaml_str)
                         .collect(),
                     enabled: item.get("enabled").and_then(Yaml::as_bool).unwrap_or(true),
-                    exceptions: item.get("exceptions").and_then(Yaml::as_sequence).cloned().unwrap_or_default(),
+                    exceptions: item
+                        .get("exceptions")
+                        .and_then(Yaml::as_sequence)
+                        .cloned()
+                        .unwrap_or_default(),
                     // Rules of other sources (syscalls) are kept but never evaluated here.
                     k8s_audit: text("source").is_none_or(|s| s == "k8s_audit"),
                 };
@@ -261,8 +287,12 @@ impl Definitions {
 
     fn compile(&self, ast: &Ast, stack: &mut Vec<String>) -> Result<Expr, String> {
         Ok(match ast {
-            Ast::And(parts) => Expr::And(parts.iter().map(|p| self.compile(p, stack)).collect::<Result<_, _>>()?),
-            Ast::Or(parts) => Expr::Or(parts.iter().map(|p| self.compile(p, stack)).collect::<Result<_, _>>()?),
+            Ast::And(parts) => {
+                Expr::And(parts.iter().map(|p| self.compile(p, stack)).collect::<Result<_, _>>()?)
+            }
+            Ast::Or(parts) => {
+                Expr::Or(parts.iter().map(|p| self.compile(p, stack)).collect::<Result<_, _>>()?)
+            }
             Ast::Not(inner) => Expr::Not(Box::new(self.compile(inner, stack)?)),
             Ast::Name(name) => {
                 let cond = self.macros.get(name).ok_or_else(|| format!("undefined macro {name:?}"))?;
@@ -301,7 +331,11 @@ fn exceptions_ast(exceptions: &[Yaml]) -> Result<Option<Ast>, String> {
         let comps = as_list(ex.get("comps"));
         let single = matches!(ex.get("fields"), Some(Yaml::String(_)));
         for tuple in ex.get("values").and_then(Yaml::as_sequence).into_iter().flatten() {
-            let tuple: Vec<&Yaml> = if single { vec![tuple] } else { tuple.as_sequence().map(|s| s.iter().collect()).unwrap_or_default() };
+            let tuple: Vec<&Yaml> = if single {
+                vec![tuple]
+            } else {
+                tuple.as_sequence().map(|s| s.iter().collect()).unwrap_or_default()
+            };
             let mut parts = Vec::new();
             for (i, field) in fields.iter().enumerate() {
                 let comp = comps.get(i).map(String::as_str).unwrap_or(if single { "in" } else { "=" });
@@ -331,7 +365,8 @@ fn compile_output(template: &str) -> Result<Vec<Segment>, String> {
         if chars[i] == '%' && chars.get(i + 1).is_some_and(|c| c.is_ascii_alphabetic()) {
             let mut name = String::new();
             i += 1;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.' || chars[i] == '_') {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.' || chars[i] == '_')
+            {
                 name.push(chars[i]);
                 i += 1;
             }
@@ -389,9 +424,17 @@ impl RuleSet {
                 ast = Ast::And(vec![ast, ex]);
             }
             let expr = defs.compile(&ast, &mut Vec::new()).map_err(cerr)?;
-            let priority = Priority::parse(&def.priority).ok_or_else(|| cerr(format!("unknown priority {:?}", def.priority)))?;
+            let priority = Priority::parse(&def.priority)
+                .ok_or_else(|| cerr(format!("unknown priority {:?}", def.priority)))?;
             let output = compile_output(def.output.trim()).map_err(cerr)?;
-            rules.push(Rule { name: name.clone(), desc: def.desc.trim().to_owned(), priority, tags: def.tags.clone(), output, expr });
+            rules.push(Rule {
+                name: name.clone(),
+                desc: def.desc.trim().to_owned(),
+                priority,
+                tags: def.tags.clone(),
+                output,
+                expr,
+            });
         }
         Ok(RuleSet { rules })
     }
@@ -466,7 +509,9 @@ fn eval(expr: &Expr, event: &AuditEvent<'_>) -> bool {
                 Op::IContains => got.iter().any(|v| v.to_lowercase().contains(&first.to_lowercase())),
                 Op::Glob => got.iter().any(|v| glob(first, v)),
                 Op::PMatch => got.iter().any(|v| {
-                    values.iter().any(|p| v.as_ref() == p || v.starts_with(&format!("{}/", p.trim_end_matches('/'))))
+                    values
+                        .iter()
+                        .any(|p| v.as_ref() == p || v.starts_with(&format!("{}/", p.trim_end_matches('/'))))
                 }),
                 Op::Lt | Op::Le | Op::Gt | Op::Ge => match (num(&got[0]), num(first)) {
                     (Some(a), Some(b)) => match op {
@@ -498,7 +543,8 @@ mod tests {
     #[test]
     fn overrides_append_replace_disable_and_exceptions() {
         let base = "- list: l\n  items: [a]\n- macro: m\n  condition: ka.verb in (l)\n- rule: R\n  desc: d\n  condition: m\n  output: verb=%ka.verb user=%ka.user.name\n  priority: WARNING\n  source: k8s_audit\n";
-        let event = crate::event::AuditEvent::parse(r#"{"kind":"Event","verb":"b","user":{"username":"u"}}"#).unwrap();
+        let event = crate::event::AuditEvent::parse(r#"{"kind":"Event","verb":"b","user":{"username":"u"}}"#)
+            .unwrap();
         let count = |files: &[(&str, &str)]| RuleSet::load(files).unwrap().matches(&event).count();
         assert_eq!(count(&[("base", base)]), 0);
         assert_eq!(count(&[("base", base), ("o", "- list: l\n  items: [b]\n  append: true\n")]), 1);

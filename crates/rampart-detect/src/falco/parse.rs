@@ -59,7 +59,11 @@ pub enum Ast {
     /// A bare identifier: a macro name.
     Name(String),
     /// `field op value`, `field op (items…)` or `field exists`.
-    Cmp { field: String, op: Op, values: Vec<Item> },
+    Cmp {
+        field: String,
+        op: Op,
+        values: Vec<Item>,
+    },
 }
 
 /// A list item or comparison value: quoted text is always literal; a bare word may name a list.
@@ -137,7 +141,11 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
                         depth += 1;
                     } else if ch == ']' {
                         depth -= 1;
-                    } else if depth == 0 && (ch == '=' || ch == '<' || ch == '>' || (ch == '!' && chars.get(i + 1) == Some(&'=')))
+                    } else if depth == 0
+                        && (ch == '='
+                            || ch == '<'
+                            || ch == '>'
+                            || (ch == '!' && chars.get(i + 1) == Some(&'=')))
                     {
                         break;
                     }
@@ -271,12 +279,21 @@ mod tests {
             b,
             Ast::Or(vec![
                 Ast::Cmp { field: "ka.uri".into(), op: Op::Eq, values: vec![Item::Bare("/healthz".into())] },
-                Ast::Cmp { field: "ka.uri".into(), op: Op::StartsWith, values: vec![Item::Bare("/healthz?".into())] },
+                Ast::Cmp {
+                    field: "ka.uri".into(),
+                    op: Op::StartsWith,
+                    values: vec![Item::Bare("/healthz?".into())]
+                },
             ])
         );
         let c = parse("jevt.value[/annotations/authorization.k8s.io~1decision] exists and not (jevt.value[/a~1~0b] exists)").unwrap();
-        assert!(matches!(c, Ast::And(ref p) if matches!(&p[0], Ast::Cmp { field, op: Op::Exists, .. } if field == "jevt.value[/annotations/authorization.k8s.io~1decision]")));
-        assert!(matches!(parse("ka.response.code startswith 2").unwrap(), Ast::Cmp { op: Op::StartsWith, .. }));
+        assert!(
+            matches!(c, Ast::And(ref p) if matches!(&p[0], Ast::Cmp { field, op: Op::Exists, .. } if field == "jevt.value[/annotations/authorization.k8s.io~1decision]"))
+        );
+        assert!(matches!(
+            parse("ka.response.code startswith 2").unwrap(),
+            Ast::Cmp { op: Op::StartsWith, .. }
+        ));
         assert!(matches!(parse("ka.verb!=get").unwrap(), Ast::Cmp { op: Op::Ne, .. }));
         assert!(parse("(a and b").is_err());
         assert!(parse("a b").is_err());

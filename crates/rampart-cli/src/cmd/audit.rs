@@ -1,0 +1,293 @@
+//! `rampart audit`: Kubernetes audit logs → findings (GuardDuty EKS audit-log types, Falco's
+//! k8saudit rules, 401/403 spikes, sensitive changes), as a table, JSON or SARIF.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use rampart_detect::analyzer::{Analyzer, AnalyzerConfig, Stats};
+use rampart_detect::baseline::Baseline;
+use rampart_detect::falco::{DEFAULT_RULES, RuleSet};
+use rampart_detect::finding::{Finding, Severity};
+use rampart_detect::guardduty::{Cidr, GuardDuty};
+use rampart_detect::window::WindowConfig;
+use serde_json::{Value, json};
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum ReportFormat {
+    #[default]
+    Table,
+    Json,
+    /// SARIF 2.1.0, for code-scanning dashboards.
+    Sarif,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = "INPUT:
+    One audit event per line (log files, CloudWatch exports), JSON arrays, EventList objects
+    (webhook backend), CloudWatch Logs envelopes (subscription `logEvents`, `aws logs
+    filter-log-events` output), each optionally gzipped. `-` or no file reads stdin.
+
+EXAMPLES:
+    Findings from an EKS cluster's audit log group:
+        aws logs filter-log-events --log-group-name /aws/eks/prod/cluster \\
+            --log-stream-name-prefix kube-apiserver-audit | rampart audit -
+
+    Everything, including Falco's informational activity records, as JSON:
+        rampart audit --min-severity info -o json audit.log.gz
+
+    Behavioural findings (GuardDuty AnomalousBehavior.*), learning across runs:
+        rampart audit --state baseline.json /var/log/kubernetes/audit/*.log
+
+EXIT STATUS:
+    0 no finding at or above --fail-on, 1 some, 2 the input could not be read.")]
+pub struct Args {
+    /// Audit log files (`-` for stdin).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: ReportFormat,
+    /// Report findings at or above this severity (critical, high, medium, low, info).
+    #[arg(long, default_value = "low", value_parser = parse_severity)]
+    pub min_severity: Severity,
+    /// Exit 1 when a finding at or above this severity is reported.
+    #[arg(long, default_value = "high", value_parser = parse_severity)]
+    pub fail_on: Severity,
+    /// Falco rule files applied over the default k8saudit rules (lists, macros, rules,
+    /// overrides, exceptions; repeatable, in order).
+    #[arg(long = "falco-rules", value_name = "FILE")]
+    pub falco_rules: Vec<PathBuf>,
+    /// Do not run Falco's rules.
+    #[arg(long)]
+    pub no_falco: bool,
+    /// Your threat list: IPs or CIDRs, one per line (`#` comments), for the
+    /// `*:Kubernetes/MaliciousIPCaller.Custom` findings.
+    #[arg(long, value_name = "FILE")]
+    pub threat_list: Option<PathBuf>,
+    /// Baseline state file for the behavioural findings: read if present, updated after the run.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Events a baseline must have seen before behavioural findings are raised.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub learning_events: u64,
+    /// Sliding window for the rate findings (e.g. 5m).
+    #[arg(long, default_value = "5m", value_parser = super::agent::parse_duration)]
+    pub window: std::time::Duration,
+    /// 401/403 responses per user and source IP within the window that raise a spike finding.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub forbidden_threshold: usize,
+}
+
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    Severity::parse(s).ok_or_else(|| format!("{s:?}: expected critical, high, medium, low or info"))
+}
+
+fn load_rules(args: &Args) -> anyhow::Result<Option<RuleSet>> {
+    if args.no_falco {
+        return Ok(None);
+    }
+    let mut texts = vec![("k8s_audit_rules.yaml (default)".to_owned(), DEFAULT_RULES.to_owned())];
+    for path in &args.falco_rules {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        texts.push((path.display().to_string(), text));
+    }
+    let refs: Vec<(&str, &str)> = texts.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    Ok(Some(RuleSet::load(&refs)?))
+}
+
+fn load_threats(path: &std::path::Path) -> anyhow::Result<Vec<Cidr>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        out.push(
+            Cidr::parse(line)
+                .with_context(|| format!("{}:{}: {line:?} is not an IP or CIDR", path.display(), n + 1))?,
+        );
+    }
+    Ok(out)
+}
+
+/// A finding with where it was read.
+struct Located {
+    finding: Finding,
+    file: String,
+    line: Option<usize>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let baseline = match &args.state {
+        Some(p) if p.exists() => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            Some(serde_json::from_str::<Baseline>(&text).with_context(|| {
+                format!("{}: not a rampart baseline (delete it to start over)", p.display())
+            })?)
+        }
+        Some(_) => Some(Baseline { version: 1, ..Baseline::default() }),
+        None => None,
+    };
+    let guardduty = GuardDuty {
+        threat_list: args.threat_list.as_deref().map(load_threats).transpose()?.unwrap_or_default(),
+    };
+    let windows = WindowConfig {
+        window_seconds: i64::try_from(args.window.as_secs()).unwrap_or(300).max(1),
+        forbidden_threshold: args.forbidden_threshold.max(1),
+        ..WindowConfig::default()
+    };
+    let config = AnalyzerConfig {
+        falco: load_rules(&args)?,
+        guardduty,
+        baseline: baseline.map(|b| (b, args.learning_events)),
+        windows,
+    };
+    let mut analyzer = Analyzer::new(config);
+    let files: Vec<PathBuf> =
+        if args.files.is_empty() { vec![PathBuf::from("-")] } else { args.files.clone() };
+    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let progress = (std::io::stderr().is_terminal() && total > 32 << 20).then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {bar:30} {eta} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut located = Vec::new();
+    let mut batch = Vec::new();
+    for file in &files {
+        let shown = file.display().to_string();
+        let reader: Box<dyn Read> = if shown == "-" {
+            Box::new(std::io::stdin().lock())
+        } else {
+            let f = std::fs::File::open(file).with_context(|| format!("cannot open {shown}"))?;
+            match &progress {
+                Some(bar) => Box::new(bar.wrap_read(f)),
+                None => Box::new(f),
+            }
+        };
+        rampart_detect::input::for_each_event(reader, |text, line| {
+            let is_event = analyzer.observe_text(text, &mut batch).is_ok();
+            if !is_event {
+                analyzer.stats.skipped += 1;
+            }
+            for finding in batch.drain(..).filter(|f| f.severity <= args.min_severity) {
+                located.push(Located { finding, file: shown.clone(), line });
+            }
+            is_event
+        })
+        .with_context(|| format!("{shown}: cannot read audit events"))?;
+        if let Some(bar) = &progress {
+            bar.set_message(format!("{} findings", located.len()));
+        }
+    }
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    let stats = analyzer.stats;
+    if let (Some(path), Some(baseline)) = (&args.state, analyzer.into_baseline()) {
+        let text = serde_json::to_string(&baseline)?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    located.sort_by(|a, b| {
+        a.finding
+            .severity
+            .cmp(&b.finding.severity)
+            .then(a.finding.events[0].time.cmp(&b.finding.events[0].time))
+    });
+    match args.output {
+        ReportFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "stats": stats,
+                "findings": located.iter().map(|l| &l.finding).collect::<Vec<_>>(),
+            }))?
+        ),
+        ReportFormat::Sarif => println!("{}", serde_json::to_string_pretty(&sarif(&located))?),
+        ReportFormat::Table => print_table(&located),
+    }
+    eprintln!("{}", summary(&stats, &located));
+    let fail = located.iter().any(|l| l.finding.severity <= args.fail_on);
+    Ok(if fail { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn summary(stats: &Stats, located: &[Located]) -> String {
+    let mut by = std::collections::BTreeMap::new();
+    for l in located {
+        *by.entry(l.finding.severity).or_insert(0usize) += 1;
+    }
+    let counts: Vec<String> = by.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
+    format!(
+        "{} events ({} duplicates dropped, {} lines were not audit events): {} findings{}",
+        stats.events,
+        stats.duplicates,
+        stats.skipped,
+        located.len(),
+        if counts.is_empty() { String::new() } else { format!(" ({})", counts.join(", ")) }
+    )
+}
+
+fn print_table(located: &[Located]) {
+    if located.is_empty() {
+        println!("No findings.");
+        return;
+    }
+    let mut t = crate::output::table(&["severity", "finding", "tactic", "time", "what happened"]);
+    for l in located {
+        let f = &l.finding;
+        t.add_row(vec![
+            f.severity.as_str().to_owned(),
+            f.id.clone(),
+            f.tactic.name().to_owned(),
+            f.events.first().map(|e| e.time.clone()).unwrap_or_default(),
+            format!("{}\n→ {}", f.message, f.remediation),
+        ]);
+    }
+    println!("{t}");
+}
+
+fn sarif(located: &[Located]) -> Value {
+    let mut rules: Vec<&Finding> = located.iter().map(|l| &l.finding).collect();
+    rules.sort_by(|a, b| a.id.cmp(&b.id));
+    rules.dedup_by(|a, b| a.id == b.id);
+    let level = |s: Severity| match s {
+        Severity::Critical | Severity::High => "error",
+        Severity::Medium => "warning",
+        Severity::Low | Severity::Info => "note",
+    };
+    json!({
+        "version": "2.1.0",
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "rampart",
+                "informationUri": "https://github.com/rampart-k8s/rampart",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules.iter().map(|f| json!({
+                    "id": f.id,
+                    "shortDescription": {"text": f.title},
+                    "help": {"text": f.remediation},
+                    "properties": {"tags": [f.tactic.name(), f.tactic.id()], "family": f.family},
+                })).collect::<Vec<_>>(),
+            }},
+            "results": located.iter().map(|l| {
+                let mut location = json!({"artifactLocation": {"uri": l.file}});
+                if let Some(line) = l.line {
+                    location["region"] = json!({"startLine": line});
+                }
+                json!({
+                    "ruleId": l.finding.id,
+                    "level": level(l.finding.severity),
+                    "message": {"text": l.finding.message},
+                    "locations": [{"physicalLocation": location}],
+                    "properties": {"severity": l.finding.severity, "auditIDs": l.finding.events.iter().map(|e| &e.audit_id).collect::<Vec<_>>()},
+                })
+            }).collect::<Vec<_>>(),
+        }],
+    })
+}

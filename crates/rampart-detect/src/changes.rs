@@ -1,0 +1,255 @@
+//! Changes and calls that matter whoever makes them (EKS Best Practices detective queries and
+//! the public rule sets of spec §8): aws-auth edits (with the ARNs added and any
+//! `system:masters` grant), admission webhook changes, RBAC changes graded by what they grant,
+//! exec commands that look like an attack, impersonation of privileged identities, token
+//! requests, CSR approvals, kubelet proxying, deleted events and weakened Pod Security labels.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::baseline::SHELL_IDIOMS;
+use crate::event::AuditEvent;
+use crate::finding::{Family, Finding, Severity, Tactic};
+
+/// `create` → `created`, `patch` → `patched`.
+fn past(verb: &str) -> String {
+    match verb {
+        "create" | "update" | "delete" => format!("{verb}d"),
+        "patch" => "patched".into(),
+        other => format!("{other}ed"),
+    }
+}
+
+fn finding(
+    e: &AuditEvent<'_>,
+    id: &str,
+    severity: Severity,
+    tactic: Tactic,
+    message: String,
+    remediation: &str,
+) -> Finding {
+    let id = format!("rampart/{id}");
+    Finding::new(id.clone(), Family::Rampart, severity, tactic, id, message, remediation, e)
+}
+
+/// `rolearn`/`userarn` → groups of an aws-auth `data.mapRoles`/`mapUsers` YAML text.
+fn aws_auth_entries(obj: Option<&Value>) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    let Some(data) = obj.and_then(|o| o.get("data")) else { return out };
+    for key in ["mapRoles", "mapUsers"] {
+        let Some(text) = data.get(key).and_then(Value::as_str) else { continue };
+        let Ok(entries) = serde_yaml::from_str::<Vec<serde_yaml::Value>>(text) else { continue };
+        for entry in entries {
+            let arn = entry
+                .get("rolearn")
+                .or_else(|| entry.get("userarn"))
+                .and_then(|a| a.as_str())
+                .unwrap_or_default();
+            let groups: Vec<String> = entry
+                .get("groups")
+                .and_then(|g| g.as_sequence())
+                .into_iter()
+                .flatten()
+                .filter_map(|g| g.as_str().map(str::to_owned))
+                .collect();
+            out.insert((arn.to_owned(), groups.join(",")));
+        }
+    }
+    out
+}
+
+const SUSPICIOUS_EXEC: [&str; 8] = [
+    "169.254.169.254",
+    "/var/run/secrets",
+    "/etc/kubernetes",
+    "curl ",
+    "wget ",
+    "base64 -d",
+    "/root/.aws",
+    "kubectl ",
+];
+
+/// Rampart's point detections; remembers the last aws-auth it saw, to report what a change added.
+#[derive(Debug, Default)]
+pub struct Changes {
+    aws_auth: Option<BTreeSet<(String, String)>>,
+}
+
+impl Changes {
+    pub fn observe(&mut self, e: &AuditEvent<'_>, out: &mut Vec<Finding>) {
+        observe(e, out, &mut self.aws_auth);
+    }
+}
+
+fn observe(
+    e: &AuditEvent<'_>,
+    out: &mut Vec<Finding>,
+    last_aws_auth: &mut Option<BTreeSet<(String, String)>>,
+) {
+    let stage = e.stage().unwrap_or("ResponseComplete");
+    let user = e.username().unwrap_or("<unknown>");
+    let verb = e.verb().unwrap_or_default();
+    let resource = e.resource().unwrap_or_default();
+    let name = e.name().unwrap_or_default();
+    if resource == "pods"
+        && matches!(e.subresource(), Some("exec"))
+        && stage == "ResponseStarted"
+        && e.decision() != Some("forbid")
+    {
+        let command = e.query_params("command").join(" ");
+        let hits: Vec<&str> = SHELL_IDIOMS
+            .iter()
+            .chain(SUSPICIOUS_EXEC.iter())
+            .copied()
+            .filter(|p| command.contains(p))
+            .collect();
+        if !hits.is_empty() {
+            out.push(finding(e, "SuspiciousExecCommand", Severity::High, Tactic::Execution,
+                format!("{user} ran `{command}` in {}/{name} ({})", e.namespace().unwrap_or_default(), hits.join(", ")),
+                "Commands that reach the instance metadata service, read service-account tokens or open shells to the network are attack tradecraft: isolate the pod and rotate the credentials it holds."));
+        }
+        return;
+    }
+    if stage != "ResponseComplete" {
+        return;
+    }
+    if let Some(imp) = e.impersonated_user.as_ref() {
+        let as_user = imp.username.as_deref().unwrap_or_default();
+        let privileged = as_user == "system:admin"
+            || as_user.starts_with("system:serviceaccount:kube-system:")
+            || (as_user.starts_with("system:") && !as_user.starts_with("system:serviceaccount:"))
+            || imp.groups.iter().any(|g| g == "system:masters");
+        if privileged && e.succeeded() {
+            out.push(finding(e, "PrivilegedImpersonation", Severity::High, Tactic::PrivilegeEscalation,
+                format!("{user} acted as {as_user} ({verb} {})", e.uri().unwrap_or_default()),
+                "Impersonating system identities bypasses your RBAC boundaries: restrict the impersonate verb to break-glass roles."));
+        }
+    }
+    if !e.succeeded() {
+        return;
+    }
+    let write = matches!(verb, "create" | "update" | "patch" | "delete");
+    match resource {
+        "configmaps"
+            if name == "aws-auth"
+                && e.namespace() == Some("kube-system")
+                && write
+                && user != "eks:kms-storage-migrator" =>
+        {
+            let after = aws_auth_entries(e.response_object().or(e.request_object()));
+            let before = last_aws_auth.replace(after.clone()).unwrap_or_default();
+            let added: Vec<String> = after
+                .difference(&before)
+                .filter(|(arn, _)| !arn.is_empty())
+                .map(|(arn, groups)| format!("{arn} → [{groups}]"))
+                .collect();
+            let masters = after.difference(&before).any(|(_, g)| g.split(',').any(|g| g == "system:masters"));
+            let severity = if masters { Severity::Critical } else { Severity::High };
+            let detail =
+                if added.is_empty() { String::new() } else { format!("; added: {}", added.join("; ")) };
+            out.push(finding(e, "AwsAuthModified", severity, Tactic::Persistence,
+                format!("{user} {} kube-system/aws-auth{detail}{}", past(verb), if masters { " (a new system:masters mapping)" } else { "" }),
+                "aws-auth decides who is cluster admin: confirm the change, remove unknown ARNs, and move to EKS access entries (authenticationMode API) so changes go through IAM and CloudTrail."));
+        }
+        "validatingwebhookconfigurations" | "mutatingwebhookconfigurations" if write => {
+            let evasion = verb == "delete" || (resource.starts_with("validating") && verb != "create");
+            let (severity, tactic) = if evasion {
+                (Severity::High, Tactic::DefenseEvasion)
+            } else {
+                (Severity::Medium, Tactic::Persistence)
+            };
+            out.push(finding(e, "AdmissionWebhookChanged", severity, tactic,
+                format!("{user} {} {} {name}", past(verb), resource.trim_end_matches('s')),
+                "Admission webhooks see or change every object: confirm the change, and check that policy webhooks (Rampart, Kyverno, Gatekeeper) still have their configuration."));
+        }
+        "roles" | "clusterroles" | "rolebindings" | "clusterrolebindings" if write => {
+            let mut why = Vec::new();
+            let mut severity = Severity::Info;
+            if name.starts_with("system:") {
+                why.push("a system: object".to_owned());
+                severity = Severity::Medium;
+            }
+            if let Some(obj) = e.object().filter(|_| verb != "delete") {
+                let role = obj.pointer("/roleRef/name").and_then(Value::as_str).unwrap_or_default();
+                if matches!(role, "cluster-admin" | "admin") {
+                    why.push(format!("grants {role}"));
+                    severity = Severity::High;
+                }
+                for s in obj.get("subjects").and_then(Value::as_array).into_iter().flatten() {
+                    let n = s.get("name").and_then(Value::as_str).unwrap_or_default();
+                    if matches!(n, "system:anonymous" | "system:unauthenticated" | "system:authenticated")
+                        || (n == "default" && s.get("kind").and_then(Value::as_str) == Some("ServiceAccount"))
+                    {
+                        why.push(format!("binds {n}"));
+                        severity = Severity::High;
+                    }
+                }
+                for rule in obj.get("rules").and_then(Value::as_array).into_iter().flatten() {
+                    let list = |k: &str| -> Vec<String> {
+                        rule.get(k)
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    };
+                    let (verbs, resources) = (list("verbs"), list("resources"));
+                    let risky: Vec<String> = verbs
+                        .iter()
+                        .filter(|v| matches!(v.as_str(), "*" | "escalate" | "bind" | "impersonate"))
+                        .chain(resources.iter().filter(|r| {
+                            matches!(
+                                r.as_str(),
+                                "*" | "secrets" | "pods/exec" | "nodes/proxy" | "serviceaccounts/token"
+                            )
+                        }))
+                        .cloned()
+                        .collect();
+                    if !risky.is_empty() {
+                        why.push(format!("allows {}", risky.join(",")));
+                        severity = severity.min(Severity::Medium);
+                    }
+                }
+            }
+            let reason = if why.is_empty() { String::new() } else { format!(" ({})", why.join("; ")) };
+            out.push(finding(e, "RbacChanged", severity, Tactic::PrivilegeEscalation,
+                format!("{user} {} {} {}{name}{reason}", past(verb), resource.trim_end_matches('s'), e.namespace().map(|n| format!("{n}/")).unwrap_or_default()),
+                "Review RBAC changes against your change process; `rampart who-can` shows who holds a permission now."));
+        }
+        "serviceaccounts"
+            if e.subresource() == Some("token") && verb == "create" && !user.starts_with("system:") =>
+        {
+            out.push(finding(e, "TokenRequested", Severity::Medium, Tactic::CredentialAccess,
+                format!("{user} minted a token for service account {}/{name}", e.namespace().unwrap_or_default()),
+                "A person minting service-account tokens can act as that workload: confirm it, and restrict create on serviceaccounts/token."));
+        }
+        "certificatesigningrequests" if e.subresource() == Some("approval") && verb != "get" => {
+            out.push(finding(e, "CertificateApproved", Severity::Medium, Tactic::CredentialAccess,
+                format!("{user} approved certificate signing request {name}"),
+                "An approved CSR is a long-lived client credential: check its subject and groups (kubectl get csr NAME -o yaml)."));
+        }
+        "nodes" if e.subresource() == Some("proxy") => {
+            out.push(finding(e, "KubeletProxied", Severity::Medium, Tactic::LateralMovement,
+                format!("{user} reached the kubelet of {name} through the API server ({verb} {})", e.uri().unwrap_or_default()),
+                "nodes/proxy gives kubelet API access (exec in any pod of the node): grant it only to monitoring that needs it."));
+        }
+        "events" if matches!(verb, "delete" | "deletecollection") && !user.starts_with("system:") => {
+            out.push(finding(e, "EventsDeleted", Severity::Medium, Tactic::DefenseEvasion,
+                format!("{user} deleted events in {}", e.namespace().unwrap_or("all namespaces")),
+                "Deleting events hides activity: find out what happened around this time from the audit log itself."));
+        }
+        "namespaces" if matches!(verb, "update" | "patch") => {
+            let labels = e.object().and_then(|o| o.pointer("/metadata/labels")).and_then(Value::as_object);
+            if labels.and_then(|l| l.get("pod-security.kubernetes.io/enforce")).and_then(Value::as_str)
+                == Some("privileged")
+            {
+                out.push(finding(e, "PodSecurityWeakened", Severity::Medium, Tactic::DefenseEvasion,
+                    format!("{user} set namespace {name} to Pod Security privileged"),
+                    "Privileged namespaces admit any pod: restore baseline or restricted unless the namespace holds node agents."));
+            }
+        }
+        _ => {}
+    }
+}

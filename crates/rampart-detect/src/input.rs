@@ -1,0 +1,145 @@
+//! Reading audit logs as they are shipped: one event per line (log files, CloudWatch exports),
+//! JSON arrays, `EventList`s (webhook backend), CloudWatch Logs envelopes (`logEvents[].message`
+//! from subscriptions, `events[].message` from `aws logs filter-log-events`), each optionally
+//! gzipped. Streaming: line input is never held in memory whole.
+
+use std::io::{BufRead, BufReader, Read};
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// Input errors.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("read failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not JSON audit events: {0}")]
+    Json(String),
+}
+
+/// Calls `each` with the text of every event in `reader` and its line number (when the input is
+/// one event per line); `each` returns false for text that is not an audit event, which is then
+/// searched for an envelope.
+pub fn for_each_event(
+    reader: impl Read,
+    mut each: impl FnMut(&str, Option<usize>) -> bool,
+) -> Result<(), InputError> {
+    let mut buffered = BufReader::with_capacity(1 << 20, reader);
+    let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    if gzip {
+        let inner = flate2::read::MultiGzDecoder::new(buffered);
+        return from_text(BufReader::with_capacity(1 << 20, inner), &mut each);
+    }
+    from_text(buffered, &mut each)
+}
+
+fn from_text(
+    mut reader: impl BufRead,
+    each: &mut impl FnMut(&str, Option<usize>) -> bool,
+) -> Result<(), InputError> {
+    let mut line = String::new();
+    let mut number = 0;
+    // Peek the first non-empty line: a complete JSON value means line-delimited input.
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        number += 1;
+        if !line.trim().is_empty() {
+            break;
+        }
+    }
+    let first = line.trim();
+    if first.starts_with('[') || serde_json::from_str::<&RawValue>(first).is_err() {
+        // A JSON array, or one document spread over lines: read it whole.
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest)?;
+        let whole = format!("{line}{rest}");
+        let doc: Value = serde_json::from_str(&whole).map_err(|e| InputError::Json(e.to_string()))?;
+        visit(&doc, &mut |t| each(t, None));
+        return Ok(());
+    }
+    loop {
+        let text = line.trim();
+        if !text.is_empty()
+            && !each(text, Some(number))
+            && let Ok(v) = serde_json::from_str::<Value>(text)
+        {
+            visit_envelope(&v, &mut |t| each(t, Some(number)));
+        }
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        number += 1;
+    }
+}
+
+fn visit(doc: &Value, each: &mut impl FnMut(&str) -> bool) {
+    match doc {
+        Value::Array(items) => items.iter().for_each(|i| visit(i, each)),
+        Value::Object(_) => {
+            let text = doc.to_string();
+            if !each(&text) {
+                visit_envelope(doc, each);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `EventList.items`, `logEvents[].message`, `events[].message`.
+fn visit_envelope(doc: &Value, each: &mut impl FnMut(&str) -> bool) {
+    if let Some(items) = doc.get("items").and_then(Value::as_array) {
+        items.iter().for_each(|i| visit(i, each));
+    }
+    for key in ["logEvents", "events"] {
+        for entry in doc.get(key).and_then(Value::as_array).into_iter().flatten() {
+            if let Some(message) = entry.get("message").and_then(Value::as_str) {
+                each(message.trim());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const E1: &str = r#"{"kind":"Event","auditID":"1","verb":"get","stage":"ResponseComplete"}"#;
+    const E2: &str = r#"{"kind":"Event","auditID":"2","verb":"list","stage":"ResponseComplete"}"#;
+
+    fn collect(input: &[u8]) -> Vec<String> {
+        let mut seen = Vec::new();
+        for_each_event(input, |t, _| {
+            let kind = serde_json::from_str::<Value>(t).ok().and_then(|v| v.get("kind").cloned());
+            let is_event = kind.as_ref().and_then(Value::as_str) == Some("Event");
+            if is_event {
+                seen.push(t.to_owned());
+            }
+            is_event
+        })
+        .unwrap();
+        seen
+    }
+
+    #[test]
+    fn every_shipping_format() {
+        assert_eq!(collect(format!("{E1}\n\n{E2}\n").as_bytes()).len(), 2, "json lines");
+        assert_eq!(collect(format!("[{E1},\n{E2}]").as_bytes()).len(), 2, "array");
+        assert_eq!(
+            collect(format!("{{\"kind\":\"EventList\",\"items\":[{E1},{E2}]}}\n").as_bytes()).len(),
+            2,
+            "EventList"
+        );
+        let cw = serde_json::json!({"messageType": "DATA_MESSAGE", "logEvents": [{"id": "1", "message": E1}, {"id": "2", "message": E2}]});
+        assert_eq!(collect(cw.to_string().as_bytes()).len(), 2, "CloudWatch subscription");
+        let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(E1).unwrap()).unwrap();
+        assert_eq!(collect(pretty.as_bytes()).len(), 1, "pretty-printed");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, format!("{E1}\n{E2}\n").as_bytes()).unwrap();
+        assert_eq!(collect(&gz.finish().unwrap()).len(), 2, "gzip");
+        assert!(collect(b"").is_empty());
+    }
+}
