@@ -76,6 +76,12 @@ enum Command {
     /// Find attacks and misconfigurations in Kubernetes audit logs (GuardDuty EKS finding
     /// types, Falco's k8saudit rules, 401/403 spikes, aws-auth/webhook/RBAC changes).
     Audit(cmd::audit::Args),
+    /// Replay audited requests through a candidate policy set: what would be denied or allowed
+    /// differently, grouped by user and policy (safe rollout).
+    Replay(cmd::replay::Args),
+    /// Posture scan of a cluster snapshot: CIS EKS checks, RBAC risk, Pod Security levels,
+    /// aws-auth hygiene, endpoint, logging, encryption; score and SARIF.
+    Scan(cmd::scan::Args),
     /// Print the embedded Cedar schema for Kubernetes types.
     Schema,
     /// Print the kube-apiserver configuration that wires Rampart into a cluster.
@@ -105,6 +111,8 @@ fn main() -> ExitCode {
         Command::Token(args) => cmd::token::run(args),
         Command::Agent(args) => cmd::agent::run(*args),
         Command::Audit(args) => cmd::audit::run(args),
+        Command::Replay(args) => cmd::replay::run(args),
+        Command::Scan(args) => cmd::scan::run(args),
         Command::Broker(args) => cmd::broker::run(*args),
         Command::Schema => {
             print!("{}", rampart_policy::schema::K8S_SCHEMA);

@@ -2,12 +2,14 @@
 //!
 //! * [`review`]: the Kubernetes webhook wire formats Rampart speaks (SubjectAccessReview,
 //!   AdmissionReview), decoded with errors that name the offending field.
+//! * [`selector`]: `kubectl`-style label and field selectors → the requirements on the wire.
 //! * [`workload`]: where pod specs live in workload objects; image references.
 //! * [`decision`]: authorization decisions and the reason strings the kube-apiserver shows,
 //!   byte-compatible with cedar-access-control-for-k8s.
 
 pub mod decision;
 pub mod review;
+pub mod selector;
 pub mod workload;
 
 pub use decision::{Decision, Diagnostic, PolicyErrorRef, PolicyRef, SourcePosition};

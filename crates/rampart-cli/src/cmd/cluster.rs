@@ -308,6 +308,58 @@ impl rampart_server::mutate::ServiceAccountLookup for KubeServiceAccounts {
     }
 }
 
+/// The objects `rampart scan` reads, listed from the cluster (kinds the user may not list are
+/// skipped with a warning rather than failing the scan).
+pub async fn snapshot(client: &kube::Client) -> anyhow::Result<rampart_detect::scan::snapshot::Snapshot> {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let kinds = [
+        ("", "v1", "Namespace", "namespaces"),
+        ("", "v1", "Pod", "pods"),
+        ("", "v1", "ServiceAccount", "serviceaccounts"),
+        ("", "v1", "Service", "services"),
+        ("apps", "v1", "Deployment", "deployments"),
+        ("apps", "v1", "DaemonSet", "daemonsets"),
+        ("apps", "v1", "StatefulSet", "statefulsets"),
+        ("apps", "v1", "ReplicaSet", "replicasets"),
+        ("batch", "v1", "Job", "jobs"),
+        ("batch", "v1", "CronJob", "cronjobs"),
+        ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies"),
+        ("networking.k8s.io", "v1", "Ingress", "ingresses"),
+        ("rbac.authorization.k8s.io", "v1", "Role", "roles"),
+        ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles"),
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
+        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings"),
+    ];
+    let mut snapshot = rampart_detect::scan::snapshot::Snapshot::default();
+    for (group, version, kind, plural) in kinds {
+        let resource =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        match api.list(&ListParams::default()).await {
+            Ok(list) => {
+                for item in list.items {
+                    let mut v = serde_json::to_value(&item).unwrap_or_default();
+                    v["kind"] = kind.into();
+                    snapshot.objects.push(v);
+                }
+            }
+            Err(e) => tracing::warn!("cannot list {plural} ({e}); checks that need them will see none"),
+        }
+    }
+    match aws_auth_configmap(client).await {
+        Ok(Some(text)) => {
+            let mut cm: serde_json::Value = serde_yaml::from_str(&text).context("aws-auth")?;
+            cm["kind"] = "ConfigMap".into();
+            cm["metadata"]["namespace"] = "kube-system".into();
+            cm["metadata"]["name"] = "aws-auth".into();
+            snapshot.objects.push(cm);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!("{e:#}"),
+    }
+    Ok(snapshot)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,8 @@ pub mod demo;
 pub mod guardrails;
 pub mod kube_config;
 pub mod rbac_query;
+pub mod replay;
+pub mod scan;
 pub mod serve;
 pub mod token;
 pub mod validate;
