@@ -12,7 +12,7 @@ use crate::baseline::{Anomalies, Baseline};
 use crate::changes::Changes;
 use crate::event::{AuditEvent, EventError};
 use crate::falco::RuleSet;
-use crate::finding::Finding;
+use crate::finding::{Finding, Severity};
 use crate::guardduty::GuardDuty;
 use crate::window::{WindowConfig, Windows};
 
@@ -25,6 +25,8 @@ pub struct AnalyzerConfig {
     /// (`None`: no anomaly findings).
     pub baseline: Option<(Baseline, u64)>,
     pub windows: WindowConfig,
+    /// Findings below this severity are not produced (Falco rules below it are not even run).
+    pub min_severity: Severity,
 }
 
 /// Counts for the run summary.
@@ -47,6 +49,7 @@ pub struct Analyzer {
     anomalies: Option<Anomalies>,
     windows: Windows,
     changes: Changes,
+    min_severity: Severity,
     seen: [HashSet<u64>; 2],
     hasher: std::collections::hash_map::RandomState,
     pub stats: Stats,
@@ -54,8 +57,13 @@ pub struct Analyzer {
 
 impl Analyzer {
     pub fn new(config: AnalyzerConfig) -> Self {
+        let falco = config.falco.map(|mut rules| {
+            rules.retain_at_least(crate::falco_findings::lowest_priority_for(config.min_severity));
+            rules
+        });
         Analyzer {
-            falco: config.falco,
+            falco,
+            min_severity: config.min_severity,
             guardduty: config.guardduty,
             anomalies: config.baseline.map(|(b, learning)| Anomalies::new(b, learning)),
             windows: Windows::new(config.windows),
@@ -110,6 +118,15 @@ impl Analyzer {
         }
         self.windows.observe(e, out);
         self.changes.observe(e, out);
+        let min = self.min_severity;
+        let mut i = before;
+        while i < out.len() {
+            if out[i].severity > min {
+                out.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
         self.stats.findings += (out.len() - before) as u64;
     }
 

@@ -6,8 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::json::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::event::AuditEvent;
 use crate::finding::{Family, Finding, Severity, Tactic};
@@ -48,11 +48,11 @@ pub struct Anomalies {
 const WORKLOADS: [&str; 7] =
     ["pods", "deployments", "daemonsets", "statefulsets", "replicasets", "jobs", "cronjobs"];
 
-fn excessive_rules(obj: &Value) -> Vec<String> {
+fn excessive_rules(obj: &Json<'_>) -> Vec<String> {
     let mut why = BTreeSet::new();
-    for rule in obj.get("rules").and_then(Value::as_array).into_iter().flatten() {
+    for rule in obj.get("rules").and_then(Json::as_array).into_iter().flatten() {
         let list = |k: &str| -> Vec<&str> {
-            rule.get(k).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect()
+            rule.get(k).and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str).collect()
         };
         let (verbs, resources) = (list("verbs"), list("resources"));
         if verbs.contains(&"*") || resources.contains(&"*") {
@@ -134,7 +134,7 @@ impl Anomalies {
                 let role = e
                     .object()
                     .and_then(|o| o.pointer("/roleRef/name"))
-                    .and_then(Value::as_str)
+                    .and_then(Json::as_str)
                     .unwrap_or_default()
                     .to_owned();
                 if self.novel("bindings", user.clone()) {
@@ -173,7 +173,7 @@ impl Anomalies {
                 let Some(spec) = workload::pod_spec(obj) else { return };
                 let name = obj
                     .pointer("/metadata/name")
-                    .and_then(Value::as_str)
+                    .and_then(Json::as_str)
                     .or(e.name())
                     .unwrap_or_default()
                     .to_owned();

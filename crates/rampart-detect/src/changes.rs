@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use crate::json::Json;
 
 use crate::baseline::SHELL_IDIOMS;
 use crate::event::AuditEvent;
@@ -34,11 +34,11 @@ fn finding(
 }
 
 /// `rolearn`/`userarn` → groups of an aws-auth `data.mapRoles`/`mapUsers` YAML text.
-fn aws_auth_entries(obj: Option<&Value>) -> BTreeSet<(String, String)> {
+fn aws_auth_entries(obj: Option<&Json<'_>>) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     let Some(data) = obj.and_then(|o| o.get("data")) else { return out };
     for key in ["mapRoles", "mapUsers"] {
-        let Some(text) = data.get(key).and_then(Value::as_str) else { continue };
+        let Some(text) = data.get(key).and_then(Json::as_str) else { continue };
         let Ok(entries) = serde_yaml::from_str::<Vec<serde_yaml::Value>>(text) else { continue };
         for entry in entries {
             let arn = entry
@@ -171,27 +171,27 @@ fn observe(
                 severity = Severity::Medium;
             }
             if let Some(obj) = e.object().filter(|_| verb != "delete") {
-                let role = obj.pointer("/roleRef/name").and_then(Value::as_str).unwrap_or_default();
+                let role = obj.pointer("/roleRef/name").and_then(Json::as_str).unwrap_or_default();
                 if matches!(role, "cluster-admin" | "admin") {
                     why.push(format!("grants {role}"));
                     severity = Severity::High;
                 }
-                for s in obj.get("subjects").and_then(Value::as_array).into_iter().flatten() {
-                    let n = s.get("name").and_then(Value::as_str).unwrap_or_default();
+                for s in obj.get("subjects").and_then(Json::as_array).into_iter().flatten() {
+                    let n = s.get("name").and_then(Json::as_str).unwrap_or_default();
                     if matches!(n, "system:anonymous" | "system:unauthenticated" | "system:authenticated")
-                        || (n == "default" && s.get("kind").and_then(Value::as_str) == Some("ServiceAccount"))
+                        || (n == "default" && s.get("kind").and_then(Json::as_str) == Some("ServiceAccount"))
                     {
                         why.push(format!("binds {n}"));
                         severity = Severity::High;
                     }
                 }
-                for rule in obj.get("rules").and_then(Value::as_array).into_iter().flatten() {
+                for rule in obj.get("rules").and_then(Json::as_array).into_iter().flatten() {
                     let list = |k: &str| -> Vec<String> {
                         rule.get(k)
-                            .and_then(Value::as_array)
+                            .and_then(Json::as_array)
                             .into_iter()
                             .flatten()
-                            .filter_map(Value::as_str)
+                            .filter_map(Json::as_str)
                             .map(str::to_owned)
                             .collect()
                     };
@@ -241,8 +241,8 @@ fn observe(
                 "Deleting events hides activity: find out what happened around this time from the audit log itself."));
         }
         "namespaces" if matches!(verb, "update" | "patch") => {
-            let labels = e.object().and_then(|o| o.pointer("/metadata/labels")).and_then(Value::as_object);
-            if labels.and_then(|l| l.get("pod-security.kubernetes.io/enforce")).and_then(Value::as_str)
+            let labels = e.object().and_then(|o| o.pointer("/metadata/labels"));
+            if labels.and_then(|l| l.get("pod-security.kubernetes.io/enforce")).and_then(Json::as_str)
                 == Some("privileged")
             {
                 out.push(finding(e, "PodSecurityWeakened", Severity::Medium, Tactic::DefenseEvasion,

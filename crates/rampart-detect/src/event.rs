@@ -6,8 +6,9 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 
 use serde::Deserialize;
-use serde_json::Value;
 use serde_json::value::RawValue;
+
+use crate::json::Json;
 
 /// `user` / `impersonatedUser`.
 #[derive(Debug, Default, Deserialize)]
@@ -94,11 +95,11 @@ pub struct AuditEvent<'a> {
     #[serde(skip)]
     pub raw: &'a str,
     #[serde(skip)]
-    request: OnceCell<Value>,
+    request: OnceCell<Json<'a>>,
     #[serde(skip)]
-    response: OnceCell<Value>,
+    response: OnceCell<Json<'a>>,
     #[serde(skip)]
-    whole: OnceCell<Value>,
+    whole: OnceCell<Json<'a>>,
 }
 
 /// Why a line is not an audit event.
@@ -186,25 +187,26 @@ impl<'a> AuditEvent<'a> {
     }
 
     /// `requestObject`, parsed on first use.
-    pub fn request_object(&self) -> Option<&Value> {
-        let raw = self.request_object?;
-        Some(self.request.get_or_init(|| serde_json::from_str(raw.get()).unwrap_or(Value::Null)))
+    pub fn request_object(&self) -> Option<&Json<'a>> {
+        let raw: &'a RawValue = self.request_object?;
+        Some(self.request.get_or_init(|| Json::parse(raw.get()).unwrap_or_default()))
     }
     /// `responseObject`, parsed on first use.
-    pub fn response_object(&self) -> Option<&Value> {
-        let raw = self.response_object?;
-        Some(self.response.get_or_init(|| serde_json::from_str(raw.get()).unwrap_or(Value::Null)))
+    pub fn response_object(&self) -> Option<&Json<'a>> {
+        let raw: &'a RawValue = self.response_object?;
+        Some(self.response.get_or_init(|| Json::parse(raw.get()).unwrap_or_default()))
     }
     /// The resulting object: the response (the persisted object, right even for patches), else
     /// the request body.
-    pub fn object(&self) -> Option<&Value> {
+    pub fn object(&self) -> Option<&Json<'a>> {
         self.response_object()
             .filter(|v| v.get("kind").is_some_and(|k| k != "Status"))
             .or(self.request_object())
     }
     /// The whole event as a JSON value, parsed on first use (JSON-pointer rules).
-    pub fn value(&self) -> &Value {
-        self.whole.get_or_init(|| serde_json::from_str(self.raw).unwrap_or(Value::Null))
+    pub fn value(&self) -> &Json<'a> {
+        let raw: &'a str = self.raw;
+        self.whole.get_or_init(|| Json::parse(raw).unwrap_or_default())
     }
 
     /// Every value of query parameter `key` in the request URI, decoded.

@@ -6,7 +6,8 @@ use crate::event::AuditEvent;
 use crate::falco::{Priority, Rule};
 use crate::finding::{Family, Finding, Severity, Tactic};
 
-fn severity(p: Priority) -> Severity {
+/// The severity a Falco priority maps to.
+pub fn severity(p: Priority) -> Severity {
     match p {
         Priority::Emergency | Priority::Alert | Priority::Critical => Severity::Critical,
         Priority::Error => Severity::High,
@@ -131,4 +132,19 @@ pub fn finding(rule: &Rule, event: &AuditEvent<'_>) -> Finding {
         remediation,
         event,
     )
+}
+
+/// The least severe priority that still maps to `min` or worse.
+pub fn lowest_priority_for(min: Severity) -> Priority {
+    [
+        Priority::Debug,
+        Priority::Informational,
+        Priority::Notice,
+        Priority::Warning,
+        Priority::Error,
+        Priority::Critical,
+    ]
+    .into_iter()
+    .find(|p| severity(*p) <= min)
+    .unwrap_or(Priority::Emergency)
 }

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use serde_json::Value;
+use crate::json::Json;
 
 use crate::event::AuditEvent;
 use crate::finding::{Family, Finding, Severity, Tactic};
@@ -152,9 +152,9 @@ fn gd(
     Finding::new(id.clone(), Family::GuardDuty, severity, tactic, id, message, remediation, e)
 }
 
-fn subjects(obj: &Value) -> impl Iterator<Item = (&str, &str, &str)> {
-    obj.get("subjects").and_then(Value::as_array).into_iter().flatten().map(|s| {
-        let f = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or_default();
+fn subjects<'j>(obj: &'j Json<'j>) -> impl Iterator<Item = (&'j str, &'j str, &'j str)> {
+    obj.get("subjects").and_then(Json::as_array).into_iter().flatten().map(|s| {
+        let f = |k: &str| s.get(k).and_then(Json::as_str).unwrap_or_default();
         (f("kind"), f("name"), f("namespace"))
     })
 }
@@ -248,10 +248,10 @@ impl GuardDuty {
         match e.resource() {
             Some("rolebindings" | "clusterrolebindings") if write => {
                 let Some(obj) = e.object() else { return };
-                let role = obj.pointer("/roleRef/name").and_then(Value::as_str).unwrap_or_default();
+                let role = obj.pointer("/roleRef/name").and_then(Json::as_str).unwrap_or_default();
                 let binding = e
                     .name()
-                    .or_else(|| obj.pointer("/metadata/name").and_then(Value::as_str))
+                    .or_else(|| obj.pointer("/metadata/name").and_then(Json::as_str))
                     .unwrap_or_default();
                 if matches!(role, "cluster-admin" | "admin")
                     && subjects(obj).any(|(kind, name, _)| kind == "ServiceAccount" && name == "default")
@@ -283,29 +283,29 @@ impl GuardDuty {
             }
             Some("services") if write => {
                 let Some(obj) = e.object() else { return };
-                let lb = obj.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer");
-                let annotations = obj.pointer("/metadata/annotations").and_then(Value::as_object);
+                let lb = obj.pointer("/spec/type").and_then(Json::as_str) == Some("LoadBalancer");
+                let annotations = obj.pointer("/metadata/annotations");
                 let internal = annotations.is_some_and(|a| {
-                    a.get("service.beta.kubernetes.io/aws-load-balancer-scheme").and_then(Value::as_str)
+                    a.get("service.beta.kubernetes.io/aws-load-balancer-scheme").and_then(Json::as_str)
                         == Some("internal")
                         || a.get("service.beta.kubernetes.io/aws-load-balancer-internal")
-                            .and_then(Value::as_str)
+                            .and_then(Json::as_str)
                             == Some("true")
                 });
                 let restricted = obj
                     .pointer("/spec/loadBalancerSourceRanges")
-                    .and_then(Value::as_array)
+                    .and_then(Json::as_array)
                     .is_some_and(|r| !r.is_empty() && r.iter().all(|c| c != "0.0.0.0/0" && c != "::/0"));
                 if !lb || internal || restricted {
                     return;
                 }
                 let name =
-                    obj.pointer("/metadata/name").and_then(Value::as_str).or(e.name()).unwrap_or_default();
+                    obj.pointer("/metadata/name").and_then(Json::as_str).or(e.name()).unwrap_or_default();
                 let ns = e.namespace().unwrap_or_default();
                 let selects = |app: &str| {
                     obj.pointer("/spec/selector")
-                        .and_then(Value::as_object)
-                        .is_some_and(|s| s.values().any(|v| v == app))
+                        .and_then(Json::as_object)
+                        .is_some_and(|s| s.iter().any(|(_, v)| v == app))
                 };
                 let (kind, what) = if ns == "kubernetes-dashboard"
                     || name.contains("kubernetes-dashboard")
@@ -347,7 +347,7 @@ impl GuardDuty {
                             "{user} deployed {} {}/{} with writable host mounts: {}",
                             e.resource().unwrap_or_default(),
                             e.namespace().unwrap_or_default(),
-                            obj.pointer("/metadata/name").and_then(Value::as_str).or(e.name()).unwrap_or_default(),
+                            obj.pointer("/metadata/name").and_then(Json::as_str).or(e.name()).unwrap_or_default(),
                             mounts.join(", ")
                         ),
                         "Remove the hostPath volume or mount it readOnly; enforce Pod Security baseline (which forbids hostPath) on the namespace.",

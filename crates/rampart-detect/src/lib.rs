@@ -12,6 +12,7 @@ pub mod falco_findings;
 pub mod finding;
 pub mod guardduty;
 pub mod input;
+pub mod json;
 pub mod replay;
 pub mod scan;
 pub mod window;

@@ -1,13 +1,15 @@
 //! Pod specs inside workload objects as audit events carry them, and the risky parts of them.
+//! (`rampart_types::workload::pod_template` is the same lookup over `serde_json::Value`.)
 
-use serde_json::Value;
+use crate::json::Json;
 
 use crate::guardduty::SENSITIVE_HOST_PATHS;
 
 /// The pod spec of a Pod, a workload (`spec.template.spec`) or a CronJob
-/// (`spec.jobTemplate.spec.template.spec`).
-pub fn pod_spec(obj: &Value) -> Option<&Value> {
-    match obj.get("kind").and_then(Value::as_str) {
+/// (`spec.jobTemplate.spec.template.spec`); a body without `kind` (some patches) is read as a
+/// pod spec if it has containers.
+pub fn pod_spec<'j>(obj: &'j Json<'j>) -> Option<&'j Json<'j>> {
+    match obj.get("kind").and_then(Json::as_str) {
         Some("Pod") => obj.get("spec"),
         Some("CronJob") => obj.pointer("/spec/jobTemplate/spec/template/spec"),
         _ => obj
@@ -17,35 +19,35 @@ pub fn pod_spec(obj: &Value) -> Option<&Value> {
 }
 
 /// Every container of the spec (regular, init, ephemeral).
-pub fn containers(spec: &Value) -> impl Iterator<Item = &Value> {
+pub fn containers<'j>(spec: &'j Json<'j>) -> impl Iterator<Item = &'j Json<'j>> {
     ["containers", "initContainers", "ephemeralContainers"]
         .into_iter()
-        .filter_map(|k| spec.get(k).and_then(Value::as_array))
+        .filter_map(|k| spec.get(k).and_then(Json::as_array))
         .flatten()
 }
 
 /// Images of privileged containers.
-pub fn privileged_images(spec: &Value) -> Vec<String> {
+pub fn privileged_images(spec: &Json<'_>) -> Vec<String> {
     containers(spec)
-        .filter(|c| c.pointer("/securityContext/privileged").and_then(Value::as_bool) == Some(true))
-        .map(|c| c.get("image").and_then(Value::as_str).unwrap_or_default().to_owned())
+        .filter(|c| c.pointer("/securityContext/privileged").and_then(Json::as_bool) == Some(true))
+        .map(|c| c.get("image").and_then(Json::as_str).unwrap_or_default().to_owned())
         .collect()
 }
 
 /// `volume → path` of sensitive hostPath volumes some container mounts writable.
-pub fn sensitive_writable_mounts(spec: &Value) -> Vec<String> {
+pub fn sensitive_writable_mounts(spec: &Json<'_>) -> Vec<String> {
     let mut out = Vec::new();
-    for volume in spec.get("volumes").and_then(Value::as_array).into_iter().flatten() {
-        let Some(path) = volume.pointer("/hostPath/path").and_then(Value::as_str) else { continue };
+    for volume in spec.get("volumes").and_then(Json::as_array).into_iter().flatten() {
+        let Some(path) = volume.pointer("/hostPath/path").and_then(Json::as_str) else { continue };
         let normalized = if path.len() > 1 { path.trim_end_matches('/') } else { path };
         if !SENSITIVE_HOST_PATHS.contains(&normalized) {
             continue;
         }
-        let name = volume.get("name").and_then(Value::as_str).unwrap_or_default();
+        let name = volume.get("name").and_then(Json::as_str).unwrap_or_default();
         let writable = containers(spec).any(|c| {
-            c.get("volumeMounts").and_then(Value::as_array).into_iter().flatten().any(|m| {
-                m.get("name").and_then(Value::as_str) == Some(name)
-                    && m.get("readOnly").and_then(Value::as_bool) != Some(true)
+            c.get("volumeMounts").and_then(Json::as_array).into_iter().flatten().any(|m| {
+                m.get("name").and_then(Json::as_str) == Some(name)
+                    && m.get("readOnly").and_then(Json::as_bool) != Some(true)
             })
         });
         if writable {
@@ -56,6 +58,6 @@ pub fn sensitive_writable_mounts(spec: &Value) -> Vec<String> {
 }
 
 /// Image names of every container.
-pub fn images(spec: &Value) -> Vec<String> {
-    containers(spec).filter_map(|c| c.get("image").and_then(Value::as_str)).map(str::to_owned).collect()
+pub fn images(spec: &Json<'_>) -> Vec<String> {
+    containers(spec).filter_map(|c| c.get("image").and_then(Json::as_str)).map(str::to_owned).collect()
 }

@@ -39,6 +39,7 @@ fn analyzer(baseline: Option<(Baseline, u64)>) -> Analyzer {
         guardduty: GuardDuty { threat_list: vec![Cidr::parse("203.0.113.0/24").unwrap()] },
         baseline,
         windows: WindowConfig { forbidden_threshold: 5, ..WindowConfig::default() },
+        min_severity: rampart_detect::finding::Severity::Info,
     })
 }
 

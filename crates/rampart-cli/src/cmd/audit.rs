@@ -176,7 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if !is_event {
                 analyzer.stats.skipped += 1;
             }
-            for finding in batch.drain(..).filter(|f| f.severity <= args.min_severity) {
+            for finding in batch.drain(..) {
                 located.push(Located { finding, file: shown.clone(), line });
             }
             is_event

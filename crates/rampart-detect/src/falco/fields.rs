@@ -5,7 +5,8 @@
 
 use std::borrow::Cow;
 
-use serde_json::Value;
+use crate::json::Json;
+use smallvec::{SmallVec, smallvec};
 
 use crate::event::AuditEvent;
 
@@ -191,23 +192,24 @@ impl Field {
     }
 }
 
-/// Extracted values; `None` when the field is absent (comparisons on it are false).
-pub type Values<'e> = Option<Vec<Cow<'e, str>>>;
+/// Extracted values (inline up to two, so single-valued fields never allocate); `None` when
+/// the field is absent (comparisons on it are false).
+pub type Values<'e> = Option<SmallVec<[Cow<'e, str>; 2]>>;
 
 fn one<'e>(v: Option<&'e str>) -> Values<'e> {
-    v.map(|s| vec![Cow::Borrowed(s)])
+    v.map(|s| smallvec![Cow::Borrowed(s)])
 }
 
-fn scalar(v: &Value) -> Cow<'_, str> {
+fn scalar<'e>(v: &'e Json<'e>) -> Cow<'e, str> {
     match v {
-        Value::String(s) => Cow::Borrowed(s.as_str()),
-        Value::Null => Cow::Borrowed("<NA>"),
+        Json::Str(s) => Cow::Borrowed(s.as_ref()),
+        Json::Null => Cow::Borrowed("<NA>"),
         other => Cow::Owned(other.to_string()),
     }
 }
 
-fn boolean(v: Option<&Value>) -> Cow<'static, str> {
-    Cow::Borrowed(if v.and_then(Value::as_bool).unwrap_or(false) { "true" } else { "false" })
+fn boolean(v: Option<&Json<'_>>) -> Cow<'static, str> {
+    Cow::Borrowed(if v.and_then(Json::as_bool).unwrap_or(false) { "true" } else { "false" })
 }
 
 /// `registry:5000/x:tag` → `registry` (cut at the first `:`, then at `@`), as upstream.
@@ -216,7 +218,7 @@ pub fn repository(image: &str) -> &str {
     cut.split('@').next().unwrap_or(cut)
 }
 
-fn pod_spec<'e>(event: &'e AuditEvent<'_>) -> Option<&'e Value> {
+fn pod_spec<'e>(event: &'e AuditEvent<'_>) -> Option<&'e Json<'e>> {
     event.request_object()?.get("spec")
 }
 
@@ -224,14 +226,15 @@ fn container_values<'e>(event: &'e AuditEvent<'_>, which: Containers, attr: Cont
     let spec = pod_spec(event)?;
     let list = spec.get(which.key())?.as_array()?;
     let pod_ctx = spec.get("securityContext");
-    let mut out = Vec::new();
+    let mut out: SmallVec<[Cow<'e, str>; 2]> = SmallVec::new();
     for c in list {
         let ctx = c.get("securityContext");
         let sc = |k: &str| ctx.and_then(|s| s.get(k));
         match attr {
             ContainerAttr::Image => out.push(c.get("image").map(scalar).unwrap_or(Cow::Borrowed(""))),
-            ContainerAttr::Repository => out
-                .push(Cow::Borrowed(repository(c.get("image").and_then(Value::as_str).unwrap_or_default()))),
+            ContainerAttr::Repository => {
+                out.push(Cow::Borrowed(repository(c.get("image").and_then(Json::as_str).unwrap_or_default())))
+            }
             ContainerAttr::Name => out.push(c.get("name").map(scalar).unwrap_or(Cow::Borrowed(""))),
             ContainerAttr::Command | ContainerAttr::Args => {
                 let key = if attr == ContainerAttr::Command { "command" } else { "args" };
@@ -264,7 +267,7 @@ fn container_values<'e>(event: &'e AuditEvent<'_>, which: Containers, attr: Cont
             ContainerAttr::AddCapabilities => {
                 for cap in sc("capabilities")
                     .and_then(|c| c.get("add"))
-                    .and_then(Value::as_array)
+                    .and_then(Json::as_array)
                     .into_iter()
                     .flatten()
                 {
@@ -272,7 +275,7 @@ fn container_values<'e>(event: &'e AuditEvent<'_>, which: Containers, attr: Cont
                 }
             }
             ContainerAttr::HostPort => {
-                for p in c.get("ports").and_then(Value::as_array).into_iter().flatten() {
+                for p in c.get("ports").and_then(Json::as_array).into_iter().flatten() {
                     if let Some(h) = p.get("hostPort") {
                         out.push(scalar(h));
                     }
@@ -290,8 +293,8 @@ fn pointer<'e>(event: &'e AuditEvent<'_>, ptr: &str) -> Values<'e> {
         return one(event.stage());
     }
     let v = event.value().pointer(ptr)?;
-    Some(vec![match v {
-        Value::String(s) => Cow::Borrowed(s.as_str()),
+    Some(smallvec![match v {
+        Json::Str(s) => Cow::Borrowed(s.as_ref()),
         other => Cow::Owned(other.to_string()),
     }])
 }
@@ -305,14 +308,14 @@ impl Field {
             Field::AuthDecision => one(event.decision()),
             Field::AuthReason => one(event.annotation("authorization.k8s.io/reason")),
             Field::UserName => one(event.username()),
-            Field::UserGroups => {
-                Some(event.user.groups.iter().map(|g| Cow::Borrowed(g.as_ref())).collect::<Vec<_>>())
-                    .filter(|v| !v.is_empty())
-            }
+            Field::UserGroups => Some(
+                event.user.groups.iter().map(|g| Cow::Borrowed(g.as_ref())).collect::<SmallVec<[_; 2]>>(),
+            )
+            .filter(|v| !v.is_empty()),
             Field::ImpUserName => one(event.impersonated_user.as_ref().and_then(|u| u.username.as_deref())),
             Field::Verb => one(event.verb()),
             Field::Uri => one(event.uri()),
-            Field::UriParam(k) => event.query_params(k).into_iter().next().map(|v| vec![Cow::Owned(v)]),
+            Field::UriParam(k) => event.query_params(k).into_iter().next().map(|v| smallvec![Cow::Owned(v)]),
             Field::TargetName => one(event.name()),
             Field::TargetNamespace => one(event.namespace()),
             Field::TargetResource => one(event.resource()),
@@ -325,28 +328,28 @@ impl Field {
                 }
             }
             Field::RespName => one(event.response_object()?.pointer("/metadata/name")?.as_str()),
-            Field::ResponseCode => event.code().map(|c| vec![Cow::Owned(c.to_string())]),
+            Field::ResponseCode => event.code().map(|c| smallvec![Cow::Owned(c.to_string())]),
             Field::ResponseReason => one(event.response_status.as_ref().and_then(|s| s.reason.as_deref())),
             Field::UserAgent => one(event.user_agent.as_deref()),
             Field::SourceIps => {
-                Some(event.source_ips.iter().map(|s| Cow::Borrowed(s.as_ref())).collect::<Vec<_>>())
+                Some(event.source_ips.iter().map(|s| Cow::Borrowed(s.as_ref())).collect::<SmallVec<[_; 2]>>())
                     .filter(|v| !v.is_empty())
             }
             Field::ClusterName => one(event.annotation("cluster_name")),
             Field::BindingSubjects => {
                 let subjects = event.request_object()?.get("subjects")?;
-                Some(vec![Cow::Owned(subjects.to_string())])
+                Some(smallvec![Cow::Owned(subjects.to_string())])
             }
             Field::BindingSubjectNames(kind) => {
                 let subjects = event.request_object()?.get("subjects")?.as_array()?;
                 let want = if *kind == "ServiceAccountNs" { "ServiceAccount" } else { kind };
-                let v: Vec<Cow<'e, str>> = subjects
+                let v: SmallVec<[Cow<'e, str>; 2]> = subjects
                     .iter()
-                    .filter(|s| s.get("kind").and_then(Value::as_str) == Some(want))
+                    .filter(|s| s.get("kind").and_then(Json::as_str) == Some(want))
                     .map(|s| {
-                        let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
+                        let name = s.get("name").and_then(Json::as_str).unwrap_or_default();
                         if *kind == "ServiceAccountNs" {
-                            let ns = s.get("namespace").and_then(Value::as_str).unwrap_or_default();
+                            let ns = s.get("namespace").and_then(Json::as_str).unwrap_or_default();
                             Cow::Owned(format!("{ns}:{name}"))
                         } else {
                             Cow::Borrowed(name)
@@ -357,55 +360,62 @@ impl Field {
             }
             Field::BindingRole => one(event.request_object()?.pointer("/roleRef/name")?.as_str()),
             Field::ConfigMapName => one(event.name()),
-            Field::ConfigMapObj => Some(vec![Cow::Owned(event.request_object()?.get("data")?.to_string())]),
+            Field::ConfigMapObj => {
+                Some(smallvec![Cow::Owned(event.request_object()?.get("data")?.to_string())])
+            }
             Field::Container(which, attr) => container_values(event, *which, *attr),
-            Field::HostNetwork => pod_spec(event).map(|s| vec![boolean(s.get("hostNetwork"))]),
-            Field::HostPid => pod_spec(event).map(|s| vec![boolean(s.get("hostPID"))]),
-            Field::HostIpc => pod_spec(event).map(|s| vec![boolean(s.get("hostIPC"))]),
+            Field::HostNetwork => pod_spec(event).map(|s| smallvec![boolean(s.get("hostNetwork"))]),
+            Field::HostPid => pod_spec(event).map(|s| smallvec![boolean(s.get("hostPID"))]),
+            Field::HostIpc => pod_spec(event).map(|s| smallvec![boolean(s.get("hostIPC"))]),
             Field::PodRunAsUser => one_value(pod_spec(event)?.pointer("/securityContext/runAsUser")),
             Field::PodRunAsGroup => one_value(pod_spec(event)?.pointer("/securityContext/runAsGroup")),
             Field::PodFsGroup => one_value(pod_spec(event)?.pointer("/securityContext/fsGroup")),
             Field::PodSupplementalGroups => {
                 let groups = pod_spec(event)?.pointer("/securityContext/supplementalGroups")?.as_array()?;
-                Some(groups.iter().map(scalar).collect::<Vec<_>>()).filter(|v| !v.is_empty())
+                Some(groups.iter().map(scalar).collect::<SmallVec<[_; 2]>>()).filter(|v| !v.is_empty())
             }
             Field::VolumesHostPath | Field::VolumesFlexDriver | Field::VolumesType => {
                 let volumes = pod_spec(event)?.get("volumes")?.as_array()?;
-                let v: Vec<Cow<'e, str>> = volumes
+                let v: SmallVec<[Cow<'e, str>; 2]> = volumes
                     .iter()
                     .filter_map(|vol| match self {
                         Field::VolumesHostPath => vol.pointer("/hostPath/path").map(scalar),
                         Field::VolumesFlexDriver => vol.pointer("/flexVolume/driver").map(scalar),
-                        _ => {
-                            vol.as_object()?.keys().find(|k| *k != "name").map(|k| Cow::Borrowed(k.as_str()))
-                        }
+                        _ => vol
+                            .as_object()?
+                            .iter()
+                            .map(|(k, _)| k)
+                            .find(|k| *k != "name")
+                            .map(|k| Cow::Borrowed(k.as_ref())),
                     })
                     .collect();
                 Some(v).filter(|v| !v.is_empty())
             }
-            Field::RoleRules => Some(vec![Cow::Owned(event.request_object()?.get("rules")?.to_string())]),
+            Field::RoleRules => {
+                Some(smallvec![Cow::Owned(event.request_object()?.get("rules")?.to_string())])
+            }
             Field::RoleRulesList(key) => {
                 let rules = event.request_object()?.get("rules")?.as_array()?;
-                let v: Vec<Cow<'e, str>> =
-                    rules.iter().filter_map(|r| r.get(*key)?.as_array()).flatten().map(scalar).collect();
+                let v: SmallVec<[Cow<'e, str>; 2]> =
+                    rules.iter().filter_map(|r| r.get(key)?.as_array()).flatten().map(scalar).collect();
                 Some(v).filter(|v| !v.is_empty())
             }
             Field::ServiceType => one(event.request_object()?.pointer("/spec/type")?.as_str()),
             Field::ServicePorts => {
-                Some(vec![Cow::Owned(event.request_object()?.pointer("/spec/ports")?.to_string())])
+                Some(smallvec![Cow::Owned(event.request_object()?.pointer("/spec/ports")?.to_string())])
             }
             Field::JsonPointer(p) => pointer(event, p),
             // The plugin stamps every event with a time, so `jevt.rawtime exists` always holds.
             Field::RawTime => {
-                Some(vec![Cow::Owned(event.time_micros().map(|m| m * 1000).unwrap_or(1).to_string())])
+                Some(smallvec![Cow::Owned(event.time_micros().map(|m| m * 1000).unwrap_or(1).to_string())])
             }
-            Field::JsonObj => Some(vec![Cow::Borrowed(event.raw)]),
+            Field::JsonObj => Some(smallvec![Cow::Borrowed(event.raw)]),
         }
     }
 }
 
-fn one_value(v: Option<&Value>) -> Values<'_> {
-    v.map(|v| vec![scalar(v)])
+fn one_value<'e>(v: Option<&'e Json<'e>>) -> Values<'e> {
+    v.map(|v| smallvec![scalar(v)])
 }
 
 #[cfg(test)]

@@ -99,6 +99,69 @@ pub struct Rule {
     pub tags: Vec<String>,
     output: Vec<Segment>,
     expr: Expr,
+    gate: Gate,
+}
+
+/// Values a rule's top-level conjuncts require of cheap fields: if the event's stage or
+/// resource is not among them, the condition cannot hold and the rule is skipped without
+/// evaluation. Derived from the compiled condition, so it never changes a result — most
+/// default rules start `kevt and <resource> and …`, so an event is only evaluated against the
+/// few rules about its resource.
+#[derive(Debug, Clone, Default)]
+struct Gate {
+    stages: Option<Vec<String>>,
+    resources: Option<Vec<String>>,
+}
+
+impl Gate {
+    fn of(expr: &Expr) -> Gate {
+        let mut conjuncts = Vec::new();
+        flatten_and(expr, &mut conjuncts);
+        let mut gate = Gate::default();
+        for c in conjuncts {
+            if let Some(v) =
+                allowed_values(c, &|f| matches!(f, Field::Stage) || *f == Field::JsonPointer("/stage".into()))
+            {
+                gate.stages = Some(v);
+            } else if let Some(v) = allowed_values(c, &|f| matches!(f, Field::TargetResource)) {
+                gate.resources = Some(v);
+            }
+        }
+        gate
+    }
+
+    fn admits(&self, event: &AuditEvent<'_>) -> bool {
+        let ok = |allowed: &Option<Vec<String>>, got: Option<&str>| match allowed {
+            None => true,
+            Some(values) => got.is_some_and(|g| values.iter().any(|v| v == g)),
+        };
+        ok(&self.stages, event.stage()) && ok(&self.resources, event.resource())
+    }
+}
+
+fn flatten_and<'e>(expr: &'e Expr, out: &mut Vec<&'e Expr>) {
+    match expr {
+        Expr::And(parts) => parts.iter().for_each(|p| flatten_and(p, out)),
+        other => out.push(other),
+    }
+}
+
+/// For `field = v`, `field in (…)`, or an `or` of those on the same field: the values that
+/// can make it true.
+fn allowed_values(expr: &Expr, is_field: &dyn Fn(&Field) -> bool) -> Option<Vec<String>> {
+    match expr {
+        Expr::Cmp { field, op: Op::Eq | Op::In, values, .. } if is_field(field) => Some(values.clone()),
+        Expr::Or(parts) => {
+            let mut all = Vec::new();
+            for p in parts {
+                let mut inner = Vec::new();
+                flatten_and(p, &mut inner);
+                all.extend(inner.iter().find_map(|c| allowed_values(c, is_field))?);
+            }
+            Some(all)
+        }
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -433,6 +496,7 @@ impl RuleSet {
                 priority,
                 tags: def.tags.clone(),
                 output,
+                gate: Gate::of(&expr),
                 expr,
             });
         }
@@ -443,9 +507,15 @@ impl RuleSet {
         &self.rules
     }
 
+    /// Keep only rules at `priority` or more severe (the rest would be filtered out anyway, so
+    /// they are not evaluated at all).
+    pub fn retain_at_least(&mut self, priority: Priority) {
+        self.rules.retain(|r| r.priority <= priority);
+    }
+
     /// Every rule that matches `event`.
     pub fn matches<'s>(&'s self, event: &AuditEvent<'_>) -> impl Iterator<Item = &'s Rule> {
-        self.rules.iter().filter(move |r| eval(&r.expr, event))
+        self.rules.iter().filter(move |r| r.gate.admits(event) && eval(&r.expr, event))
     }
 }
 
@@ -573,5 +643,29 @@ mod tests {
         assert!(fires("not ka.user.name = bob"));
         assert!(fires("ka.verb glob cr*te"));
         assert!(RuleSet::load(&[("x", "- list: nope\n  items: [a]\n  append: true\n")]).is_err());
+    }
+
+    #[test]
+    fn gates_never_change_a_result() {
+        let rules = RuleSet::defaults().unwrap();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let mut texts =
+            vec![std::fs::read_to_string(format!("{dir}/panther-k8s-native-events.jsonl")).unwrap()];
+        for f in std::fs::read_dir(format!("{dir}/falco/k8s_audit")).unwrap() {
+            texts.push(std::fs::read_to_string(f.unwrap().path()).unwrap());
+        }
+        texts.push(std::fs::read_to_string(format!("{dir}/audit2rbac-demo.log")).unwrap());
+        let mut gated_out = 0;
+        for text in &texts {
+            for line in text.lines() {
+                let Ok(e) = crate::event::AuditEvent::parse(line) else { continue };
+                for r in rules.rules() {
+                    let full = eval(&r.expr, &e);
+                    assert!(!full || r.gate.admits(&e), "gate of {} refused a match", r.name);
+                    gated_out += usize::from(!r.gate.admits(&e));
+                }
+            }
+        }
+        assert!(gated_out > 1000, "the gates do skip work: {gated_out}");
     }
 }

@@ -208,8 +208,12 @@ impl<'s> Ctx<'s> {
     }
 }
 
+/// Every container of a pod spec (regular, init, ephemeral).
 fn containers(spec: &Value) -> impl Iterator<Item = &Value> {
-    crate::workload::containers(spec)
+    ["containers", "initContainers", "ephemeralContainers"]
+        .into_iter()
+        .filter_map(|k| spec.get(k).and_then(Value::as_array))
+        .flatten()
 }
 
 /// Run every check.
@@ -549,8 +553,13 @@ fn pod_checks(c: &mut Ctx<'_>) {
 
 fn network_and_secret_checks(c: &mut Ctx<'_>) {
     let cnis = ["calico", "cilium", "antrea", "weave"];
-    let pods_images: Vec<String> =
-        c.workloads().iter().flat_map(|(_, _, spec, _)| crate::workload::images(spec)).collect();
+    let pods_images: Vec<String> = c
+        .workloads()
+        .iter()
+        .flat_map(|(_, _, spec, _)| {
+            containers(spec).filter_map(|ct| ct.get("image").and_then(Value::as_str)).map(str::to_owned)
+        })
+        .collect();
     let policy_cni = pods_images.iter().any(|i| cnis.iter().any(|c| i.contains(c)))
         || c.s.of_kind("DaemonSet").filter(|d| meta(d, "name") == "aws-node").any(|d| {
             d.to_string().contains("\"ENABLE_NETWORK_POLICY\",\"value\":\"true\"")
