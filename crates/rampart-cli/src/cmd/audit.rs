@@ -145,6 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         guardduty,
         baseline: baseline.map(|b| (b, args.learning_events)),
         windows,
+        min_severity: args.min_severity,
     };
     let mut analyzer = Analyzer::new(config);
     let files: Vec<PathBuf> =
