@@ -1,0 +1,194 @@
+//! `rampart audit`, `rampart replay` and `rampart scan` as users run them: formats, exit
+//! codes, stdin, gzip, SARIF structure, the baseline file and error messages.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../rampart-detect/tests/fixtures");
+const BASIC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/basic");
+
+fn rampart(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or_default()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+fn falco_corpus() -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut paths: Vec<_> = std::fs::read_dir(format!("{FIXTURES}/falco/k8s_audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    for p in paths {
+        all.extend(std::fs::read(p).unwrap());
+        all.push(b'\n');
+    }
+    all
+}
+
+#[test]
+fn audit_reads_stdin_and_gzip_and_sets_the_exit_code() {
+    let corpus = falco_corpus();
+    let out = rampart(&["audit", "-o", "json", "-"], Some(&corpus));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "high findings fail the run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert_eq!(report["stats"]["skipped"], 1, "the malformed fixture is skipped, not fatal");
+    let ids: Vec<&str> =
+        report["findings"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"falco/Create Privileged Pod"));
+    assert!(!ids.iter().any(|i| i.starts_with("falco/K8s ")), "informational activity hidden by default");
+    let f = &report["findings"][0];
+    for key in ["id", "family", "severity", "tactic", "title", "message", "remediation", "events"] {
+        assert!(f.get(key).is_some(), "finding has {key}: {f}");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("events") && stderr.contains("findings"), "summary: {stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let gz = dir.path().join("audit.log.gz");
+    let mut enc = gzip_writer(&gz);
+    enc.write_all(&corpus).unwrap();
+    drop(enc);
+    let all = rampart(
+        &["audit", "--min-severity", "info", "--fail-on", "critical", "-o", "json", gz.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(all.status.code(), Some(0), "nothing critical: {}", String::from_utf8_lossy(&all.stderr));
+    let ids: Vec<String> = json(&all)["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ids.iter().any(|i| i == "falco/K8s Deployment Created"), "info included on request");
+}
+
+fn gzip_writer(path: &std::path::Path) -> impl Write {
+    // gzip through the system tool keeps this test free of a compression dependency.
+    struct Gz(std::process::Child);
+    impl Write for Gz {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.stdin.as_mut().unwrap().write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Drop for Gz {
+        fn drop(&mut self) {
+            drop(self.0.stdin.take());
+            self.0.wait().unwrap();
+        }
+    }
+    let file = std::fs::File::create(path).unwrap();
+    Gz(Command::new("gzip").arg("-c").stdin(Stdio::piped()).stdout(file).spawn().unwrap())
+}
+
+#[test]
+fn audit_sarif_points_at_file_and_line() {
+    let path = format!("{FIXTURES}/falco/k8s_audit/create_nginx_pod_privileged.json");
+    let out = rampart(&["audit", "-o", "sarif", &path], None);
+    let sarif = json(&out);
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    let result = &run["results"][0];
+    assert_eq!(result["ruleId"], "falco/Create Privileged Pod");
+    assert_eq!(result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], path.as_str());
+    assert_eq!(result["locations"][0]["physicalLocation"]["region"]["startLine"], 1);
+    let rules: Vec<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"falco/Create Privileged Pod"));
+}
+
+#[test]
+fn audit_keeps_a_baseline_and_refuses_bad_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("baseline.json");
+    let log = format!("{FIXTURES}/audit2rbac-demo.log");
+    let out =
+        rampart(&["audit", "--state", state.to_str().unwrap(), "--learning-events", "1000", &log], None);
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&out.stderr));
+    let baseline: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(baseline["eventsSeen"], 37);
+    std::fs::write(&state, "not json").unwrap();
+    let bad = rampart(&["audit", "--state", state.to_str().unwrap(), &log], None);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a rampart baseline"));
+    let threats = dir.path().join("threats.txt");
+    std::fs::write(&threats, "203.0.113.0/24\nnot-an-ip\n").unwrap();
+    let bad = rampart(&["audit", "--threat-list", threats.to_str().unwrap(), &log], None);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("threats.txt:2"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let missing = rampart(&["audit", "/nonexistent/audit.log"], None);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot open /nonexistent/audit.log"));
+}
+
+#[test]
+fn replay_reports_what_would_change_and_exits_accordingly() {
+    let log = format!("{FIXTURES}/audit2rbac-demo.log");
+    let same = rampart(&["replay", "-p", BASIC, &log], None);
+    assert_eq!(same.status.code(), Some(0), "{}", String::from_utf8_lossy(&same.stderr));
+    assert!(String::from_utf8_lossy(&same.stdout).contains("No decision would change"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("deny.cedar"), "forbid (principal, action == k8s::Action::\"list\", resource is k8s::Resource) when { resource.resource == \"pods\" };").unwrap();
+    let changed = rampart(
+        &["replay", "-p", dir.path().to_str().unwrap(), "--bootstrap-roles", "-o", "json", &log],
+        None,
+    );
+    assert_eq!(changed.status.code(), Some(1));
+    let report = json(&changed);
+    let groups = report["changes"].as_array().unwrap();
+    let bob = groups.iter().find(|g| g["user"] == "bob").unwrap();
+    assert_eq!(bob["change"], "allowed-to-denied");
+    assert!(bob["decidedBy"].as_str().unwrap().contains("deny.cedar:1:1"), "{bob}");
+    assert_eq!(bob["requests"][0], "list pods -n default");
+}
+
+#[test]
+fn scan_scores_the_snapshot_in_every_format() {
+    let snap = format!("{FIXTURES}/snapshot");
+    let table = rampart(&["scan", &snap], None);
+    assert_eq!(table.status.code(), Some(1), "failing checks fail the run");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("CIS-EKS 4.1.1") && text.contains("User alice via ClusterRoleBinding alice-admin"),
+        "{text}"
+    );
+    assert!(String::from_utf8_lossy(&table.stderr).starts_with("score "));
+    let report = json(&rampart(&["scan", "-o", "json", &snap], None));
+    assert!(report["score"].as_u64().unwrap() < 50);
+    let sarif = json(&rampart(&["scan", "-o", "sarif", &snap], None));
+    assert!(sarif["runs"][0]["results"].as_array().unwrap().iter().any(|r| r["ruleId"] == "CIS-EKS 4.2.1"));
+    let missing = rampart(&["scan", "/nonexistent/snapshot"], None);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/snapshot"));
+}
