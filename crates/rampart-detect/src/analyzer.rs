@@ -50,8 +50,9 @@ pub struct Analyzer {
     windows: Windows,
     changes: Changes,
     min_severity: Severity,
-    seen: [HashSet<u64>; 2],
-    hasher: std::collections::hash_map::RandomState,
+    seen: [HashSet<u64, foldhash::fast::RandomState>; 2],
+    /// Seeded per run (auditIDs are client-influenced; a fixed hash would invite collisions).
+    hasher: foldhash::fast::RandomState,
     pub stats: Stats,
 }
 
@@ -68,7 +69,7 @@ impl Analyzer {
             anomalies: config.baseline.map(|(b, learning)| Anomalies::new(b, learning)),
             windows: Windows::new(config.windows),
             changes: Changes::default(),
-            seen: [HashSet::new(), HashSet::new()],
+            seen: [HashSet::default(), HashSet::default()],
             hasher: Default::default(),
             stats: Stats::default(),
         }

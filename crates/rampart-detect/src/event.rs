@@ -2,23 +2,22 @@
 //! borrowed strings so the hot path copies nothing; request and response bodies stay raw JSON
 //! until a rule asks for them, and are then parsed once.
 
-use std::borrow::Cow;
 use std::cell::OnceCell;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::json::Json;
+use crate::json::{Json, Text};
 
 /// `user` / `impersonatedUser`.
 #[derive(Debug, Default, Deserialize)]
 pub struct UserInfo<'a> {
     #[serde(borrow, default)]
-    pub username: Option<Cow<'a, str>>,
+    pub username: Option<Text<'a>>,
     #[serde(borrow, default)]
-    pub uid: Option<Cow<'a, str>>,
+    pub uid: Option<Text<'a>>,
     #[serde(borrow, default)]
-    pub groups: Vec<Cow<'a, str>>,
+    pub groups: Vec<Text<'a>>,
     #[serde(borrow, default)]
     pub extra: Option<&'a RawValue>,
 }
@@ -28,15 +27,15 @@ pub struct UserInfo<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef<'a> {
     #[serde(borrow, default)]
-    pub resource: Option<Cow<'a, str>>,
+    pub resource: Option<Text<'a>>,
     #[serde(borrow, default)]
-    pub namespace: Option<Cow<'a, str>>,
+    pub namespace: Option<Text<'a>>,
     #[serde(borrow, default)]
-    pub name: Option<Cow<'a, str>>,
+    pub name: Option<Text<'a>>,
     #[serde(borrow, default)]
-    pub api_group: Option<Cow<'a, str>>,
+    pub api_group: Option<Text<'a>>,
     #[serde(borrow, default)]
-    pub subresource: Option<Cow<'a, str>>,
+    pub subresource: Option<Text<'a>>,
 }
 
 /// `responseStatus` (a metav1.Status).
@@ -45,9 +44,9 @@ pub struct ResponseStatus<'a> {
     #[serde(default)]
     pub code: Option<i64>,
     #[serde(borrow, default)]
-    pub reason: Option<Cow<'a, str>>,
+    pub reason: Option<Text<'a>>,
     #[serde(borrow, default)]
-    pub message: Option<Cow<'a, str>>,
+    pub message: Option<Text<'a>>,
 }
 
 /// The fields of an audit event that detection reads.
@@ -55,25 +54,25 @@ pub struct ResponseStatus<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent<'a> {
     #[serde(borrow, default)]
-    pub kind: Option<Cow<'a, str>>,
+    pub kind: Option<Text<'a>>,
     #[serde(borrow, default)]
-    pub level: Option<Cow<'a, str>>,
+    pub level: Option<Text<'a>>,
     #[serde(rename = "auditID", borrow, default)]
-    pub audit_id: Option<Cow<'a, str>>,
+    pub audit_id: Option<Text<'a>>,
     #[serde(borrow, default)]
-    pub stage: Option<Cow<'a, str>>,
+    pub stage: Option<Text<'a>>,
     #[serde(rename = "requestURI", borrow, default)]
-    pub request_uri: Option<Cow<'a, str>>,
+    pub request_uri: Option<Text<'a>>,
     #[serde(borrow, default)]
-    pub verb: Option<Cow<'a, str>>,
+    pub verb: Option<Text<'a>>,
     #[serde(borrow, default)]
     pub user: UserInfo<'a>,
     #[serde(borrow, default)]
     pub impersonated_user: Option<UserInfo<'a>>,
     #[serde(rename = "sourceIPs", borrow, default)]
-    pub source_ips: Vec<Cow<'a, str>>,
+    pub source_ips: Vec<Text<'a>>,
     #[serde(borrow, default)]
-    pub user_agent: Option<Cow<'a, str>>,
+    pub user_agent: Option<Text<'a>>,
     #[serde(borrow, default)]
     pub object_ref: Option<ObjectRef<'a>>,
     #[serde(borrow, default)]
@@ -83,14 +82,14 @@ pub struct AuditEvent<'a> {
     #[serde(borrow, default)]
     pub response_object: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    pub request_received_timestamp: Option<Cow<'a, str>>,
+    pub request_received_timestamp: Option<Text<'a>>,
     #[serde(borrow, default)]
-    pub stage_timestamp: Option<Cow<'a, str>>,
+    pub stage_timestamp: Option<Text<'a>>,
     /// v1beta1 events carry a top-level `timestamp`.
     #[serde(borrow, default)]
-    pub timestamp: Option<Cow<'a, str>>,
+    pub timestamp: Option<Text<'a>>,
     #[serde(borrow, default)]
-    pub annotations: Option<std::collections::HashMap<Cow<'a, str>, Cow<'a, str>>>,
+    pub annotations: Option<Json<'a>>,
     /// The whole event text, for JSON-pointer rules and reports.
     #[serde(skip)]
     pub raw: &'a str,
@@ -111,7 +110,7 @@ pub enum EventError {
     NotAnEvent(String),
 }
 
-fn text<'b>(s: &'b Option<Cow<'_, str>>) -> Option<&'b str> {
+fn text<'b>(s: &'b Option<Text<'_>>) -> Option<&'b str> {
     s.as_deref()
 }
 
@@ -160,7 +159,7 @@ impl<'a> AuditEvent<'a> {
         self.response_status.as_ref().and_then(|s| s.code)
     }
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.annotations.as_ref().and_then(|a| a.get(key)).map(|v| v.as_ref())
+        self.annotations.as_ref()?.get(key)?.as_str()
     }
     /// `authorization.k8s.io/decision` (`allow` / `forbid`).
     pub fn decision(&self) -> Option<&str> {

@@ -161,84 +161,119 @@ impl Serialize for Json<'_> {
     }
 }
 
-struct Key<'a>(Cow<'a, str>);
+/// A JSON string that borrows from the input unless it had escapes. (serde's own `Cow<str>`
+/// borrows only as a bare struct field, not inside `Option` or `Vec`, so every audit-event
+/// string would otherwise be copied.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Text<'a>(pub Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
     }
 }
 
-impl<'de> Deserialize<'de> for Json<'de> {
+impl AsRef<str> for Text<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for Text<'_> {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Text<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Json<'de>;
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Json<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Json<'a>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_unit<E>(self) -> Result<Json<'de>, E> {
+            fn visit_unit<E>(self) -> Result<Json<'a>, E> {
                 Ok(Json::Null)
             }
-            fn visit_none<E>(self) -> Result<Json<'de>, E> {
+            fn visit_none<E>(self) -> Result<Json<'a>, E> {
                 Ok(Json::Null)
             }
-            fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Json<'de>, D2::Error> {
+            fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Json<'a>, D2::Error> {
                 Json::deserialize(d)
             }
-            fn visit_bool<E>(self, v: bool) -> Result<Json<'de>, E> {
+            fn visit_bool<E>(self, v: bool) -> Result<Json<'a>, E> {
                 Ok(Json::Bool(v))
             }
-            fn visit_i64<E>(self, v: i64) -> Result<Json<'de>, E> {
+            fn visit_i64<E>(self, v: i64) -> Result<Json<'a>, E> {
                 Ok(Json::Int(v))
             }
-            fn visit_u64<E>(self, v: u64) -> Result<Json<'de>, E> {
+            fn visit_u64<E>(self, v: u64) -> Result<Json<'a>, E> {
                 Ok(i64::try_from(v).map(Json::Int).unwrap_or(Json::Float(v as f64)))
             }
-            fn visit_f64<E>(self, v: f64) -> Result<Json<'de>, E> {
+            fn visit_f64<E>(self, v: f64) -> Result<Json<'a>, E> {
                 Ok(Json::Float(v))
             }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Json<'de>, E> {
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Json<'a>, E> {
                 Ok(Json::Str(Cow::Borrowed(v)))
             }
-            fn visit_str<E>(self, v: &str) -> Result<Json<'de>, E> {
+            fn visit_str<E>(self, v: &str) -> Result<Json<'a>, E> {
                 Ok(Json::Str(Cow::Owned(v.to_owned())))
             }
-            fn visit_string<E>(self, v: String) -> Result<Json<'de>, E> {
+            fn visit_string<E>(self, v: String) -> Result<Json<'a>, E> {
                 Ok(Json::Str(Cow::Owned(v)))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'a>, A::Error> {
                 let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
                 while let Some(item) = seq.next_element()? {
                     items.push(item);
                 }
                 Ok(Json::Array(items))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'a>, A::Error> {
                 let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(0));
-                while let Some((Key(k), v)) = map.next_entry::<Key<'de>, Json<'de>>()? {
+                while let Some((Text(k), v)) = map.next_entry::<Text<'a>, Json<'a>>()? {
                     fields.push((k, v));
                 }
                 Ok(Json::Object(fields))
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
