@@ -113,6 +113,9 @@ fn kube_config_workload_identity_adds_the_mutating_webhook() {
     assert_eq!(last["kind"], "MutatingWebhookConfiguration");
     assert_eq!(last["webhooks"][0]["clientConfig"]["url"], "https://127.0.0.1:10288/v1/mutate");
     assert_eq!(last["webhooks"][0]["failurePolicy"], "Ignore");
+    let opt_out = &last["webhooks"][0]["objectSelector"]["matchExpressions"][0];
+    assert_eq!(opt_out["key"], "eks.amazonaws.com/skip-pod-identity-webhook");
+    assert_eq!(opt_out["operator"], "DoesNotExist");
 }
 
 #[test]

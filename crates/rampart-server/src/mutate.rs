@@ -98,6 +98,11 @@ impl Injection {
             return None;
         }
         let pod = request.object.as_ref()?;
+        // The opt-out label is normally enforced by the webhook's objectSelector; checking it
+        // here too keeps the promise when the configuration was written by hand without it.
+        if pod.pointer("/metadata/labels/eks.amazonaws.com~1skip-pod-identity-webhook").is_some() {
+            return None;
+        }
         let namespace = namespace_of(request, pod);
         let ops = self.config.mutate(pod, namespace, &self.sources.load(), &mut || fastrand::i64(..))?;
         let bytes = serde_json::to_vec(&ops).ok()?;

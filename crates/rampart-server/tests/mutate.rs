@@ -183,6 +183,12 @@ async fn other_requests_pass_unchanged_and_bad_bodies_get_a_clear_rejection() {
     update["request"]["operation"] = json!("UPDATE");
     let response = post(&server, update.to_string()).await;
     assert!(response["response"].get("patch").is_none(), "{response}");
+    // The opt-out label (any value) leaves the pod alone even without the objectSelector.
+    let mut opted_out = pod_review("team-a", "reader");
+    opted_out["request"]["object"]["metadata"]["labels"]["eks.amazonaws.com/skip-pod-identity-webhook"] =
+        json!("");
+    let response = post(&server, opted_out.to_string()).await;
+    assert!(response["response"].get("patch").is_none(), "{response}");
     // A Deployment is not a pod: untouched (its pods are mutated when created).
     let mut deployment = pod_review("team-a", "reader");
     deployment["request"]["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});

@@ -222,6 +222,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "failurePolicy": "Ignore",
                 "reinvocationPolicy": "IfNeeded",
                 "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["rampart-system"]}]},
+                // Upstream's opt-out label: any value keeps the pod away from the webhook.
+                "objectSelector": {"matchExpressions": [{"key": "eks.amazonaws.com/skip-pod-identity-webhook", "operator": "DoesNotExist"}]},
                 "sideEffects": "None",
                 "timeoutSeconds": 5,
                 "admissionReviewVersions": ["v1"],

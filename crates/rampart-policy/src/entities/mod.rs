@@ -34,8 +34,9 @@ pub fn uid(type_name: &EntityTypeName, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(type_name.clone(), EntityId::new(id))
 }
 
-/// Collect entities into a store, keeping the last of any duplicate uid (`Entities` rejects
-/// duplicates; an impersonated group can also be one of the requester's groups).
+/// Collect entities into a store, keeping the last of any duplicate uid unless that would drop
+/// parents (`Entities` rejects duplicates; an impersonated group can also be one of the
+/// requester's groups, an impersonated service account the requester itself).
 ///
 /// The Kubernetes model's hierarchy is one level deep (principal → its groups, admission
 /// action → `all`; groups, resources and `all` have no parents), so every ancestor set is
@@ -47,11 +48,25 @@ pub(crate) fn entity_store(entities: Vec<Entity>) -> Result<Entities, EntityErro
     use cedar_policy_core::entities::{Entities as CoreEntities, NoEntitiesSchema, TCComputation};
     use cedar_policy_core::extensions::Extensions;
 
-    let mut seen = std::collections::HashSet::with_capacity(entities.len());
+    // Later duplicates win (a request's own entities override defaults), except that an
+    // entity with parents is never replaced by one without: a service account impersonating
+    // itself yields a target entity with the principal's uid, and dropping the principal's
+    // group memberships would turn a grant into a denial.
+    let mut index: std::collections::HashMap<EntityUid, usize> =
+        std::collections::HashMap::with_capacity(entities.len());
     let mut unique: Vec<cedar_policy_core::ast::Entity> = Vec::with_capacity(entities.len());
     for e in entities.into_iter().rev() {
-        if seen.insert(e.uid()) {
-            unique.push(e.as_ref().clone());
+        let core = e.as_ref();
+        match index.get(&e.uid()) {
+            None => {
+                index.insert(e.uid(), unique.len());
+                unique.push(core.clone());
+            }
+            Some(&at) => {
+                if unique[at].ancestors().next().is_none() && core.ancestors().next().is_some() {
+                    unique[at] = core.clone();
+                }
+            }
         }
     }
     CoreEntities::from_entities(
@@ -101,5 +116,19 @@ mod tests {
         .unwrap();
         let resp = cedar_policy::Authorizer::new().is_authorized(&req, &policies, &store);
         assert_eq!(resp.decision(), cedar_policy::Decision::Allow);
+    }
+
+    #[test]
+    fn a_duplicate_without_parents_never_replaces_one_with_parents() {
+        let group = EntityUid::from_str(r#"k8s::Group::"system:authenticated""#).unwrap();
+        let sa = EntityUid::from_str(r#"k8s::ServiceAccount::"system:serviceaccount:ns1:sa1""#).unwrap();
+        let entities = vec![
+            Entity::new_no_attrs(sa.clone(), [group.clone()].into()),
+            Entity::new_no_attrs(group.clone(), Default::default()),
+            // The impersonation target: the same service account, no parents.
+            Entity::new_no_attrs(sa.clone(), Default::default()),
+        ];
+        let store = entity_store(entities).unwrap();
+        assert!(store.is_ancestor_of(&group, &sa));
     }
 }
