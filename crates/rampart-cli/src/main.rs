@@ -1,4 +1,4 @@
-//! `rampart`: Kubernetes access control and admission with Cedar.
+//! `rampart`: Kubernetes security in layers — access control and admission with Cedar, IAM authentication, workload identity, detection.
 //!
 //! This binary is the CLI edge: it parses flags, wires the library crates together and turns
 //! their typed errors into messages (via `anyhow`) that say what to do next.
@@ -12,10 +12,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Rampart secures a Kubernetes cluster in layers: who may call the API (authorization with
-/// Cedar policies layered over RBAC) and what may be admitted (admission policies in the same
-/// Cedar language). It is a drop-in, faster replacement for cedar-access-control-for-k8s and
-/// accepts the same policies.
+/// Rampart secures a Kubernetes cluster in layers, the way Amazon EKS does, on any cluster: who
+/// may call the API (IAM authentication, Cedar policies layered over RBAC), what pods may reach
+/// in AWS (IRSA and Pod Identity, with its own agent and broker off EKS), what may run inside
+/// (Pod Security and admission policies in the same Cedar language), and what happened (audit-log
+/// findings, policy replay, posture scans).
 ///
 /// Start with `rampart demo`: it needs no cluster and no cloud account.
 #[derive(Debug, Parser)]
@@ -38,6 +39,15 @@ use clap::{Parser, Subcommand};
 
     Print what to give the kube-apiserver:
         rampart kube-config --target kind --cert-dir /var/run/rampart/certs
+
+    Findings from an EKS cluster's audit logs, as SARIF:
+        aws logs filter-log-events --log-group-name /aws/eks/prod/cluster | rampart audit - -o sarif
+
+    Posture of a cluster (CIS EKS checks without node access, RBAC risk, Pod Security):
+        rampart scan --from-cluster
+
+    Pod Identity on a self-managed cluster (node agent, talking to a Rampart broker):
+        rampart agent --cluster-name c1 --broker https://rampart-broker.rampart-system.svc:10289
 
 ENVIRONMENT:
     RUST_LOG    log filter, e.g. `info` (default) or `rampart=debug`")]

@@ -31,3 +31,20 @@ pub fn reasons(diagnostic: &rampart_types::Diagnostic) -> String {
     );
     lines.join("\n")
 }
+
+/// A SARIF 2.1.0 log with one run of `rampart` (for code-scanning dashboards).
+pub fn sarif_log(rules: Vec<serde_json::Value>, results: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({
+        "version": "2.1.0",
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "rampart",
+                "informationUri": "https://github.com/rampart-k8s/rampart",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules,
+            }},
+            "results": results,
+        }],
+    })
+}

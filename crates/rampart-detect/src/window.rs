@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::event::AuditEvent;
-use crate::finding::{EventRef, Family, Finding, Severity, Tactic};
+use crate::finding::{Family, Finding, Severity, Tactic};
 
 /// Thresholds and window length.
 #[derive(Debug, Clone, Copy)]
@@ -180,9 +180,7 @@ impl Windows {
         message: String,
         remediation: &str,
     ) -> Finding {
-        let mut f = Finding::new(id, Family::Rampart, severity, tactic, id, message, remediation, e);
-        f.events = vec![EventRef::of(e)];
-        f
+        Finding::new(id, Family::Rampart, severity, tactic, id, message, remediation, e)
     }
 
     /// Drop drained windows (keeps memory bounded by the active keys).

@@ -261,34 +261,32 @@ fn sarif(located: &[Located]) -> Value {
         Severity::Medium => "warning",
         Severity::Low | Severity::Info => "note",
     };
-    json!({
-        "version": "2.1.0",
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "rampart",
-                "informationUri": "https://github.com/rampart-k8s/rampart",
-                "version": env!("CARGO_PKG_VERSION"),
-                "rules": rules.iter().map(|f| json!({
-                    "id": f.id,
-                    "shortDescription": {"text": f.title},
-                    "help": {"text": f.remediation},
-                    "properties": {"tags": [f.tactic.name(), f.tactic.id()], "family": f.family},
-                })).collect::<Vec<_>>(),
-            }},
-            "results": located.iter().map(|l| {
-                let mut location = json!({"artifactLocation": {"uri": l.file}});
-                if let Some(line) = l.line {
-                    location["region"] = json!({"startLine": line});
-                }
-                json!({
-                    "ruleId": l.finding.id,
-                    "level": level(l.finding.severity),
-                    "message": {"text": l.finding.message},
-                    "locations": [{"physicalLocation": location}],
-                    "properties": {"severity": l.finding.severity, "auditIDs": l.finding.events.iter().map(|e| &e.audit_id).collect::<Vec<_>>()},
-                })
-            }).collect::<Vec<_>>(),
-        }],
-    })
+    let rules = rules
+        .iter()
+        .map(|f| {
+            json!({
+                "id": f.id,
+                "shortDescription": {"text": f.title},
+                "help": {"text": f.remediation},
+                "properties": {"tags": [f.tactic.name(), f.tactic.id()], "family": f.family},
+            })
+        })
+        .collect();
+    let results = located
+        .iter()
+        .map(|l| {
+            let mut location = json!({"artifactLocation": {"uri": l.file}});
+            if let Some(line) = l.line {
+                location["region"] = json!({"startLine": line});
+            }
+            json!({
+                "ruleId": l.finding.id,
+                "level": level(l.finding.severity),
+                "message": {"text": l.finding.message},
+                "locations": [{"physicalLocation": location}],
+                "properties": {"severity": l.finding.severity, "auditIDs": l.finding.events.iter().map(|e| &e.audit_id).collect::<Vec<_>>()},
+            })
+        })
+        .collect();
+    crate::output::sarif_log(rules, results)
 }

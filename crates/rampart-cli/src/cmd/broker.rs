@@ -13,9 +13,8 @@ use anyhow::{Context, bail};
 use rampart_identity::inject::IdentitySources;
 use rampart_identity::pod_identity::broker::{Broker, BrokerConfig, ChainCredentials};
 use rampart_identity::pod_identity::verify::{JwksValidator, PodDirectory, TokenReviewValidator, Validator};
+use rampart_server::ServeConfig;
 use rampart_server::broker::{BrokerState, broker_router};
-use rampart_server::tls::{CertSource, default_names};
-use rampart_server::{ServeConfig, Transport};
 
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "EXAMPLES:
@@ -76,19 +75,8 @@ pub struct Args {
     pub session_duration: u32,
     #[arg(long, default_value = "0.0.0.0:10289")]
     pub listen: SocketAddr,
-    /// Serving certificate (PEM). Without it a self-signed one is generated in --cert-dir.
-    #[arg(long, requires = "tls_key", value_name = "FILE")]
-    pub tls_cert: Option<PathBuf>,
-    #[arg(long, requires = "tls_cert", value_name = "FILE")]
-    pub tls_key: Option<PathBuf>,
-    #[arg(long, default_value = "rampart-broker-certs", value_name = "DIR")]
-    pub cert_dir: PathBuf,
-    /// Extra DNS name or IP on the generated certificate (repeatable).
-    #[arg(long = "tls-san", value_name = "NAME")]
-    pub tls_sans: Vec<String>,
-    /// Plain HTTP (loopback only; tests).
-    #[arg(long)]
-    pub insecure_http: bool,
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -215,16 +203,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 last = Some(texts);
             }
         });
-        let transport = if args.insecure_http {
-            Transport::PlainHttp
-        } else if let (Some(cert), Some(key)) = (args.tls_cert.clone(), args.tls_key.clone()) {
-            Transport::Tls(CertSource::Files { cert, key })
-        } else {
-            let mut names = default_names();
-            names.extend(["rampart-broker", "rampart-broker.rampart-system", "rampart-broker.rampart-system.svc"].map(String::from));
-            names.extend(args.tls_sans.iter().cloned());
-            Transport::Tls(CertSource::SelfSigned { dir: args.cert_dir.clone(), names })
-        };
+        let broker_names = ["rampart-broker", "rampart-broker.rampart-system", "rampart-broker.rampart-system.svc"];
+        let transport = args.tls.transport("rampart-broker-certs", &broker_names);
         let server = rampart_server::start_router(
             &ServeConfig { addr: args.listen, transport },
             broker_router(BrokerState::new(broker)),

@@ -203,27 +203,23 @@ fn sarif(findings: &[Finding]) -> Value {
     let mut rules: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
     rules.sort_unstable();
     rules.dedup();
-    json!({
-        "version": "2.1.0",
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "rampart",
-                "informationUri": "https://github.com/rampart-k8s/rampart",
-                "version": env!("CARGO_PKG_VERSION"),
-                "rules": rules.iter().map(|r| json!({"id": r, "shortDescription": {"text": r}})).collect::<Vec<_>>(),
-            }},
-            "results": findings.iter().map(|f| json!({
-                "ruleId": f.rule,
-                "level": f.level,
-                "message": {"text": format!("{} {}/{}: {}", f.kind, f.namespace, f.name, f.message)},
-                "locations": [{"physicalLocation": {
-                    "artifactLocation": {"uri": f.file},
-                    "region": {"startLine": f.line},
-                }}],
-            })).collect::<Vec<_>>(),
-        }],
-    })
+    crate::output::sarif_log(
+        rules.iter().map(|r| json!({"id": r, "shortDescription": {"text": r}})).collect(),
+        findings
+            .iter()
+            .map(|f| {
+                json!({
+                    "ruleId": f.rule,
+                    "level": f.level,
+                    "message": {"text": format!("{} {}/{}: {}", f.kind, f.namespace, f.name, f.message)},
+                    "locations": [{"physicalLocation": {
+                        "artifactLocation": {"uri": f.file},
+                        "region": {"startLine": f.line},
+                    }}],
+                })
+            })
+            .collect(),
+    )
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {

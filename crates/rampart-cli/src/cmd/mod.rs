@@ -25,6 +25,48 @@ use anyhow::Context;
 use rampart_policy::EngineOptions;
 use rampart_policy::store::{PolicySources, Validation};
 
+/// How a server talks to its clients: TLS from given files, TLS with a self-signed
+/// certificate generated on first start, or (loopback only) plain HTTP.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsArgs {
+    /// Serving certificate (PEM). Without it a self-signed one is generated in --cert-dir.
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key for --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Where the self-signed certificate is kept (generated on first start, then reused;
+    /// default rampart-certs, or rampart-broker-certs for the broker).
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Extra DNS name or IP on the generated certificate (repeatable).
+    #[arg(long = "tls-san", value_name = "NAME")]
+    pub tls_sans: Vec<String>,
+    /// Serve plain HTTP instead of TLS. Refused unless the listen address is loopback.
+    #[arg(long)]
+    pub insecure_http: bool,
+}
+
+impl TlsArgs {
+    /// The transport; a generated certificate names `extra_names` besides the defaults and
+    /// --tls-san, and lives in --cert-dir or `default_dir`.
+    pub fn transport(&self, default_dir: &str, extra_names: &[&str]) -> rampart_server::Transport {
+        use rampart_server::Transport;
+        use rampart_server::tls::{CertSource, default_names};
+        if self.insecure_http {
+            return Transport::PlainHttp;
+        }
+        if let (Some(cert), Some(key)) = (self.tls_cert.clone(), self.tls_key.clone()) {
+            return Transport::Tls(CertSource::Files { cert, key });
+        }
+        let mut names = default_names();
+        names.extend(extra_names.iter().map(|n| n.to_string()));
+        names.extend(self.tls_sans.iter().cloned());
+        let dir = self.cert_dir.clone().unwrap_or_else(|| PathBuf::from(default_dir));
+        Transport::Tls(CertSource::SelfSigned { dir, names })
+    }
+}
+
 /// Schema validation level at load time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum ValidationArg {

@@ -111,30 +111,31 @@ fn print_table(report: &Report, all: bool) {
 fn sarif(report: &Report, source: &str) -> Value {
     let failing: Vec<_> =
         report.results.iter().filter(|r| matches!(r.status, Status::Fail | Status::Warn)).collect();
-    json!({
-        "version": "2.1.0",
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "rampart",
-                "informationUri": "https://github.com/rampart-k8s/rampart",
-                "version": env!("CARGO_PKG_VERSION"),
-                "rules": report.results.iter().map(|r| json!({"id": r.id, "shortDescription": {"text": r.title}, "help": {"text": r.remediation}})).collect::<Vec<_>>(),
-            }},
-            "results": failing.iter().flat_map(|r| {
-                let level = if r.status == Status::Warn { "warning" } else { match r.severity {
-                    rampart_detect::finding::Severity::Critical | rampart_detect::finding::Severity::High => "error",
-                    rampart_detect::finding::Severity::Medium => "warning",
-                    _ => "note",
-                }};
-                r.offenders.iter().map(move |o| json!({
+    use rampart_detect::finding::Severity;
+    let rules = report
+        .results
+        .iter()
+        .map(|r| json!({"id": r.id, "shortDescription": {"text": r.title}, "help": {"text": r.remediation}}))
+        .collect();
+    let results = failing
+        .iter()
+        .flat_map(|r| {
+            let level = match (r.status, r.severity) {
+                (Status::Warn, _) | (_, Severity::Medium) => "warning",
+                (_, Severity::Critical | Severity::High) => "error",
+                _ => "note",
+            };
+            r.offenders.iter().map(move |o| {
+                json!({
                     "ruleId": r.id,
                     "level": level,
                     "message": {"text": format!("{}: {o}", r.title)},
                     "locations": [{"physicalLocation": {"artifactLocation": {"uri": source}}, "logicalLocations": [{"name": o}]}],
-                }))
-            }).collect::<Vec<_>>(),
-            "properties": {"score": report.score},
-        }],
-    })
+                })
+            })
+        })
+        .collect();
+    let mut log = crate::output::sarif_log(rules, results);
+    log["runs"][0]["properties"] = json!({"score": report.score});
+    log
 }

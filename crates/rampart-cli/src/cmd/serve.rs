@@ -12,8 +12,7 @@ use rampart_policy::engine::OnMappingError;
 use rampart_policy::store::LiveEngine;
 use rampart_policy::store::live::ReloadEvent;
 use rampart_server::metrics::ReloadLabels;
-use rampart_server::tls::{CertSource, default_names};
-use rampart_server::{AppState, Metrics, ServeConfig, Transport};
+use rampart_server::{AppState, Metrics, ServeConfig};
 
 use rampart_identity::inject::IdentitySources;
 
@@ -27,21 +26,8 @@ pub struct Args {
     /// loopback; use 0.0.0.0:10288 behind a Service.
     #[arg(long, default_value = "127.0.0.1:10288")]
     pub listen: SocketAddr,
-    /// Serving certificate (PEM). Without it a self-signed one is generated in --cert-dir.
-    #[arg(long, requires = "tls_key", value_name = "FILE")]
-    pub tls_cert: Option<PathBuf>,
-    /// Private key for --tls-cert (PEM).
-    #[arg(long, requires = "tls_cert", value_name = "FILE")]
-    pub tls_key: Option<PathBuf>,
-    /// Where the self-signed certificate is kept (generated on first start, then reused).
-    #[arg(long, default_value = "rampart-certs", value_name = "DIR")]
-    pub cert_dir: PathBuf,
-    /// Extra DNS name or IP on the generated certificate (repeatable).
-    #[arg(long = "tls-san", value_name = "NAME")]
-    pub tls_sans: Vec<String>,
-    /// Serve plain HTTP instead of TLS. Refused unless --listen is a loopback address.
-    #[arg(long)]
-    pub insecure_http: bool,
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
     /// Do not watch the policy paths for changes.
     #[arg(long)]
     pub no_watch: bool,
@@ -177,15 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     metrics.policies_loaded.set(i64::try_from(count).unwrap_or(i64::MAX));
     tracing::info!(policies = count, tiers = args.policies.tiers.len(), "policies loaded");
 
-    let transport = if args.insecure_http {
-        Transport::PlainHttp
-    } else if let (Some(cert), Some(key)) = (args.tls_cert.clone(), args.tls_key.clone()) {
-        Transport::Tls(CertSource::Files { cert, key })
-    } else {
-        let mut names = default_names();
-        names.extend(args.tls_sans.iter().cloned());
-        Transport::Tls(CertSource::SelfSigned { dir: args.cert_dir.clone(), names })
-    };
+    let transport = args.tls.transport("rampart-certs", &[]);
     let guardrails = if args.namespaces_from_cluster {
         Some(super::guardrails::build(args.guardrails.as_deref(), None)?)
     } else {
