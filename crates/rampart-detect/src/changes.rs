@@ -10,7 +10,7 @@ use crate::json::Json;
 
 use crate::baseline::SHELL_IDIOMS;
 use crate::event::AuditEvent;
-use crate::finding::{Family, Finding, Severity, Tactic};
+use crate::finding::{Finding, Severity, Tactic};
 
 /// `create` → `created`, `patch` → `patched`.
 fn past(verb: &str) -> String {
@@ -19,18 +19,6 @@ fn past(verb: &str) -> String {
         "patch" => "patched".into(),
         other => format!("{other}ed"),
     }
-}
-
-fn finding(
-    e: &AuditEvent<'_>,
-    id: &str,
-    severity: Severity,
-    tactic: Tactic,
-    message: String,
-    remediation: &str,
-) -> Finding {
-    let id = format!("rampart/{id}");
-    Finding::new(id.clone(), Family::Rampart, severity, tactic, id, message, remediation, e)
 }
 
 /// `rolearn`/`userarn` → groups of an aws-auth `data.mapRoles`/`mapUsers` YAML text.
@@ -105,7 +93,7 @@ fn observe(
             .filter(|p| command.contains(p))
             .collect();
         if !hits.is_empty() {
-            out.push(finding(e, "SuspiciousExecCommand", Severity::High, Tactic::Execution,
+            out.push(Finding::rampart(e, "SuspiciousExecCommand", Severity::High, Tactic::Execution,
                 format!("{user} ran `{command}` in {}/{name} ({})", e.namespace().unwrap_or_default(), hits.join(", ")),
                 "Commands that reach the instance metadata service, read service-account tokens or open shells to the network are attack tradecraft: isolate the pod and rotate the credentials it holds."));
         }
@@ -121,7 +109,7 @@ fn observe(
             || (as_user.starts_with("system:") && !as_user.starts_with("system:serviceaccount:"))
             || imp.groups.iter().any(|g| g == "system:masters");
         if privileged && e.succeeded() {
-            out.push(finding(e, "PrivilegedImpersonation", Severity::High, Tactic::PrivilegeEscalation,
+            out.push(Finding::rampart(e, "PrivilegedImpersonation", Severity::High, Tactic::PrivilegeEscalation,
                 format!("{user} acted as {as_user} ({verb} {})", e.uri().unwrap_or_default()),
                 "Impersonating system identities bypasses your RBAC boundaries: restrict the impersonate verb to break-glass roles."));
         }
@@ -148,7 +136,7 @@ fn observe(
             let severity = if masters { Severity::Critical } else { Severity::High };
             let detail =
                 if added.is_empty() { String::new() } else { format!("; added: {}", added.join("; ")) };
-            out.push(finding(e, "AwsAuthModified", severity, Tactic::Persistence,
+            out.push(Finding::rampart(e, "AwsAuthModified", severity, Tactic::Persistence,
                 format!("{user} {} kube-system/aws-auth{detail}{}", past(verb), if masters { " (a new system:masters mapping)" } else { "" }),
                 "aws-auth decides who is cluster admin: confirm the change, remove unknown ARNs, and move to EKS access entries (authenticationMode API) so changes go through IAM and CloudTrail."));
         }
@@ -159,7 +147,7 @@ fn observe(
             } else {
                 (Severity::Medium, Tactic::Persistence)
             };
-            out.push(finding(e, "AdmissionWebhookChanged", severity, tactic,
+            out.push(Finding::rampart(e, "AdmissionWebhookChanged", severity, tactic,
                 format!("{user} {} {} {name}", past(verb), resource.trim_end_matches('s')),
                 "Admission webhooks see or change every object: confirm the change, and check that policy webhooks (Rampart, Kyverno, Gatekeeper) still have their configuration."));
         }
@@ -214,29 +202,29 @@ fn observe(
                 }
             }
             let reason = if why.is_empty() { String::new() } else { format!(" ({})", why.join("; ")) };
-            out.push(finding(e, "RbacChanged", severity, Tactic::PrivilegeEscalation,
+            out.push(Finding::rampart(e, "RbacChanged", severity, Tactic::PrivilegeEscalation,
                 format!("{user} {} {} {}{name}{reason}", past(verb), resource.trim_end_matches('s'), e.namespace().map(|n| format!("{n}/")).unwrap_or_default()),
                 "Review RBAC changes against your change process; `rampart who-can` shows who holds a permission now."));
         }
         "serviceaccounts"
             if e.subresource() == Some("token") && verb == "create" && !user.starts_with("system:") =>
         {
-            out.push(finding(e, "TokenRequested", Severity::Medium, Tactic::CredentialAccess,
+            out.push(Finding::rampart(e, "TokenRequested", Severity::Medium, Tactic::CredentialAccess,
                 format!("{user} minted a token for service account {}/{name}", e.namespace().unwrap_or_default()),
                 "A person minting service-account tokens can act as that workload: confirm it, and restrict create on serviceaccounts/token."));
         }
         "certificatesigningrequests" if e.subresource() == Some("approval") && verb != "get" => {
-            out.push(finding(e, "CertificateApproved", Severity::Medium, Tactic::CredentialAccess,
+            out.push(Finding::rampart(e, "CertificateApproved", Severity::Medium, Tactic::CredentialAccess,
                 format!("{user} approved certificate signing request {name}"),
                 "An approved CSR is a long-lived client credential: check its subject and groups (kubectl get csr NAME -o yaml)."));
         }
         "nodes" if e.subresource() == Some("proxy") => {
-            out.push(finding(e, "KubeletProxied", Severity::Medium, Tactic::LateralMovement,
+            out.push(Finding::rampart(e, "KubeletProxied", Severity::Medium, Tactic::LateralMovement,
                 format!("{user} reached the kubelet of {name} through the API server ({verb} {})", e.uri().unwrap_or_default()),
                 "nodes/proxy gives kubelet API access (exec in any pod of the node): grant it only to monitoring that needs it."));
         }
         "events" if matches!(verb, "delete" | "deletecollection") && !user.starts_with("system:") => {
-            out.push(finding(e, "EventsDeleted", Severity::Medium, Tactic::DefenseEvasion,
+            out.push(Finding::rampart(e, "EventsDeleted", Severity::Medium, Tactic::DefenseEvasion,
                 format!("{user} deleted events in {}", e.namespace().unwrap_or("all namespaces")),
                 "Deleting events hides activity: find out what happened around this time from the audit log itself."));
         }
@@ -245,7 +233,7 @@ fn observe(
             if labels.and_then(|l| l.get("pod-security.kubernetes.io/enforce")).and_then(Json::as_str)
                 == Some("privileged")
             {
-                out.push(finding(e, "PodSecurityWeakened", Severity::Medium, Tactic::DefenseEvasion,
+                out.push(Finding::rampart(e, "PodSecurityWeakened", Severity::Medium, Tactic::DefenseEvasion,
                     format!("{user} set namespace {name} to Pod Security privileged"),
                     "Privileged namespaces admit any pod: restore baseline or restricted unless the namespace holds node agents."));
             }

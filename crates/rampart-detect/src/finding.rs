@@ -187,4 +187,17 @@ impl Finding {
             events: vec![EventRef::of(event)],
         }
     }
+
+    /// One of Rampart's own findings: id `rampart/<name>`, titled by its id.
+    pub fn rampart(
+        event: &AuditEvent<'_>,
+        name: &str,
+        severity: Severity,
+        tactic: Tactic,
+        message: String,
+        remediation: &str,
+    ) -> Self {
+        let id = format!("rampart/{name}");
+        Finding::new(id.clone(), Family::Rampart, severity, tactic, id, message, remediation, event)
+    }
 }

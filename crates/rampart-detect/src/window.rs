@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::event::AuditEvent;
-use crate::finding::{Family, Finding, Severity, Tactic};
+use crate::finding::{Finding, Severity, Tactic};
 
 /// Thresholds and window length.
 #[derive(Debug, Clone, Copy)]
@@ -125,7 +125,7 @@ impl Windows {
                 c.window_seconds,
                 false,
             ) {
-                out.push(self.finding(e, "rampart/ForbiddenSpike", Severity::Medium, Tactic::Discovery,
+                out.push(Finding::rampart(e, "ForbiddenSpike", Severity::Medium, Tactic::Discovery,
                     format!("{n} denied (401/403) requests by {user} from {ip} within {minutes} min"),
                     "A burst of denials means probing or a broken client: check the principal's recent activity and, if unexpected, revoke its credentials."));
             }
@@ -139,7 +139,7 @@ impl Windows {
                     false,
                 )
             {
-                out.push(self.finding(e, "rampart/SecretReadDenied", Severity::Medium, Tactic::CredentialAccess,
+                out.push(Finding::rampart(e, "SecretReadDenied", Severity::Medium, Tactic::CredentialAccess,
                     format!("{n} denied secret reads by {user} within {minutes} min"),
                     "Someone is trying to read secrets they may not: identify the workload or person behind the principal."));
             }
@@ -153,7 +153,7 @@ impl Windows {
                     false,
                 )
             {
-                out.push(self.finding(e, "rampart/AnonymousProbing", Severity::Low, Tactic::Discovery,
+                out.push(Finding::rampart(e, "AnonymousProbing", Severity::Low, Tactic::Discovery,
                     format!("{n} denied anonymous requests from {ip} within {minutes} min"),
                     "The API endpoint is being scanned: restrict it (EKS publicAccessCidrs / private endpoint) and keep anonymous access off."));
             }
@@ -164,23 +164,11 @@ impl Windows {
                 .bump(3, user.clone(), label, c.bulk_secrets_threshold, c.bulk_window_seconds, true)
                 .is_some()
             {
-                out.push(self.finding(e, "rampart/SecretBulkRead", Severity::Medium, Tactic::CredentialAccess,
+                out.push(Finding::rampart(e, "SecretBulkRead", Severity::Medium, Tactic::CredentialAccess,
                     format!("{user} read {} or more distinct secrets within {} min", c.bulk_secrets_threshold, c.bulk_window_seconds / 60),
                     "Bulk secret access is how stolen credentials are harvested: confirm with the owner, rotate the secrets if not expected."));
             }
         }
-    }
-
-    fn finding(
-        &self,
-        e: &AuditEvent<'_>,
-        id: &str,
-        severity: Severity,
-        tactic: Tactic,
-        message: String,
-        remediation: &str,
-    ) -> Finding {
-        Finding::new(id, Family::Rampart, severity, tactic, id, message, remediation, e)
     }
 
     /// Drop drained windows (keeps memory bounded by the active keys).
