@@ -105,6 +105,11 @@ fn the_snapshot_gets_the_expected_verdicts() {
             .any(|o| o.contains("Group ops") && o.contains("wildcard"))
     );
     assert!(offenders(&report, "CIS-EKS 5.1.4").iter().any(|o| o.contains("alpine")));
+    assert_eq!(
+        offenders(&report, "rampart/access-entries"),
+        ["arn:aws:iam::111122223333:role/platform-admins holds AmazonEKSClusterAdminPolicy cluster-wide"],
+        "namespace-scoped edit is fine"
+    );
     assert!(report.score < 50, "a poor cluster scores low: {}", report.score);
 }
 

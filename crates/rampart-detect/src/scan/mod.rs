@@ -684,6 +684,7 @@ fn rampart_checks(c: &mut Ctx<'_>) {
         "Review each grant with `rampart who-can`/`rampart lookup`; replace wildcards and escalation verbs with specific rights."));
     c.out.push(pss_check(c));
     c.out.push(aws_auth_check(c));
+    c.out.push(access_entries_check(c));
 }
 
 /// The level a pod spec satisfies, and whether it meets its namespace's enforce label.
@@ -787,6 +788,58 @@ fn aws_auth_check(c: &Ctx<'_>) -> CheckResult {
         offenders,
         Status::Fail,
         "Map roles to specific groups bound to narrow roles; use EKS access entries for administrators so changes go through IAM.",
+    )
+}
+
+fn access_entries_check(c: &Ctx<'_>) -> CheckResult {
+    let title = "Access entries grant no unexpected administrators";
+    let bootstrap = c
+        .cluster()
+        .and_then(|cl| cl.pointer("/accessConfig/bootstrapClusterCreatorAdminPermissions"))
+        .and_then(Value::as_bool);
+    if c.s.access_entries.is_empty() && bootstrap.is_none() {
+        return skipped(
+            "rampart/access-entries",
+            title,
+            "no access entries (aws eks describe-access-entry output or an accessEntries: file) in the snapshot",
+        );
+    }
+    let mut offenders = Vec::new();
+    if bootstrap == Some(true) {
+        offenders.push(
+            "the cluster creator keeps cluster-admin (bootstrapClusterCreatorAdminPermissions)".to_owned(),
+        );
+    }
+    for e in &c.s.access_entries {
+        let arn = e.get("principalArn").and_then(Value::as_str).unwrap_or_default();
+        if strs(e.get("kubernetesGroups")).contains(&"system:masters") {
+            offenders.push(format!("{arn} is mapped to system:masters"));
+        }
+        if arn.ends_with(":root") || arn.contains('*') {
+            offenders.push(format!("{arn} names a whole account or a wildcard"));
+        }
+        for policy in e.get("accessPolicies").and_then(Value::as_array).into_iter().flatten() {
+            let name = policy
+                .get("policyArn")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            let cluster_wide = policy.pointer("/accessScope/type").and_then(Value::as_str) == Some("cluster");
+            if name == "AmazonEKSClusterAdminPolicy" && cluster_wide {
+                let user = if arn.contains(":user/") { " (an IAM user: long-lived keys)" } else { "" };
+                offenders.push(format!("{arn} holds AmazonEKSClusterAdminPolicy cluster-wide{user}"));
+            }
+        }
+    }
+    result(
+        "rampart/access-entries",
+        title,
+        Severity::High,
+        offenders,
+        Status::Fail,
+        "Keep cluster-admin access entries to break-glass roles, turn off bootstrapClusterCreatorAdminPermissions once an admin role exists, and scope other entries to namespaces.",
     )
 }
 

@@ -22,6 +22,9 @@ pub struct Snapshot {
     pub objects: Vec<Value>,
     /// `describe-cluster`'s `cluster`, keys normalised to camelCase.
     pub cluster: Option<Value>,
+    /// EKS access entries (`accessEntries:` files as `--access-entries` takes them, or
+    /// `aws eks describe-access-entry` output).
+    pub access_entries: Vec<Value>,
 }
 
 /// `EndpointPublicAccess` → `endpointPublicAccess`, recursively (the SDK's shape → the CLI's).
@@ -71,6 +74,14 @@ impl Snapshot {
             .filter(|c| c.is_object() && value.get("spec").is_none());
         if let Some(c) = description {
             self.cluster = Some(camel(c.clone()));
+            return;
+        }
+        if let Some(entries) = value.get("accessEntries").and_then(Value::as_array) {
+            self.access_entries.extend(entries.iter().filter(|e| e.is_object()).cloned());
+            return;
+        }
+        if let Some(entry) = value.get("accessEntry").filter(|e| e.is_object()) {
+            self.access_entries.push(entry.clone());
             return;
         }
         match value.get("items").and_then(Value::as_array) {
@@ -151,5 +162,8 @@ mod tests {
         );
         assert_eq!(label(&s.objects[0]), "Pod n/p");
         assert!(s.add_text("bad.yaml", "kind: [").is_err());
+        s.add_text("ae.json", r#"{"accessEntry": {"principalArn": "arn:aws:iam::1:role/a"}}"#).unwrap();
+        s.add_text("ae.yaml", "accessEntries:\n- principalArn: arn:aws:iam::1:role/b\n").unwrap();
+        assert_eq!(s.access_entries.len(), 2);
     }
 }
