@@ -1,8 +1,9 @@
 //! The Pod Identity node agent's HTTP surface (spec §2.3, §4.7): `GET /v1/credentials` on the
 //! link-local addresses the SDKs call, with upstream's checks in upstream's order and wording
 //! (rate limit, `Host`, token present, parseable, time claims) plus Rampart's hardening: only
-//! `GET` (SDKs never send anything else), the Pod Identity audience (agent PR #151) and an
-//! optional node binding. Every other path answers 404, which the probes rely on.
+//! `GET` (SDKs never send anything else), the Pod Identity audience (agent PR #151), an
+//! optional node binding and optional full local validation (signature, issuer, live pod) so a
+//! cached credential is never handed to the token of a pod that is gone. Every other path answers 404, which the probes rely on.
 //!
 //! Errors are plain text, as Go's `http.Error` writes them; credentials are JSON.
 
@@ -24,6 +25,7 @@ use prometheus_client::registry::Registry;
 use rampart_identity::pod_identity::cache::{CredentialCache, Lookup, Refreshed};
 use rampart_identity::pod_identity::claims::TokenClaims;
 use rampart_identity::pod_identity::eks_auth::EksAuthClient;
+use rampart_identity::pod_identity::verify::Validator;
 use rampart_identity::pod_identity::{AGENT_HOSTS, AUDIENCE};
 
 /// Agent settings.
@@ -109,6 +111,9 @@ impl AgentMetrics {
 /// The agent: checks, cache, upstream.
 pub struct Agent {
     config: AgentConfig,
+    /// Full local validation of every token (signature, issuer, live pod) before anything is
+    /// served, cached credentials included; `None` leaves it to the broker or EKS Auth.
+    validator: Option<Validator>,
     cache: CredentialCache,
     upstream: EksAuthClient,
     limiter: DefaultDirectRateLimiter,
@@ -117,10 +122,20 @@ pub struct Agent {
 
 impl Agent {
     pub fn new(config: AgentConfig, cache: CredentialCache, upstream: EksAuthClient) -> Arc<Self> {
+        Self::with_validator(config, cache, upstream, None)
+    }
+
+    /// An agent that also validates every token locally.
+    pub fn with_validator(
+        config: AgentConfig,
+        cache: CredentialCache,
+        upstream: EksAuthClient,
+        validator: Option<Validator>,
+    ) -> Arc<Self> {
         let rate = NonZeroU32::new(config.rate_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.burst).unwrap_or(NonZeroU32::MIN);
         let limiter = RateLimiter::direct(Quota::per_second(rate).allow_burst(burst));
-        Arc::new(Agent { config, cache, upstream, limiter, metrics: AgentMetrics::new() })
+        Arc::new(Agent { config, validator, cache, upstream, limiter, metrics: AgentMetrics::new() })
     }
 
     /// Prometheus text.
@@ -249,6 +264,11 @@ async fn credentials(State(agent): State<Arc<Agent>>, method: Method, headers: H
             403,
             &format!("Service account token is bound to node {bound}, not to this node ({node})"),
         );
+    }
+    if let Some(validator) = &agent.validator
+        && let Err(e) = validator.validate(token, now).await
+    {
+        return agent.text(e.status, &e.agent_body());
     }
     let (result, lookup) = agent
         .cache

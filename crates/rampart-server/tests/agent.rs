@@ -233,3 +233,84 @@ async fn a16_rate_limit_and_node_binding() {
         statuses.iter().filter(|(status, _, body)| *status == 429 && body == "Too Many Requests\n").count();
     assert!(limited >= 4, "burst 5 (one used above) then 429: {statuses:?}");
 }
+
+/// Pods that may be deleted mid-test.
+struct TogglePods(std::sync::atomic::AtomicBool);
+
+impl rampart_identity::pod_identity::verify::PodDirectory for TogglePods {
+    fn pod<'a>(
+        &'a self,
+        _namespace: &'a str,
+        _name: &'a str,
+    ) -> rampart_identity::pod_identity::BoxFuture<
+        'a,
+        Result<Option<rampart_identity::pod_identity::verify::PodFacts>, String>,
+    > {
+        Box::pin(async move {
+            Ok(self.0.load(Ordering::SeqCst).then(|| rampart_identity::pod_identity::verify::PodFacts {
+                uid: "U1".into(),
+                service_account: "sa".into(),
+                phase: "Running".into(),
+                deleting: false,
+            }))
+        })
+    }
+}
+
+/// With local validation on, forged tokens never reach EKS Auth and a deleted pod's token is
+/// refused even though its credentials are cached.
+#[tokio::test]
+async fn local_validation_refuses_forged_tokens_and_deleted_pods_despite_the_cache() {
+    use rampart_identity::pod_identity::verify::{JwksValidator, Validator};
+    const KEY: &str = include_str!("../../rampart-identity/tests/data/test-sa-key.pem");
+    let signing = rampart_identity::oidc::SigningKey::from_pem("key", KEY).unwrap().remove(0);
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_value(serde_json::json!({"keys": [signing.jwk()]})).unwrap();
+    let pods = Arc::new(TogglePods(std::sync::atomic::AtomicBool::new(true)));
+    let validator = JwksValidator::new("https://issuer.example".into(), jwks, Some(pods.clone()))
+        .with_live_pod_ttl(Duration::ZERO);
+
+    let stub = Arc::new(Stub::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/clusters/{cluster}/assume-role-for-pod-identity", axum::routing::post(eks_auth))
+        .with_state(stub.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = EksAuthClient::new(reqwest::Client::new(), endpoint, "c".into(), Signing::Unsigned);
+    let agent = Agent::with_validator(
+        AgentConfig::default(),
+        CredentialCache::new(CacheConfig::default()),
+        client,
+        Some(Validator::Jwks(validator)),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, credentials_router(agent)).await.unwrap() });
+    let setup = Setup { url, stub: stub.clone(), http: reqwest::Client::new() };
+
+    let claims = serde_json::json!({"iss": "https://issuer.example", "sub": "system:serviceaccount:ns:sa",
+        "aud": ["pods.eks.amazonaws.com"], "exp": now() + 3600, "iat": now(), "nbf": now() - 1,
+        "kubernetes.io": {"namespace": "ns", "pod": {"name": "p", "uid": "U1"}, "serviceaccount": {"name": "sa"}}});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(signing.kid.clone());
+    let signed = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(KEY.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(setup.get("169.254.170.23", Some(&signed)).await.0, 200);
+    assert_eq!(setup.get("169.254.170.23", Some(&signed)).await.0, 200, "cached");
+    assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
+    // Same claims, not signed by the cluster: refused locally.
+    let (status, _, body) = setup.get("169.254.170.23", Some(&jwt(claims.clone()))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("(InvalidTokenException)"), "{body}");
+    // The pod is deleted: its cached credentials are no longer served.
+    pods.0.store(false, Ordering::SeqCst);
+    let (status, _, body) = setup.get("169.254.170.23", Some(&signed)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("no longer exists"), "{body}");
+    assert_eq!(stub.calls.load(Ordering::SeqCst), 1, "nothing reached EKS Auth");
+}

@@ -80,6 +80,14 @@ pub struct Args {
     /// This node's name: tokens bound to another node are refused.
     #[arg(long, env = "NODE_NAME")]
     pub node_name: Option<String>,
+    /// Validate every token locally as well (default none: the broker or EKS Auth validates on
+    /// each fetch). With jwks or token-review, cached credentials are served only to tokens
+    /// that still validate — a deleted pod's token is refused at once, not when its credentials
+    /// expire. Live-pod answers are reused for 5 s.
+    #[arg(long, value_enum, default_value = "none")]
+    pub token_validation: super::token_validation::Mode,
+    #[command(flatten)]
+    pub validation: super::token_validation::ValidationArgs,
     /// Timeout of one upstream attempt (3 attempts on 5xx and transport errors).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub upstream_timeout: Duration,

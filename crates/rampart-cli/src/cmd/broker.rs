@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use rampart_identity::inject::IdentitySources;
 use rampart_identity::pod_identity::broker::{Broker, BrokerConfig, ChainCredentials};
-use rampart_identity::pod_identity::verify::{JwksValidator, PodDirectory, TokenReviewValidator, Validator};
 use rampart_server::ServeConfig;
 use rampart_server::broker::{BrokerState, broker_router};
 
@@ -48,25 +47,11 @@ pub struct Args {
     /// cluster, re-listed every 10 s (needs `list podidentityassociations.rampart.dev`).
     #[arg(long)]
     pub associations_from_cluster: bool,
-    /// How pod tokens are validated.
+    /// How pod tokens are validated (`none` is refused: the broker is the check).
     #[arg(long, value_enum, default_value = "token-review")]
-    pub token_validation: TokenValidation,
-    /// Issuer tokens must carry (the apiserver's --service-account-issuer), for jwks validation.
-    #[arg(long, value_name = "URL", required_if_eq("token_validation", "jwks"))]
-    pub issuer: Option<String>,
-    /// JWKS file (`kubectl get --raw /openid/v1/jwks`), for jwks validation.
-    #[arg(long, value_name = "FILE")]
-    pub jwks: Option<PathBuf>,
-    /// The apiserver's service-account signing key(s), PEM (repeatable), for jwks validation.
-    #[arg(long = "service-account-key-file", value_name = "FILE")]
-    pub service_account_key_files: Vec<PathBuf>,
-    /// Whether a token's pod must still exist (looked up in the cluster; needs `get pods`).
-    /// `off` lets a deleted pod's token buy credentials until it expires: only for tests.
-    #[arg(long, value_enum, default_value = "cluster")]
-    pub pod_check: PodCheck,
-    /// Kubeconfig (default: KUBECONFIG, ~/.kube/config, or in-cluster).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    pub token_validation: super::token_validation::Mode,
+    #[command(flatten)]
+    pub validation: super::token_validation::ValidationArgs,
     /// STS endpoint (default https://sts.<region>.amazonaws.com).
     #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL_STS")]
     pub sts_endpoint: Option<String>,
@@ -79,44 +64,10 @@ pub struct Args {
     pub tls: super::TlsArgs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TokenValidation {
-    /// Ask the apiserver (TokenReview): signature, issuer, expiry, audience and bound pod.
-    TokenReview,
-    /// Verify the signature locally (--jwks or --service-account-key-file) and check the pod.
-    Jwks,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PodCheck {
-    Cluster,
-    Off,
-}
-
 fn load_associations(
     paths: &[PathBuf],
 ) -> anyhow::Result<rampart_identity::pod_identity::broker::Associations> {
     Ok(IdentitySources::from_paths(paths)?.associations)
-}
-
-fn local_keys(args: &Args) -> anyhow::Result<jsonwebtoken::jwk::JwkSet> {
-    if let Some(path) = &args.jwks {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        return serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a JWKS ({{\"keys\": [...]}})", path.display()));
-    }
-    let mut keys = Vec::new();
-    for path in &args.service_account_key_files {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        keys.extend(
-            rampart_identity::oidc::SigningKey::from_pem(&path.display().to_string(), &text)?
-                .iter()
-                .map(|k| k.jwk()),
-        );
-    }
-    Ok(serde_json::from_value(serde_json::json!({ "keys": keys }))?)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -129,35 +80,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start runtime")?;
     runtime.block_on(async move {
-        let needs_cluster = args.associations_from_cluster
-            || args.token_validation == TokenValidation::TokenReview
-            || args.pod_check == PodCheck::Cluster
-            || (args.jwks.is_none() && args.service_account_key_files.is_empty());
-        let client = if needs_cluster { Some(super::cluster::client(args.kubeconfig.as_deref()).await?) } else { None };
-        let validator = match (args.token_validation, &client) {
-            (TokenValidation::TokenReview, Some(c)) => {
-                Validator::TokenReview(TokenReviewValidator::new(Arc::new(super::cluster::KubeTokenReview(c.clone()))))
-            }
-            (TokenValidation::Jwks, _) => {
-                let issuer = args.issuer.clone().context("--issuer is required with --token-validation jwks")?;
-                let keys = match (&client, args.jwks.is_none() && args.service_account_key_files.is_empty()) {
-                    (Some(c), true) => super::cluster::cluster_jwks(c).await?,
-                    _ => local_keys(&args)?,
-                };
-                if keys.keys.is_empty() {
-                    bail!("no signing keys: give --jwks or --service-account-key-file");
-                }
-                let pods: Option<Arc<dyn PodDirectory>> = match (args.pod_check, &client) {
-                    (PodCheck::Cluster, Some(c)) => Some(Arc::new(super::cluster::KubePods(c.clone()))),
-                    _ => {
-                        tracing::warn!("--pod-check off: tokens of deleted pods stay valid until they expire");
-                        None
-                    }
-                };
-                Validator::Jwks(JwksValidator::new(issuer, keys, pods))
-            }
-            (TokenValidation::TokenReview, None) => bail!("TokenReview needs a cluster connection"),
-        };
+        if args.token_validation == super::token_validation::Mode::None {
+            bail!("the broker must validate pod tokens: use --token-validation token-review or jwks");
+        }
+        let needs_cluster = args.associations_from_cluster || args.validation.needs_cluster(args.token_validation);
+        let client = if needs_cluster { Some(super::cluster::client(args.validation.kubeconfig.as_deref()).await?) } else { None };
+        let validator = args
+            .validation
+            .build(args.token_validation, client.as_ref())
+            .await?
+            .context("no token validator")?;
         let config = BrokerConfig {
             cluster_name: args.cluster_name.clone(),
             cluster_arn: args.cluster_arn.clone(),

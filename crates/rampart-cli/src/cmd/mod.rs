@@ -16,6 +16,7 @@ pub mod replay;
 pub mod scan;
 pub mod serve;
 pub mod token;
+pub mod token_validation;
 pub mod validate;
 
 use std::path::PathBuf;

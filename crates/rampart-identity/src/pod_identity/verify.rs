@@ -98,7 +98,14 @@ pub struct JwksValidator {
     issuer: String,
     keys: ArcSwap<JwkSet>,
     pods: Option<Arc<dyn PodDirectory>>,
+    /// Pods recently confirmed alive, so an agent validating every request does not ask the
+    /// apiserver every time: `(namespace, name, uid)` → when the answer goes stale.
+    live: std::sync::Mutex<std::collections::HashMap<(String, String, String), std::time::Instant>>,
+    live_ttl: std::time::Duration,
 }
+
+/// How long a positive live-pod answer is reused.
+const LIVE_POD_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Deserialize)]
 struct SignedClaims {
@@ -112,7 +119,19 @@ impl JwksValidator {
     /// `pods: None` skips the live-pod check; only do that knowingly (tokens of deleted pods
     /// then stay valid until they expire, up to 24 h).
     pub fn new(issuer: String, keys: JwkSet, pods: Option<Arc<dyn PodDirectory>>) -> Self {
-        JwksValidator { issuer, keys: ArcSwap::from_pointee(keys), pods }
+        JwksValidator {
+            issuer,
+            keys: ArcSwap::from_pointee(keys),
+            pods,
+            live: Default::default(),
+            live_ttl: LIVE_POD_TTL,
+        }
+    }
+
+    /// Reuse live-pod answers for `ttl` instead of 5 s (zero: ask every time).
+    pub fn with_live_pod_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.live_ttl = ttl;
+        self
     }
 
     /// Replace the key set (key rotation).
@@ -184,7 +203,22 @@ impl JwksValidator {
             return Err(invalid("token subject does not match its service account"));
         }
         if let Some(pods) = &self.pods {
-            check_live(pods.as_ref(), &pod).await?;
+            let key = (pod.namespace.clone(), pod.pod_name.clone(), pod.pod_uid.clone());
+            let fresh = self
+                .live
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&key).copied())
+                .is_some_and(|t| t > std::time::Instant::now());
+            if !fresh {
+                check_live(pods.as_ref(), &pod).await?;
+                if let Ok(mut m) = self.live.lock() {
+                    if m.len() > 10_000 {
+                        m.clear();
+                    }
+                    m.insert(key, std::time::Instant::now() + self.live_ttl);
+                }
+            }
         }
         Ok(pod)
     }
