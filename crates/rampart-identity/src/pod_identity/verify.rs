@@ -30,7 +30,7 @@ fn invalid(message: impl Into<String>) -> PodIdentityError {
 }
 
 /// The pod a valid token belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VerifiedPod {
     pub namespace: String,
     pub service_account: String,
@@ -99,8 +99,9 @@ pub struct JwksValidator {
     keys: ArcSwap<JwkSet>,
     pods: Option<Arc<dyn PodDirectory>>,
     /// Pods recently confirmed alive, so an agent validating every request does not ask the
-    /// apiserver every time: `(namespace, name, uid)` → when the answer goes stale.
-    live: std::sync::Mutex<std::collections::HashMap<(String, String, String), std::time::Instant>>,
+    /// apiserver every time: the whole verified identity (namespace, service account, pod name,
+    /// UID — everything the check compared) → when the answer goes stale.
+    live: std::sync::Mutex<std::collections::HashMap<VerifiedPod, std::time::Instant>>,
     live_ttl: std::time::Duration,
 }
 
@@ -203,12 +204,11 @@ impl JwksValidator {
             return Err(invalid("token subject does not match its service account"));
         }
         if let Some(pods) = &self.pods {
-            let key = (pod.namespace.clone(), pod.pod_name.clone(), pod.pod_uid.clone());
             let fresh = self
                 .live
                 .lock()
                 .ok()
-                .and_then(|m| m.get(&key).copied())
+                .and_then(|m| m.get(&pod).copied())
                 .is_some_and(|t| t > std::time::Instant::now());
             if !fresh {
                 check_live(pods.as_ref(), &pod).await?;
@@ -216,7 +216,7 @@ impl JwksValidator {
                     if m.len() > 10_000 {
                         m.clear();
                     }
-                    m.insert(key, std::time::Instant::now() + self.live_ttl);
+                    m.insert(pod.clone(), std::time::Instant::now() + self.live_ttl);
                 }
             }
         }
@@ -455,5 +455,15 @@ mod tests {
         user["user"]["username"] = json!("alice");
         assert!(verified_from_review(&user).is_err());
         assert!(verified_from_review(&json!({"authenticated": false, "error": "bad"})).is_err());
+    }
+
+    #[tokio::test]
+    async fn reused_live_pod_answers_still_check_the_service_account() {
+        let v = validator(Some(live()));
+        v.validate(&sign(&claims()), T).await.unwrap();
+        let mut other = claims();
+        other["sub"] = json!("system:serviceaccount:team-a:other");
+        other["kubernetes.io"]["serviceaccount"]["name"] = json!("other");
+        assert_eq!(code(&v, &sign(&other)).await, "InvalidTokenException", "the pod runs as app, not other");
     }
 }
