@@ -175,6 +175,34 @@ impl Agent {
         done
     }
 
+    /// Poll the broker's association versions; drop cached credentials of associations that
+    /// changed or disappeared since `last` (the first call only records them).
+    pub async fn sync_associations(&self, last: &mut Option<std::collections::BTreeMap<String, String>>) {
+        let now = match self.upstream.association_versions().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!("association versions unavailable: {}", e.message);
+                return;
+            }
+        };
+        if let Some(before) = last.as_ref() {
+            let changed: std::collections::HashSet<(String, String)> = before
+                .iter()
+                .filter(|(k, v)| now.get(*k) != Some(*v))
+                .filter_map(|(k, _)| k.split_once('/').map(|(ns, sa)| (ns.to_owned(), sa.to_owned())))
+                .collect();
+            if !changed.is_empty() {
+                let n = self.cache.evict_subjects(&changed);
+                tracing::info!(
+                    associations = changed.len(),
+                    evicted = n,
+                    "associations changed: cached credentials dropped"
+                );
+            }
+        }
+        *last = Some(now);
+    }
+
     fn count_state(&self, state: &'static str) {
         self.metrics.cache_state.get_or_create(&StateLabels { state }).inc();
     }

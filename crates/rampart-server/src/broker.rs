@@ -1,7 +1,8 @@
 //! The broker's HTTP surface: EKS Auth's `POST /clusters/{name}/assume-role-for-pod-identity`
 //! (rest-json: `x-amzn-ErrorType` and `{"message"}` on errors, `x-amzn-RequestId` always), so
-//! Rampart's agent and the official agent (`--endpoint`) can both use it; plus `/healthz`,
-//! `/readyz` and `/metrics`.
+//! Rampart's agent and the official agent (`--endpoint`) can both use it; `GET /associations`
+//! (association versions, so agents drop stale cached credentials); `/healthz`, `/readyz` and
+//! `/metrics`.
 
 use std::sync::{Arc, Mutex};
 
@@ -49,10 +50,17 @@ struct Request {
 pub fn broker_router(state: Arc<BrokerState>) -> Router {
     Router::new()
         .route("/clusters/{cluster}/assume-role-for-pod-identity", post(assume))
+        .route("/associations", get(associations))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// `{"associations": {"ns/sa": version}}`: lets agents drop cached credentials of changed
+/// associations at once (EKS keeps them up to 6 h).
+async fn associations(State(state): State<Arc<BrokerState>>) -> Response {
+    axum::Json(serde_json::json!({ "associations": state.broker.association_versions() })).into_response()
 }
 
 async fn metrics(State(state): State<Arc<BrokerState>>) -> String {

@@ -177,6 +177,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let budget = governor::RateLimiter::direct(governor::Quota::per_second(
             NonZeroU32::new(args.max_service_qps).unwrap_or(NonZeroU32::MIN),
         ));
+        if args.broker.is_some() {
+            // Association changes reach the cache within 10 s (EKS: up to 6 h).
+            let syncer = agent.clone();
+            tokio::spawn(async move {
+                let mut last = None;
+                loop {
+                    syncer.sync_associations(&mut last).await;
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                }
+            });
+        }
         let refresher = agent.clone();
         tokio::spawn(async move {
             loop {

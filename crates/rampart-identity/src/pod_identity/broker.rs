@@ -110,6 +110,27 @@ impl Broker {
         self.associations.store(Arc::new(associations));
     }
 
+    /// `namespace/serviceAccount` → a version of its association (a digest of everything that
+    /// decides the credentials), so agents can drop cached credentials when it changes.
+    pub fn association_versions(&self) -> BTreeMap<String, String> {
+        self.associations
+            .load()
+            .iter()
+            .map(|((ns, sa), a)| {
+                let material = format!(
+                    "{}|{}|{}|{}",
+                    a.role_arn,
+                    a.target_role_arn.as_deref().unwrap_or_default(),
+                    a.disable_session_tags,
+                    a.session_policy.as_deref().unwrap_or_default()
+                );
+                let digest = ring::digest::digest(&ring::digest::SHA256, material.as_bytes());
+                let hex: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+                (format!("{ns}/{sa}"), hex)
+            })
+            .collect()
+    }
+
     pub fn association_count(&self) -> usize {
         self.associations.load().len()
     }

@@ -135,8 +135,7 @@ impl CredentialCache {
         self.len() == 0
     }
 
-    /// The slot for this token, created if needed; a new token of a known pod replaces the
-    /// pod's old slot, and the oldest slot goes when the cache is full.
+    /// The slot for this token, created if needed; the oldest slot goes when the cache is full.
     fn slot(&self, token: &str, pod_uid: Option<&str>) -> Arc<Slot> {
         let key = key_of(token);
         let Ok(mut index) = self.index.lock() else {
@@ -158,11 +157,6 @@ impl CredentialCache {
             inserted: index.sequence,
             state: Default::default(),
         });
-        if let Some(uid) = pod_uid
-            && let Some(old) = index.by_pod.insert(uid.to_owned(), key)
-        {
-            index.slots.remove(&old);
-        }
         index.slots.insert(key, slot.clone());
         if index.slots.len() > self.config.max_size
             && let Some(oldest) = index.slots.iter().min_by_key(|(_, s)| s.inserted).map(|(k, _)| *k)
@@ -170,6 +164,19 @@ impl CredentialCache {
             remove(&mut index, &oldest);
         }
         slot
+    }
+
+    /// A token's credentials were just issued: it is now its pod's current token, and the
+    /// pod's previous token's entry goes. Only issued tokens count, so a forged token that
+    /// merely claims a pod's UID cannot push that pod's credentials out of the cache.
+    fn make_current(&self, token: &str, pod_uid: Option<&str>) {
+        let (Some(uid), Ok(mut index)) = (pod_uid, self.index.lock()) else { return };
+        let key = key_of(token);
+        if let Some(old) = index.by_pod.insert(uid.to_owned(), key)
+            && old != key
+        {
+            index.slots.remove(&old);
+        }
     }
 
     fn forget(&self, token: &str) {
@@ -201,6 +208,8 @@ impl CredentialCache {
         match fetch(token.to_owned()).await.and_then(|c| check_fresh(c, now)) {
             Ok(creds) => {
                 *state = Some(Entry::new(creds.clone(), now, self.config.retention_seconds));
+                drop(state);
+                self.make_current(token, pod_uid);
                 (Ok(creds), Lookup::Miss)
             }
             Err(e) => {
@@ -265,6 +274,30 @@ impl CredentialCache {
         }
     }
 
+    /// Drop every entry issued for one of these `(namespace, service account)` pairs (their
+    /// association changed: the next request fetches credentials for the new role). Entries
+    /// being fetched right now are left alone; they get the new association anyway.
+    pub fn evict_subjects(&self, changed: &std::collections::HashSet<(String, String)>) -> usize {
+        let slots: Vec<Arc<Slot>> = match self.index.lock() {
+            Ok(index) => index.slots.values().cloned().collect(),
+            Err(_) => return 0,
+        };
+        let mut evicted = 0;
+        for slot in slots {
+            let stale = slot
+                .state
+                .try_lock()
+                .ok()
+                .and_then(|s| s.as_ref().and_then(|e| e.creds.subject.clone()))
+                .is_some_and(|subject| changed.contains(&subject));
+            if stale {
+                self.forget(&slot.token);
+                evicted += 1;
+            }
+        }
+        evicted
+    }
+
     /// Whether a pod's entry exists (tests, introspection).
     pub fn has_pod(&self, pod_uid: &str) -> bool {
         self.index.lock().map(|i| i.by_pod.contains_key(pod_uid)).unwrap_or(false)
@@ -296,6 +329,7 @@ mod tests {
             account_id: "123456789012".into(),
             expiration: String::new(),
             expires_at,
+            subject: Some(("ns".into(), format!("sa-{expires_at}"))),
         }
     }
 
@@ -433,5 +467,29 @@ mod tests {
         off.get("x", None, T, up.fetch()).await.0.unwrap();
         off.get("x", None, T, up.fetch()).await.0.unwrap();
         assert!(off.is_empty());
+    }
+
+    #[tokio::test]
+    async fn b15_a_changed_association_evicts_its_entries_only() {
+        let cache = CredentialCache::new(CacheConfig::default());
+        let up = Upstream::new(Ok(creds(T + 6 * 3600)));
+        cache.get("a", None, T, up.fetch()).await.0.unwrap();
+        let other = Upstream::new(Ok(creds(T + 5 * 3600)));
+        cache.get("b", None, T, other.fetch()).await.0.unwrap();
+        let changed = std::collections::HashSet::from([("ns".to_owned(), format!("sa-{}", T + 6 * 3600))]);
+        assert_eq!(cache.evict_subjects(&changed), 1);
+        assert_eq!(cache.get("a", None, T, up.fetch()).await.1, Lookup::Miss, "refetched");
+        assert_eq!(cache.get("b", None, T, other.fetch()).await.1, Lookup::Hit, "untouched");
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_claiming_a_pod_does_not_evict_its_credentials() {
+        let cache = CredentialCache::new(CacheConfig::default());
+        let up = Upstream::new(Ok(creds(T + 6 * 3600)));
+        cache.get("good", Some("U1"), T, up.fetch()).await.0.unwrap();
+        let refused = Upstream::new(Err(PodIdentityError::invalid_token("forged")));
+        cache.get("forged", Some("U1"), T, refused.fetch()).await.0.unwrap_err();
+        assert_eq!(cache.get("good", Some("U1"), T, up.fetch()).await.1, Lookup::Hit);
+        assert_eq!(up.calls(), 1);
     }
 }

@@ -112,6 +112,33 @@ impl EksAuthClient {
     }
 }
 
+impl EksAuthClient {
+    /// A Rampart broker's association versions (`GET /associations`), to drop cached
+    /// credentials of changed associations. EKS Auth has no such call.
+    pub async fn association_versions(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, PodIdentityError> {
+        #[derive(serde::Deserialize)]
+        struct Versions {
+            associations: std::collections::BTreeMap<String, String>,
+        }
+        let response =
+            self.http.get(format!("{}/associations", self.endpoint)).send().await.map_err(|e| {
+                PodIdentityError::internal(format!("calling {}: {}", self.endpoint, e.without_url()))
+            })?;
+        if !response.status().is_success() {
+            return Err(PodIdentityError::internal(format!(
+                "{}/associations: HTTP {}",
+                self.endpoint,
+                response.status()
+            )));
+        }
+        let versions: Versions =
+            response.json().await.map_err(|e| PodIdentityError::internal(e.to_string()))?;
+        Ok(versions.associations)
+    }
+}
+
 fn header(response: &reqwest::Response, name: &str) -> Option<String> {
     response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }

@@ -20,6 +20,9 @@ pub struct ContainerCredentials {
     /// Unix seconds of `expiration`, for the cache.
     #[serde(skip)]
     pub expires_at: i64,
+    /// `(namespace, service account)` the credentials were issued for, for the cache.
+    #[serde(skip)]
+    pub subject: Option<(String, String)>,
 }
 
 /// `POST /clusters/{name}/assume-role-for-pod-identity` answer (botocore model eks-auth).
@@ -74,6 +77,7 @@ impl AssumeRoleForPodIdentityResponse {
             account_id: account_of(&self.assumed_role_user.arn).to_owned(),
             expiration: crate::token::format_rfc3339(self.credentials.expiration),
             expires_at: self.credentials.expiration,
+            subject: Some((self.subject.namespace.clone(), self.subject.service_account.clone())),
         }
     }
 }
@@ -162,6 +166,7 @@ mod tests {
             account_id: "some-account-id".into(),
             expiration: "1996-03-27T07:45:23.123456789Z".into(),
             expires_at: 0,
+            subject: None,
         };
         assert_eq!(
             serde_json::to_string(&c).unwrap(),
