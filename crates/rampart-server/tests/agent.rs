@@ -314,3 +314,32 @@ async fn local_validation_refuses_forged_tokens_and_deleted_pods_despite_the_cac
     assert!(body.contains("no longer exists"), "{body}");
     assert_eq!(stub.calls.load(Ordering::SeqCst), 1, "nothing reached EKS Auth");
 }
+
+/// A17: the probe is healthy only while every credentials listener answers 404 on `/`.
+#[tokio::test]
+async fn a17_probe_checks_every_listener() {
+    use rampart_server::agent::{ProbeTargets, probe_router};
+    let s = setup(AgentConfig::default()).await;
+    let agent_addr: std::net::SocketAddr = s.url.trim_start_matches("http://").parse().unwrap();
+    // Something else answering 200 on `/` where a listener should be.
+    let impostor = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let impostor_addr = impostor.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(impostor, axum::Router::new().route("/", axum::routing::get(|| async { "hi" })))
+            .await
+            .unwrap()
+    });
+    let probe = |listeners: Vec<std::net::SocketAddr>| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/healthz", listener.local_addr().unwrap());
+        let app = probe_router(ProbeTargets { listeners, http: reqwest::Client::new() }, None);
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let r = reqwest::get(url).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(probe(vec![agent_addr]).await.0, 200);
+    assert_eq!(
+        probe(vec![agent_addr, impostor_addr]).await,
+        (500, "Internal Server Error occurred\n".to_owned())
+    );
+}
