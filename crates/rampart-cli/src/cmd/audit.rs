@@ -17,8 +17,10 @@ use serde_json::{Value, json};
 /// Report formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum ReportFormat {
+    /// A table for people.
     #[default]
     Table,
+    /// JSON for programs.
     Json,
     /// SARIF 2.1.0, for code-scanning dashboards.
     Sarif,
