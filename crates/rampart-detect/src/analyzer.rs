@@ -120,14 +120,14 @@ impl Analyzer {
         self.windows.observe(e, out);
         self.changes.observe(e, out);
         let min = self.min_severity;
-        let mut i = before;
-        while i < out.len() {
-            if out[i].severity > min {
-                out.swap_remove(i);
-            } else {
-                i += 1;
+        let mut kept = before;
+        for i in before..out.len() {
+            if out[i].severity <= min {
+                out.swap(kept, i);
+                kept += 1;
             }
         }
+        out.truncate(kept);
         self.stats.findings += (out.len() - before) as u64;
     }
 

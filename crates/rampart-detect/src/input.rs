@@ -56,23 +56,36 @@ fn from_text(
         let mut rest = String::new();
         reader.read_to_string(&mut rest)?;
         let whole = format!("{line}{rest}");
-        let doc: Value = serde_json::from_str(&whole).map_err(|e| InputError::Json(e.to_string()))?;
-        visit(&doc, &mut |t| each(t, None));
+        match serde_json::from_str::<Value>(&whole) {
+            Ok(doc) => visit(&doc, &mut |t| each(t, None)),
+            Err(e) if first.starts_with('[') => return Err(InputError::Json(e.to_string())),
+            // Not one document either: one event per line after all, the first one damaged
+            // (a truncated write). It is skipped like any other bad line, not fatal.
+            Err(_) => {
+                for (i, text) in whole.lines().enumerate() {
+                    one_line(text.trim(), number + i, each);
+                }
+            }
+        }
         return Ok(());
     }
     loop {
-        let text = line.trim();
-        if !text.is_empty()
-            && !each(text, Some(number))
-            && let Ok(v) = serde_json::from_str::<Value>(text)
-        {
-            visit_envelope(&v, &mut |t| each(t, Some(number)));
-        }
+        one_line(line.trim(), number, each);
         line.clear();
         if reader.read_line(&mut line)? == 0 {
             return Ok(());
         }
         number += 1;
+    }
+}
+
+/// One line: an event, or an envelope of events (`EventList`, CloudWatch), or something to skip.
+fn one_line(text: &str, number: usize, each: &mut impl FnMut(&str, Option<usize>) -> bool) {
+    if !text.is_empty()
+        && !each(text, Some(number))
+        && let Ok(v) = serde_json::from_str::<Value>(text)
+    {
+        visit_envelope(&v, &mut |t| each(t, Some(number)));
     }
 }
 
@@ -141,5 +154,7 @@ mod tests {
         std::io::Write::write_all(&mut gz, format!("{E1}\n{E2}\n").as_bytes()).unwrap();
         assert_eq!(collect(&gz.finish().unwrap()).len(), 2, "gzip");
         assert!(collect(b"").is_empty());
+        let truncated = format!("{{\"kind\":\"Event\",\"audi\n{E1}\n{E2}\n");
+        assert_eq!(collect(truncated.as_bytes()).len(), 2, "a damaged first line is skipped");
     }
 }
