@@ -1,9 +1,10 @@
 //! The agent's credential cache (spec §2.3.6, improved per §4.6).
 //!
 //! * Keyed by SHA-256 of the token (raw tokens are never map keys), with a second index by pod
-//!   UID: when a pod's rotated token arrives, the entry of its old token is dropped, so the
-//!   refresher always uses the pod's *latest* token (upstream refreshes with the first one and
-//!   fails once it expires, agent #89).
+//!   UID: once a pod's rotated token has been issued credentials, the entry of its old token is
+//!   dropped, so the refresher always uses the pod's *latest* token (upstream refreshes with the
+//!   first one and fails once it expires, agent #89). A token upstream refused never displaces
+//!   anything.
 //! * Single flight: concurrent misses for one token wait for one upstream call.
 //! * A hit is served only with comfortable validity left (20 min, or half the credentials'
 //!   lifetime if they are shorter), so SDKs never enter their 15-minute refresh window and
@@ -13,6 +14,8 @@
 //!   e.g. because the pod is gone) evict; transient ones keep the old credentials and retry
 //!   after 1–2 minutes.
 //! * Bounded: past `max_size` entries the oldest-inserted goes. Errors are never cached.
+//! * Entries issued for a `(namespace, service account)` whose association changed can be
+//!   dropped at once ([`CredentialCache::evict_subjects`]).
 
 use std::collections::HashMap;
 use std::future::Future;
