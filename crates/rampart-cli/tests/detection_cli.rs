@@ -192,3 +192,53 @@ fn scan_scores_the_snapshot_in_every_format() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/snapshot"));
 }
+
+/// `rampart scan --from-cluster` against a stand-in apiserver serving real list responses.
+#[test]
+fn scan_reads_a_live_cluster() {
+    use axum::extract::Path;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = runtime.block_on(async {
+        async fn list(Path(rest): Path<String>) -> (axum::http::StatusCode, String) {
+            let items = match rest.as_str() {
+                "api/v1/namespaces" => serde_json::json!([{"metadata": {"name": "team"}}]),
+                "apis/apps/v1/deployments" => serde_json::json!([{"metadata": {"name": "miner", "namespace": "team"},
+                    "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x", "securityContext": {"privileged": true}}]}}}}]),
+                "apis/rbac.authorization.k8s.io/v1/clusterrolebindings" => serde_json::json!([{"metadata": {"name": "eve-admin"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                    "subjects": [{"kind": "User", "name": "eve"}]}]),
+                "api/v1/namespaces/kube-system/configmaps/aws-auth" => {
+                    return (axum::http::StatusCode::NOT_FOUND, r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#.into());
+                }
+                _ => serde_json::json!([]),
+            };
+            (axum::http::StatusCode::OK, serde_json::json!({"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items}).to_string())
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().route("/{*rest}", axum::routing::get(list));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{url}\"}}\nusers:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n"),
+    )
+    .unwrap();
+    let out = rampart(
+        &["scan", "--from-cluster", "--kubeconfig", kubeconfig.to_str().unwrap(), "-o", "json"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = json(&out);
+    let check =
+        |id: &str| report["results"].as_array().unwrap().iter().find(|r| r["id"] == id).unwrap().clone();
+    assert_eq!(check("CIS-EKS 4.2.1")["offenders"], serde_json::json!(["Deployment team/miner"]));
+    assert_eq!(
+        check("CIS-EKS 4.1.1")["offenders"],
+        serde_json::json!(["User eve via ClusterRoleBinding eve-admin"])
+    );
+    drop(runtime);
+}
