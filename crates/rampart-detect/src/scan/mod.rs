@@ -67,9 +67,14 @@ const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-l
 /// Built-in roles that legitimately hold broad rights (excluded from the RBAC minimisation checks).
 const BUILTIN_ROLES: [&str; 4] = ["cluster-admin", "admin", "edit", "view"];
 
+/// `(label, namespace, pod spec, metadata of the template)` of a top-level workload.
+type Workload<'s> = (String, &'s str, &'s Value, Option<&'s Value>);
+
 struct Ctx<'s> {
     s: &'s Snapshot,
     options: &'s ScanOptions,
+    /// Every top-level workload, collected once for the checks that walk them.
+    workloads: Vec<Workload<'s>>,
     out: Vec<CheckResult>,
 }
 
@@ -182,30 +187,33 @@ impl<'s> Ctx<'s> {
         out
     }
 
-    /// `(label, namespace, pod spec, metadata of the template)` of every top-level workload:
-    /// pods owned by a controller are left to the controller.
-    fn workloads(&self) -> Vec<(String, &'s str, &'s Value, Option<&'s Value>)> {
-        let mut out = Vec::new();
-        for kind in WORKLOAD_KINDS {
-            for o in self.s.of_kind(kind) {
-                let owned = o
-                    .pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array)
-                    .is_some_and(|r| !r.is_empty());
-                if owned && matches!(kind, "Pod" | "ReplicaSet" | "Job") {
-                    continue;
-                }
-                let Some(template) = rampart_types::workload::pod_template(o) else { continue };
-                let Some(spec) = template.get("spec") else { continue };
-                out.push((label(o), meta(o, "namespace"), spec, template.get("metadata")));
-            }
-        }
-        out
+    fn workloads(&self) -> &[Workload<'s>] {
+        &self.workloads
     }
 
     fn cluster(&self) -> Option<&'s Value> {
         self.s.cluster.as_ref()
     }
+}
+
+/// Every top-level workload: pods owned by a controller are left to the controller.
+fn collect_workloads(s: &Snapshot) -> Vec<Workload<'_>> {
+    let mut out = Vec::new();
+    for kind in WORKLOAD_KINDS {
+        for o in s.of_kind(kind) {
+            let owned = o
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|r| !r.is_empty());
+            if owned && matches!(kind, "Pod" | "ReplicaSet" | "Job") {
+                continue;
+            }
+            let Some(template) = rampart_types::workload::pod_template(o) else { continue };
+            let Some(spec) = template.get("spec") else { continue };
+            out.push((label(o), meta(o, "namespace"), spec, template.get("metadata")));
+        }
+    }
+    out
 }
 
 /// Every container of a pod spec (regular, init, ephemeral).
@@ -218,7 +226,7 @@ fn containers(spec: &Value) -> impl Iterator<Item = &Value> {
 
 /// Run every check.
 pub fn scan(snapshot: &Snapshot, options: &ScanOptions) -> Report {
-    let mut c = Ctx { s: snapshot, options, out: Vec::new() };
+    let mut c = Ctx { s: snapshot, options, workloads: collect_workloads(snapshot), out: Vec::new() };
     cluster_checks(&mut c);
     rbac_checks(&mut c);
     pod_checks(&mut c);
@@ -365,7 +373,7 @@ fn rbac_checks(c: &mut Ctx<'_>) {
             .or_else(|| spec.get("serviceAccount"))
             .and_then(Value::as_str)
             .unwrap_or("default");
-        if sa == "default" && !SYSTEM_NAMESPACES.contains(&ns) {
+        if sa == "default" && !SYSTEM_NAMESPACES.contains(ns) {
             defaults.push(format!("{name} runs as the default service account"));
         }
     }
@@ -382,16 +390,16 @@ fn rbac_checks(c: &mut Ctx<'_>) {
             .collect();
     let mut mounted = Vec::new();
     for (name, ns, spec, _) in c.workloads() {
-        if SYSTEM_NAMESPACES.contains(&ns) {
+        if SYSTEM_NAMESPACES.contains(ns) {
             continue;
         }
         let sa = spec.get("serviceAccountName").and_then(Value::as_str).unwrap_or("default");
         let off = match spec.get("automountServiceAccountToken").and_then(Value::as_bool) {
             Some(v) => !v,
-            None => automount.get(&(ns.to_owned(), sa.to_owned())) == Some(&false),
+            None => automount.get(&(ns.to_string(), sa.to_owned())) == Some(&false),
         };
         if !off {
-            mounted.push(name);
+            mounted.push(name.clone());
         }
     }
     c.out.push(result("CIS-EKS 4.1.6", "Service account tokens mounted only where necessary", Severity::Low, mounted, Status::Fail,
@@ -488,7 +496,7 @@ fn pod_checks(c: &mut Ctx<'_>) {
     ];
     for (name, ns, spec, _) in c.workloads() {
         // Node agents in system namespaces need host access; CIS scans exclude them in practice.
-        let system = SYSTEM_NAMESPACES.contains(&ns);
+        let system = SYSTEM_NAMESPACES.contains(ns);
         let host = |k: &str| spec.get(k).and_then(Value::as_bool) == Some(true);
         let any_ctr =
             |p: &str| containers(spec).any(|ct| ct.pointer(p).and_then(Value::as_bool) == Some(true));
@@ -701,7 +709,8 @@ fn pss_check(c: &Ctx<'_>) -> CheckResult {
             .collect();
     let mut offenders = Vec::new();
     for (name, ns, spec, template_meta) in c.workloads() {
-        let Ok(pod_spec) = serde_json::from_value::<k8s_openapi::api::core::v1::PodSpec>(spec.clone()) else {
+        let Ok(pod_spec) = serde_json::from_value::<k8s_openapi::api::core::v1::PodSpec>((*spec).clone())
+        else {
             continue;
         };
         let annotations: Option<BTreeMap<String, String>> = template_meta
@@ -723,7 +732,7 @@ fn pss_check(c: &Ctx<'_>) -> CheckResult {
                 level.as_str(),
                 req.as_str()
             )),
-            None if level == Level::Privileged && !SYSTEM_NAMESPACES.contains(&ns) => offenders
+            None if level == Level::Privileged && !SYSTEM_NAMESPACES.contains(ns) => offenders
                 .push(format!("{name} needs privileged and namespace {ns} has no Pod Security label")),
             _ => {}
         }
