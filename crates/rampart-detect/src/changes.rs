@@ -21,30 +21,12 @@ fn past(verb: &str) -> String {
     }
 }
 
-/// `rolearn`/`userarn` → groups of an aws-auth `data.mapRoles`/`mapUsers` YAML text.
+/// `(arn, groups)` of an aws-auth ConfigMap body.
 fn aws_auth_entries(obj: Option<&Json<'_>>) -> BTreeSet<(String, String)> {
-    let mut out = BTreeSet::new();
-    let Some(data) = obj.and_then(|o| o.get("data")) else { return out };
-    for key in ["mapRoles", "mapUsers"] {
-        let Some(text) = data.get(key).and_then(Json::as_str) else { continue };
-        let Ok(entries) = serde_yaml::from_str::<Vec<serde_yaml::Value>>(text) else { continue };
-        for entry in entries {
-            let arn = entry
-                .get("rolearn")
-                .or_else(|| entry.get("userarn"))
-                .and_then(|a| a.as_str())
-                .unwrap_or_default();
-            let groups: Vec<String> = entry
-                .get("groups")
-                .and_then(|g| g.as_sequence())
-                .into_iter()
-                .flatten()
-                .filter_map(|g| g.as_str().map(str::to_owned))
-                .collect();
-            out.insert((arn.to_owned(), groups.join(",")));
-        }
-    }
-    out
+    let data = obj.and_then(|o| o.get("data"));
+    let text = |key: &str| data.and_then(|d| d.get(key)).and_then(Json::as_str);
+    let (mappings, _) = crate::aws_auth::mappings(text("mapRoles"), text("mapUsers"));
+    mappings.into_iter().map(|m| (m.arn, m.groups.join(","))).collect()
 }
 
 const SUSPICIOUS_EXEC: [&str; 8] = [

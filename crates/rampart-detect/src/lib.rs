@@ -1,9 +1,19 @@
 //! Rampart's detective controls.
 //!
-//! * [`event`]: one audit event, decoded with borrowed strings and lazily parsed bodies.
-//! * [`falco`]: a Falco rule engine with Falco's default k8saudit rules embedded.
+//! * [`input`]: audit logs as shipped (lines, arrays, EventList, CloudWatch envelopes, gzip).
+//! * [`event`]: one audit event, decoded with borrowed strings and lazily parsed bodies
+//!   ([`json`]: the borrowed JSON value the bodies become).
+//! * [`analyzer`]: one pass over events through every detector, duplicates dropped.
+//! * [`falco`]: a Falco rule engine with Falco's default k8saudit rules embedded
+//!   ([`falco_findings`]: their hits as findings).
+//! * [`guardduty`]: the deterministic GuardDuty EKS audit-log finding types; [`baseline`]: the
+//!   behavioural ones; [`window`]: rate detections; [`changes`]: sensitive changes.
+//! * [`finding`]: what every detector reports; [`workload`], [`aws_auth`]: shared readers.
+//! * [`replay`]: audited requests decided again by a candidate policy set.
+//! * [`scan`]: posture of a cluster snapshot.
 
 pub mod analyzer;
+pub mod aws_auth;
 pub mod baseline;
 pub mod changes;
 pub mod event;

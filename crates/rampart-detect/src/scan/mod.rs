@@ -755,32 +755,20 @@ fn aws_auth_check(c: &Ctx<'_>) -> CheckResult {
     else {
         return skipped("rampart/aws-auth", title, "no kube-system/aws-auth ConfigMap in the snapshot");
     };
-    let mut offenders = Vec::new();
-    for key in ["mapRoles", "mapUsers"] {
-        let Some(text) = cm.pointer(&format!("/data/{key}")).and_then(Value::as_str) else { continue };
-        let Ok(entries) = serde_yaml::from_str::<Vec<serde_yaml::Value>>(text) else {
-            offenders.push(format!("data.{key} is not a YAML list"));
-            continue;
-        };
-        for e in entries {
-            let arn =
-                e.get("rolearn").or_else(|| e.get("userarn")).and_then(|a| a.as_str()).unwrap_or_default();
-            let groups: Vec<&str> = e
-                .get("groups")
-                .and_then(|g| g.as_sequence())
-                .into_iter()
-                .flatten()
-                .filter_map(|g| g.as_str())
-                .collect();
-            if groups.contains(&"system:masters") {
-                offenders.push(format!("{arn} is mapped to system:masters"));
-            }
-            if key == "mapUsers" {
-                offenders.push(format!("{arn} is an IAM user (long-lived keys); map roles instead"));
-            }
-            if arn.ends_with(":root") || arn.contains('*') {
-                offenders.push(format!("{arn} maps a whole account or a wildcard"));
-            }
+    let text = |key: &str| cm.pointer(&format!("/data/{key}")).and_then(Value::as_str);
+    let (mappings, broken) = crate::aws_auth::mappings(text("mapRoles"), text("mapUsers"));
+    let mut offenders: Vec<String> =
+        broken.iter().map(|key| format!("data.{key} is not a YAML list")).collect();
+    for m in &mappings {
+        let arn = &m.arn;
+        if m.grants_masters() {
+            offenders.push(format!("{arn} is mapped to system:masters"));
+        }
+        if m.user {
+            offenders.push(format!("{arn} is an IAM user (long-lived keys); map roles instead"));
+        }
+        if crate::aws_auth::whole_account_or_wildcard(arn) {
+            offenders.push(format!("{arn} maps a whole account or a wildcard"));
         }
     }
     if cm
@@ -824,7 +812,7 @@ fn access_entries_check(c: &Ctx<'_>) -> CheckResult {
         if strs(e.get("kubernetesGroups")).contains(&"system:masters") {
             offenders.push(format!("{arn} is mapped to system:masters"));
         }
-        if arn.ends_with(":root") || arn.contains('*') {
+        if crate::aws_auth::whole_account_or_wildcard(arn) {
             offenders.push(format!("{arn} names a whole account or a wildcard"));
         }
         for policy in e.get("accessPolicies").and_then(Value::as_array).into_iter().flatten() {
