@@ -74,6 +74,14 @@ struct Setup {
 }
 
 async fn setup(config: AgentConfig) -> Setup {
+    setup_with(config, None).await
+}
+
+/// An agent in front of a stub EKS Auth, optionally validating tokens itself.
+async fn setup_with(
+    config: AgentConfig,
+    validator: Option<rampart_identity::pod_identity::verify::Validator>,
+) -> Setup {
     let stub = Arc::new(Stub::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -91,7 +99,8 @@ async fn setup(config: AgentConfig) -> Setup {
         Signing::SigV4 { region: "us-west-2".into(), credentials: Arc::new(StaticCredentials(creds)) };
     let http = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().unwrap();
     let client = EksAuthClient::new(http, endpoint, "my-cluster".into(), signing);
-    let agent = Agent::new(config, CredentialCache::new(CacheConfig::default()), client);
+    let agent =
+        Agent::with_validator(config, CredentialCache::new(CacheConfig::default()), client, validator);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = credentials_router(agent);
@@ -270,24 +279,8 @@ async fn local_validation_refuses_forged_tokens_and_deleted_pods_despite_the_cac
     let validator = JwksValidator::new("https://issuer.example".into(), jwks, Some(pods.clone()))
         .with_live_pod_ttl(Duration::ZERO);
 
-    let stub = Arc::new(Stub::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let app = axum::Router::new()
-        .route("/clusters/{cluster}/assume-role-for-pod-identity", axum::routing::post(eks_auth))
-        .with_state(stub.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let client = EksAuthClient::new(reqwest::Client::new(), endpoint, "c".into(), Signing::Unsigned);
-    let agent = Agent::with_validator(
-        AgentConfig::default(),
-        CredentialCache::new(CacheConfig::default()),
-        client,
-        Some(Validator::Jwks(validator)),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, credentials_router(agent)).await.unwrap() });
-    let setup = Setup { url, stub: stub.clone(), http: reqwest::Client::new() };
+    let setup = setup_with(AgentConfig::default(), Some(Validator::Jwks(validator))).await;
+    let stub = setup.stub.clone();
 
     let claims = serde_json::json!({"iss": "https://issuer.example", "sub": "system:serviceaccount:ns:sa",
         "aud": ["pods.eks.amazonaws.com"], "exp": now() + 3600, "iat": now(), "nbf": now() - 1,

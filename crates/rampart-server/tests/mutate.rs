@@ -259,15 +259,7 @@ async fn w24_missing_service_account_grace_period() {
         injection.lookup = Some((Arc::new(lookup), grace));
         let state = AppState::from_parts(live, Arc::new(Metrics::new()), None, None, Some(injection), None);
         let server = common::serve(state);
-        let response: Value = reqwest::Client::new()
-            .post(format!("{}/v1/mutate", server.url()))
-            .json(&pod_review("team-new", "fresh"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let response = post(&server, pod_review("team-new", "fresh").to_string()).await;
         assert_eq!(response["response"]["allowed"], true);
         assert_eq!(response["response"].get("patch").is_some(), mutated, "grace {grace:?}: {response}");
         if mutated {
