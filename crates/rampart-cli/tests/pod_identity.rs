@@ -3,7 +3,8 @@
 //! file; the agent asks `rampart broker`, which verifies the token's signature against the
 //! service-account key, checks the pod is alive through a Kubernetes API (a stand-in apiserver
 //! serving real Pod JSON), maps the association and calls STS `AssumeRole` on moto; boto3 then
-//! uses the credentials against moto's STS and S3.
+//! uses the credentials against moto's STS and S3. Also: the agent's local token validation flag
+//! really takes effect.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
 
 use std::process::{Command, Stdio};
@@ -255,4 +256,46 @@ print(json.dumps({"arn": identity["Arn"], "body": body, "key": creds.access_key}
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     assert_eq!(status, 404, "a removed association stops issuing credentials");
+}
+
+/// `--token-validation jwks` is wired: a forged token is refused by the agent itself (400),
+/// where without it the agent would have asked the (unreachable) broker (500).
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_validates_tokens_locally_when_asked() {
+    let dead_broker = format!("http://127.0.0.1:{}", free_port());
+    let start = |validate: bool| {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
+        cmd.args(["agent", "--cluster-name", "c1", "--broker", &dead_broker, "--upstream-timeout", "1s"])
+            .args(["--bind-hosts", "127.0.0.1", "--port", &port.to_string(), "--accepted-hosts", "127.0.0.1"])
+            .args(["--probe-port", "0", "--metrics-address", "127.0.0.1", "--metrics-port", "0"]);
+        if validate {
+            cmd.args([
+                "--token-validation",
+                "jwks",
+                "--issuer",
+                ISSUER,
+                "--service-account-key-file",
+                KEY,
+                "--pod-check",
+                "off",
+            ]);
+        }
+        let guard = Kill(cmd.stderr(Stdio::null()).spawn().unwrap());
+        wait_for_port(port);
+        (guard, format!("http://127.0.0.1:{port}/v1/credentials"))
+    };
+    let mut forged = pod_token("team-a", "app", "app-7d9c", "U1", "pods.eks.amazonaws.com");
+    forged.truncate(forged.rfind('.').unwrap());
+    forged.push_str(".c2ln");
+    let ask = |url: String, token: String| async move {
+        let r = reqwest::Client::new().get(url).header("authorization", token).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    let (_plain, plain_url) = start(false);
+    assert_eq!(ask(plain_url, forged.clone()).await.0, 500, "without validation the broker is asked");
+    let (_validating, url) = start(true);
+    let (status, body) = ask(url, forged).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("(InvalidTokenException)"), "{body}");
 }

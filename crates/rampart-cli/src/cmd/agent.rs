@@ -144,10 +144,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     tracing::info!(upstream = upstream.endpoint(), cluster = %args.cluster_name, "pod identity agent starting");
-    let agent = Agent::new(config, cache, upstream);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start runtime")?;
     runtime.block_on(async move {
+        // Fail at start when validation was asked for but cannot be set up: serving without it
+        // would silently drop a check the operator relies on.
+        let client = if args.validation.needs_cluster(args.token_validation) {
+            Some(super::cluster::client(args.validation.kubeconfig.as_deref()).await?)
+        } else {
+            None
+        };
+        let validator = args.validation.build(args.token_validation, client.as_ref()).await?;
+        let agent = Agent::with_validator(config, cache, upstream, validator);
         let mut listeners = Vec::new();
         for ip in &args.bind_hosts {
             let addr = SocketAddr::new(*ip, args.port);
