@@ -57,7 +57,7 @@ pub struct Args {
     #[arg(long, default_value_t = 2705)]
     pub metrics_port: u16,
     /// Longest time credentials are cached before a refresh (e.g. 3h, 90m); 0 disables the cache.
-    #[arg(long, default_value = "3h", value_parser = parse_duration)]
+    #[arg(long, default_value = "3h", value_parser = super::parse_duration)]
     pub max_credential_retention_before_renewal: Duration,
     /// Cached entries at most; 0 disables the cache.
     #[arg(long, default_value_t = 2000)]
@@ -89,21 +89,8 @@ pub struct Args {
     #[command(flatten)]
     pub validation: super::token_validation::ValidationArgs,
     /// Timeout of one upstream attempt (3 attempts on 5xx and transport errors).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = super::parse_duration)]
     pub upstream_timeout: Duration,
-}
-
-/// `90`, `90s`, `15m`, `3h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = digits.parse().map_err(|_| format!("{text:?}: expected a number with s, m or h"))?;
-    let seconds = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{text:?}: unit must be s, m or h")),
-    };
-    Ok(Duration::from_secs(seconds))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -206,14 +193,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         super::shutdown_signal().await;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn durations() {
-        assert_eq!(super::parse_duration("3h").unwrap().as_secs(), 10800);
-        assert_eq!(super::parse_duration("90").unwrap().as_secs(), 90);
-        assert!(super::parse_duration("3d").is_err());
-    }
 }

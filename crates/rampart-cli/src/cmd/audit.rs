@@ -75,7 +75,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub learning_events: u64,
     /// Sliding window for the rate findings (e.g. 5m).
-    #[arg(long, default_value = "5m", value_parser = super::agent::parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = super::parse_duration)]
     pub window: std::time::Duration,
     /// 401/403 responses per user and source IP within the window that raise a spike finding.
     #[arg(long, default_value_t = 20, value_name = "N")]

@@ -26,6 +26,19 @@ use anyhow::Context;
 use rampart_policy::EngineOptions;
 use rampart_policy::store::{PolicySources, Validation};
 
+/// `90`, `90s`, `15m`, `3h`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = digits.parse().map_err(|_| format!("{text:?}: expected a number with s, m or h"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{text:?}: unit must be s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
 /// How a server talks to its clients: TLS from given files, TLS with a self-signed
 /// certificate generated on first start, or (loopback only) plain HTTP.
 #[derive(Debug, Clone, clap::Args)]
@@ -168,5 +181,15 @@ pub(crate) async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations() {
+        assert_eq!(super::parse_duration("3h").unwrap().as_secs(), 10800);
+        assert_eq!(super::parse_duration("90").unwrap().as_secs(), 90);
+        assert!(super::parse_duration("3d").is_err());
     }
 }

@@ -100,7 +100,7 @@ pub struct Args {
     pub identity_from_cluster: bool,
     /// With --identity-from-cluster: how long to look for a pod's service account that is not
     /// listed yet (created with the pod) before admitting the pod unchanged, e.g. 2s.
-    #[arg(long, default_value = "0s", value_parser = super::agent::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "0s", value_parser = super::parse_duration, value_name = "DURATION")]
     pub service_account_lookup_grace_period: Duration,
     /// Complete `role-arn` annotations that hold only a role name or path with this account
     /// (and the partition of --aws-default-region): `team/app` → arn:aws:iam::ACCOUNT:role/team/app.
