@@ -8,6 +8,10 @@
 
 use std::time::Instant;
 
+/// The allocator the `rampart` binary ships with, so the numbers are the CLI's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use rampart_detect::analyzer::{Analyzer, AnalyzerConfig};
 use rampart_detect::falco::RuleSet;
 use rampart_detect::guardduty::GuardDuty;

@@ -10,8 +10,9 @@ use serde::Serialize;
 
 use crate::baseline::{Anomalies, Baseline};
 use crate::changes::Changes;
-use crate::event::{AuditEvent, EventError};
+use crate::event::{AuditEvent, Document, EventError};
 use crate::falco::RuleSet;
+use crate::falco_findings::Template;
 use crate::finding::{Finding, Severity};
 use crate::guardduty::GuardDuty;
 use crate::window::{WindowConfig, Windows};
@@ -44,7 +45,8 @@ const DEDUP_GENERATION: usize = 1 << 20;
 
 /// The analyzer.
 pub struct Analyzer {
-    falco: Option<RuleSet>,
+    /// The rules, each with its finding template.
+    falco: Option<(RuleSet, Vec<Template>)>,
     guardduty: GuardDuty,
     anomalies: Option<Anomalies>,
     windows: Windows,
@@ -60,7 +62,8 @@ impl Analyzer {
     pub fn new(config: AnalyzerConfig) -> Self {
         let falco = config.falco.map(|mut rules| {
             rules.retain_at_least(crate::falco_findings::lowest_priority_for(config.min_severity));
-            rules
+            let templates = rules.rules().iter().map(Template::of).collect();
+            (rules, templates)
         });
         Analyzer {
             falco,
@@ -76,7 +79,7 @@ impl Analyzer {
     }
 
     fn duplicate(&mut self, e: &AuditEvent<'_>) -> bool {
-        let Some(id) = e.audit_id.as_deref().filter(|i| !i.is_empty()) else { return false };
+        let Some(id) = e.audit_id.filter(|i| !i.is_empty()) else { return false };
         let mut h = self.hasher.build_hasher();
         id.hash(&mut h);
         e.stage().hash(&mut h);
@@ -95,8 +98,8 @@ impl Analyzer {
     /// Analyse one event text; findings are appended to `out`. Returns the parse error for
     /// text that is not an audit event (the caller may look for an envelope in it).
     pub fn observe_text(&mut self, text: &str, out: &mut Vec<Finding>) -> Result<(), EventError> {
-        let event = AuditEvent::parse(text)?;
-        self.observe(&event, out);
+        let doc = Document::parse(text)?;
+        self.observe(&doc.event()?, out);
         Ok(())
     }
 
@@ -108,9 +111,11 @@ impl Analyzer {
         }
         self.stats.events += 1;
         let before = out.len();
-        if let Some(rules) = &self.falco {
-            for rule in rules.matches(e) {
-                out.push(crate::falco_findings::finding(rule, e));
+        if let Some((rules, templates)) = &self.falco {
+            for (rule, template) in rules.rules().iter().zip(templates) {
+                if rule.matches(e) {
+                    out.push(template.finding(rule, e));
+                }
             }
         }
         self.guardduty.observe(e, out);

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::json::Json;
+use crate::json::{Json, JsonContainerTrait, JsonExt, JsonValueTrait};
 use serde::{Deserialize, Serialize};
 
 use crate::event::AuditEvent;
@@ -48,7 +48,7 @@ pub struct Anomalies {
 const WORKLOADS: [&str; 7] =
     ["pods", "deployments", "daemonsets", "statefulsets", "replicasets", "jobs", "cronjobs"];
 
-fn excessive_rules(obj: &Json<'_>) -> Vec<String> {
+fn excessive_rules(obj: &Json) -> Vec<String> {
     let mut why = BTreeSet::new();
     for rule in obj.get("rules").and_then(Json::as_array).into_iter().flatten() {
         let list = |k: &str| -> Vec<&str> {
@@ -133,7 +133,7 @@ impl Anomalies {
             "rolebindings" | "clusterrolebindings" if write => {
                 let role = e
                     .object()
-                    .and_then(|o| o.pointer("/roleRef/name"))
+                    .and_then(|o| o.at("/roleRef/name"))
                     .and_then(Json::as_str)
                     .unwrap_or_default()
                     .to_owned();
@@ -161,7 +161,7 @@ impl Anomalies {
             {
                 let asked = e
                     .request_object()
-                    .and_then(|o| o.pointer("/spec/resourceAttributes"))
+                    .and_then(|o| o.at("/spec/resourceAttributes"))
                     .map(|a| a.to_string())
                     .unwrap_or_default();
                 self.raise(out, e, "Discovery:Kubernetes/AnomalousBehavior.PermissionChecked", Severity::Low, Tactic::Discovery,
@@ -172,7 +172,7 @@ impl Anomalies {
                 let Some(obj) = e.object() else { return };
                 let Some(spec) = workload::pod_spec(obj) else { return };
                 let name = obj
-                    .pointer("/metadata/name")
+                    .at("/metadata/name")
                     .and_then(Json::as_str)
                     .or(e.name())
                     .unwrap_or_default()
@@ -228,8 +228,8 @@ impl Anomalies {
 mod tests {
     use super::*;
 
-    fn event(raw: &str) -> AuditEvent<'_> {
-        AuditEvent::parse(raw).unwrap()
+    fn event(raw: &str) -> AuditEvent<'static> {
+        crate::event::test_event(raw)
     }
 
     #[test]

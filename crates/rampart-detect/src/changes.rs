@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::json::Json;
+use crate::json::{Json, JsonContainerTrait, JsonExt, JsonValueTrait};
 
 use crate::baseline::SHELL_IDIOMS;
 use crate::event::AuditEvent;
@@ -22,7 +22,7 @@ fn past(verb: &str) -> String {
 }
 
 /// `(arn, groups)` of an aws-auth ConfigMap body.
-fn aws_auth_entries(obj: Option<&Json<'_>>) -> BTreeSet<(String, String)> {
+fn aws_auth_entries(obj: Option<&Json>) -> BTreeSet<(String, String)> {
     let data = obj.and_then(|o| o.get("data"));
     let text = |key: &str| data.and_then(|d| d.get(key)).and_then(Json::as_str);
     let (mappings, _) = crate::aws_auth::mappings(text("mapRoles"), text("mapUsers"));
@@ -85,11 +85,11 @@ fn observe(
         return;
     }
     if let Some(imp) = e.impersonated_user.as_ref() {
-        let as_user = imp.username.as_deref().unwrap_or_default();
+        let as_user = imp.username.unwrap_or_default();
         let privileged = as_user == "system:admin"
             || as_user.starts_with("system:serviceaccount:kube-system:")
             || (as_user.starts_with("system:") && !as_user.starts_with("system:serviceaccount:"))
-            || imp.groups.iter().any(|g| g == "system:masters");
+            || imp.groups.contains(&"system:masters");
         if privileged && e.succeeded() {
             out.push(Finding::rampart(e, "PrivilegedImpersonation", Severity::High, Tactic::PrivilegeEscalation,
                 format!("{user} acted as {as_user} ({verb} {})", e.uri().unwrap_or_default()),
@@ -141,7 +141,7 @@ fn observe(
                 severity = Severity::Medium;
             }
             if let Some(obj) = e.object().filter(|_| verb != "delete") {
-                let role = obj.pointer("/roleRef/name").and_then(Json::as_str).unwrap_or_default();
+                let role = obj.at("/roleRef/name").and_then(Json::as_str).unwrap_or_default();
                 if matches!(role, "cluster-admin" | "admin") {
                     why.push(format!("grants {role}"));
                     severity = Severity::High;
@@ -211,7 +211,7 @@ fn observe(
                 "Deleting events hides activity: find out what happened around this time from the audit log itself."));
         }
         "namespaces" if matches!(verb, "update" | "patch") => {
-            let labels = e.object().and_then(|o| o.pointer("/metadata/labels"));
+            let labels = e.object().and_then(|o| o.at("/metadata/labels"));
             if labels.and_then(|l| l.get("pod-security.kubernetes.io/enforce")).and_then(Json::as_str)
                 == Some("privileged")
             {

@@ -4,7 +4,7 @@
 
 use crate::event::AuditEvent;
 use crate::falco::{Priority, Rule};
-use crate::finding::{Family, Finding, Severity, Tactic};
+use crate::finding::{Family, Finding, Label, Severity, Tactic};
 
 /// The severity a Falco priority maps to.
 pub fn severity(p: Priority) -> Severity {
@@ -115,23 +115,49 @@ fn describe(name: &str) -> Option<(Tactic, &'static str)> {
     })
 }
 
+/// What every finding of one rule shares, worked out once when the analyzer starts.
+#[derive(Debug, Clone)]
+pub struct Template {
+    id: Label,
+    title: Label,
+    severity: Severity,
+    tactic: Tactic,
+    remediation: Label,
+}
+
+impl Template {
+    pub fn of(rule: &Rule) -> Self {
+        let (default_tactic, remediation) = describe(&rule.name).unwrap_or((
+            Tactic::Execution,
+            "See the rule's description; tune it with --falco-rules if the activity is expected.",
+        ));
+        Template {
+            id: format!("falco/{}", rule.name).into(),
+            title: rule.name.as_str().into(),
+            severity: severity(rule.priority),
+            tactic: from_tags(&rule.tags).unwrap_or(default_tactic),
+            remediation: remediation.into(),
+        }
+    }
+
+    /// The finding for a hit of `rule` (the rule this template was made of) on `event`.
+    pub fn finding(&self, rule: &Rule, event: &AuditEvent<'_>) -> Finding {
+        Finding::new(
+            self.id.clone(),
+            Family::Falco,
+            self.severity,
+            self.tactic,
+            self.title.clone(),
+            rule.render(event),
+            self.remediation.clone(),
+            event,
+        )
+    }
+}
+
 /// The finding for a rule hit.
 pub fn finding(rule: &Rule, event: &AuditEvent<'_>) -> Finding {
-    let (default_tactic, remediation) = describe(&rule.name).unwrap_or((
-        Tactic::Execution,
-        "See the rule's description; tune it with --falco-rules if the activity is expected.",
-    ));
-    let tactic = from_tags(&rule.tags).unwrap_or(default_tactic);
-    Finding::new(
-        format!("falco/{}", rule.name),
-        Family::Falco,
-        severity(rule.priority),
-        tactic,
-        rule.name.clone(),
-        rule.render(event),
-        remediation,
-        event,
-    )
+    Template::of(rule).finding(rule, event)
 }
 
 /// The least severe priority that still maps to `min` or worse.

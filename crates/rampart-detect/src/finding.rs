@@ -1,6 +1,8 @@
 //! A finding: what was detected, how bad, which MITRE ATT&CK tactic, the audit event(s) that
 //! show it, and what to do about it.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::event::AuditEvent;
@@ -133,7 +135,7 @@ pub struct EventRef {
 impl EventRef {
     pub fn of(e: &AuditEvent<'_>) -> Self {
         EventRef {
-            audit_id: e.audit_id.as_deref().unwrap_or_default().to_owned(),
+            audit_id: e.audit_id.unwrap_or_default().to_owned(),
             time: e.time_text().unwrap_or_default().to_owned(),
             stage: e.stage().unwrap_or_default().to_owned(),
             verb: e.verb().unwrap_or_default().to_owned(),
@@ -146,19 +148,68 @@ impl EventRef {
     }
 }
 
+/// A finding's identifier, title or remediation: shared text, since most findings repeat a
+/// fixed string (a Falco rule's id, a detector's advice) and cloning it should not allocate.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Label(Arc<str>);
+
+impl Label {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Label {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Label {
+    fn from(s: &str) -> Self {
+        Label(s.into())
+    }
+}
+
+impl From<String> for Label {
+    fn from(s: String) -> Self {
+        Label(s.into())
+    }
+}
+
+impl PartialEq<str> for Label {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Label {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
     /// Stable identifier: the GuardDuty finding type, `falco/<rule>` or `rampart/<Name>`.
-    pub id: String,
+    pub id: Label,
     pub family: Family,
     pub severity: Severity,
     pub tactic: Tactic,
-    pub title: String,
+    pub title: Label,
     /// What happened, with the specifics (user, object, command…).
     pub message: String,
-    pub remediation: String,
+    pub remediation: Label,
     /// The events that show it (one for point detections, a sample for windows).
     pub events: Vec<EventRef>,
 }
@@ -167,13 +218,13 @@ impl Finding {
     /// A point finding from one event.
     #[allow(clippy::too_many_arguments)] // one finding's fields, each distinct
     pub fn new(
-        id: impl Into<String>,
+        id: impl Into<Label>,
         family: Family,
         severity: Severity,
         tactic: Tactic,
-        title: impl Into<String>,
+        title: impl Into<Label>,
         message: impl Into<String>,
-        remediation: impl Into<String>,
+        remediation: impl Into<Label>,
         event: &AuditEvent<'_>,
     ) -> Self {
         Finding {
@@ -197,7 +248,7 @@ impl Finding {
         message: String,
         remediation: &str,
     ) -> Self {
-        let id = format!("rampart/{name}");
+        let id = Label::from(format!("rampart/{name}"));
         Finding::new(id.clone(), Family::Rampart, severity, tactic, id, message, remediation, event)
     }
 }

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use crate::json::Json;
+use crate::json::{Json, JsonContainerTrait, JsonExt, JsonValueTrait};
 
 use crate::event::AuditEvent;
 use crate::finding::{Family, Finding, Severity, Tactic};
@@ -91,7 +91,7 @@ pub fn tactic_of(e: &AuditEvent<'_>) -> Option<Tactic> {
 }
 
 fn anonymous(e: &AuditEvent<'_>) -> bool {
-    e.username() == Some("system:anonymous") || e.user.groups.iter().any(|g| g == "system:unauthenticated")
+    e.username() == Some("system:anonymous") || e.user.groups.contains(&"system:unauthenticated")
 }
 
 fn allowed(e: &AuditEvent<'_>) -> bool {
@@ -152,7 +152,7 @@ fn gd(
     Finding::new(id.clone(), Family::GuardDuty, severity, tactic, id, message, remediation, e)
 }
 
-fn subjects<'j>(obj: &'j Json<'j>) -> impl Iterator<Item = (&'j str, &'j str, &'j str)> {
+fn subjects(obj: &Json) -> impl Iterator<Item = (&str, &str, &str)> {
     obj.get("subjects").and_then(Json::as_array).into_iter().flatten().map(|s| {
         let f = |k: &str| s.get(k).and_then(Json::as_str).unwrap_or_default();
         (f("kind"), f("name"), f("namespace"))
@@ -248,11 +248,9 @@ impl GuardDuty {
         match e.resource() {
             Some("rolebindings" | "clusterrolebindings") if write => {
                 let Some(obj) = e.object() else { return };
-                let role = obj.pointer("/roleRef/name").and_then(Json::as_str).unwrap_or_default();
-                let binding = e
-                    .name()
-                    .or_else(|| obj.pointer("/metadata/name").and_then(Json::as_str))
-                    .unwrap_or_default();
+                let role = obj.at("/roleRef/name").and_then(Json::as_str).unwrap_or_default();
+                let binding =
+                    e.name().or_else(|| obj.at("/metadata/name").and_then(Json::as_str)).unwrap_or_default();
                 if matches!(role, "cluster-admin" | "admin")
                     && subjects(obj).any(|(kind, name, _)| kind == "ServiceAccount" && name == "default")
                 {
@@ -283,8 +281,8 @@ impl GuardDuty {
             }
             Some("services") if write => {
                 let Some(obj) = e.object() else { return };
-                let lb = obj.pointer("/spec/type").and_then(Json::as_str) == Some("LoadBalancer");
-                let annotations = obj.pointer("/metadata/annotations");
+                let lb = obj.at("/spec/type").and_then(Json::as_str) == Some("LoadBalancer");
+                let annotations = obj.at("/metadata/annotations");
                 let internal = annotations.is_some_and(|a| {
                     a.get("service.beta.kubernetes.io/aws-load-balancer-scheme").and_then(Json::as_str)
                         == Some("internal")
@@ -293,17 +291,16 @@ impl GuardDuty {
                             == Some("true")
                 });
                 let restricted = obj
-                    .pointer("/spec/loadBalancerSourceRanges")
+                    .at("/spec/loadBalancerSourceRanges")
                     .and_then(Json::as_array)
                     .is_some_and(|r| !r.is_empty() && r.iter().all(|c| c != "0.0.0.0/0" && c != "::/0"));
                 if !lb || internal || restricted {
                     return;
                 }
-                let name =
-                    obj.pointer("/metadata/name").and_then(Json::as_str).or(e.name()).unwrap_or_default();
+                let name = obj.at("/metadata/name").and_then(Json::as_str).or(e.name()).unwrap_or_default();
                 let ns = e.namespace().unwrap_or_default();
                 let selects = |app: &str| {
-                    obj.pointer("/spec/selector")
+                    obj.at("/spec/selector")
                         .and_then(Json::as_object)
                         .is_some_and(|s| s.iter().any(|(_, v)| v == app))
                 };
@@ -347,7 +344,7 @@ impl GuardDuty {
                             "{user} deployed {} {}/{} with writable host mounts: {}",
                             e.resource().unwrap_or_default(),
                             e.namespace().unwrap_or_default(),
-                            obj.pointer("/metadata/name").and_then(Json::as_str).or(e.name()).unwrap_or_default(),
+                            obj.at("/metadata/name").and_then(Json::as_str).or(e.name()).unwrap_or_default(),
                             mounts.join(", ")
                         ),
                         "Remove the hostPath volume or mount it readOnly; enforce Pod Security baseline (which forbids hostPath) on the namespace.",

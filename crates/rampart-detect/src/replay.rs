@@ -37,12 +37,12 @@ pub fn review_of(e: &AuditEvent<'_>) -> Option<SubjectAccessReviewSpec> {
     let who = e.impersonated_user.as_ref().unwrap_or(&e.user);
     let extra = who
         .extra
-        .and_then(|raw| serde_json::from_str::<BTreeMap<String, Vec<String>>>(raw.get()).ok())
+        .and_then(|extra| sonic_rs::from_value::<BTreeMap<String, Vec<String>>>(extra).ok())
         .filter(|m| !m.is_empty());
     let verb = e.verb()?.to_owned();
     let mut spec = SubjectAccessReviewSpec {
-        user: who.username.as_deref().map(str::to_owned),
-        uid: who.uid.as_deref().map(str::to_owned),
+        user: who.username.map(str::to_owned),
+        uid: who.uid.map(str::to_owned),
         groups: Some(who.groups.iter().map(|g| g.to_string()).collect()),
         extra,
         ..Default::default()
@@ -53,12 +53,12 @@ pub fn review_of(e: &AuditEvent<'_>) -> Option<SubjectAccessReviewSpec> {
             let fields = e.query_params("fieldSelector").into_iter().next();
             spec.resource_attributes = Some(ResourceAttributes {
                 verb: Some(verb),
-                group: obj.api_group.as_deref().map(str::to_owned),
+                group: obj.api_group.map(str::to_owned),
                 version: None,
-                resource: obj.resource.as_deref().map(str::to_owned),
+                resource: obj.resource.map(str::to_owned),
                 subresource: e.subresource().map(str::to_owned),
-                namespace: obj.namespace.as_deref().map(str::to_owned),
-                name: obj.name.as_deref().map(str::to_owned),
+                namespace: obj.namespace.map(str::to_owned),
+                name: obj.name.map(str::to_owned),
                 label_selector: labels.and_then(|l| rampart_types::selector::parse_labels(&l).ok()),
                 field_selector: fields.and_then(|f| rampart_types::selector::parse_fields(&f).ok()),
             });
@@ -156,7 +156,7 @@ impl<'e> Replay<'e> {
 
     /// Replay one event (each request once: its first stage seen).
     pub fn observe(&mut self, e: &AuditEvent<'_>) {
-        if let Some(id) = e.audit_id.as_deref()
+        if let Some(id) = e.audit_id
             && !self.seen.insert(id.to_owned())
         {
             return;
@@ -230,7 +230,7 @@ mod tests {
     #[test]
     fn rebuilds_the_review_the_apiserver_sent() {
         let raw = r#"{"kind":"Event","auditID":"a","stage":"ResponseComplete","verb":"list","requestURI":"/api/v1/namespaces/default/configmaps?labelSelector=owner%3Dalice","user":{"username":"admin","groups":["system:masters"]},"impersonatedUser":{"username":"alice","groups":["devs"]},"objectRef":{"resource":"configmaps","namespace":"default","apiVersion":"v1"},"responseStatus":{"code":200},"annotations":{"authorization.k8s.io/decision":"allow"}}"#;
-        let e = AuditEvent::parse(raw).unwrap();
+        let e = crate::event::test_event(raw);
         let spec = review_of(&e).unwrap();
         assert_eq!(spec.user.as_deref(), Some("alice"), "authorization is for the impersonated user");
         let ra = spec.resource_attributes.as_ref().unwrap();
@@ -238,7 +238,9 @@ mod tests {
         assert_eq!((req.key.as_str(), req.operator.as_str()), ("owner", "In"));
         assert_eq!(describe(&spec), "list configmaps -n default");
         assert_eq!(historical(&e), Some(true));
-        let health = AuditEvent::parse(r#"{"kind":"Event","verb":"get","requestURI":"/healthz?verbose","user":{"username":"u"},"responseStatus":{"code":401}}"#).unwrap();
+        let health = crate::event::test_event(
+            r#"{"kind":"Event","verb":"get","requestURI":"/healthz?verbose","user":{"username":"u"},"responseStatus":{"code":401}}"#,
+        );
         assert_eq!(describe(&review_of(&health).unwrap()), "get /healthz");
         assert_eq!(historical(&health), None, "401: authorization never ran");
     }

@@ -196,17 +196,17 @@ mod tests {
         let mut w = Windows::new(WindowConfig { forbidden_threshold: 5, ..Default::default() });
         let mut out = Vec::new();
         for s in 0..30 {
-            w.observe(&AuditEvent::parse(&denied_at(s, "eve")).unwrap(), &mut out);
+            w.observe(&crate::event::test_event(&denied_at(s, "eve")), &mut out);
         }
         assert_eq!(out.len(), 1, "30 denials in a burst are one finding");
         assert!(out[0].message.starts_with("5 denied"), "{}", out[0].message);
         for s in 0..4 {
-            w.observe(&AuditEvent::parse(&denied_at(s * 10, "bob")).unwrap(), &mut out);
+            w.observe(&crate::event::test_event(&denied_at(s * 10, "bob")), &mut out);
         }
         assert_eq!(out.len(), 1, "under the threshold");
         // Ten minutes later the window has drained: a new burst is a new finding.
         for s in 0..5 {
-            w.observe(&AuditEvent::parse(&denied_at(1200 + s, "eve")).unwrap(), &mut out);
+            w.observe(&crate::event::test_event(&denied_at(1200 + s, "eve")), &mut out);
         }
         assert_eq!(out.len(), 2);
     }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rampart_detect::event::AuditEvent;
+use rampart_detect::event::Document;
 use rampart_detect::falco::{DEFAULT_RULES, Priority, RuleSet};
 
 fn fixtures() -> &'static Path {
@@ -18,7 +18,8 @@ fn hits(rules: &RuleSet, fixture: &str) -> BTreeMap<String, (usize, Priority)> {
     let text = std::fs::read_to_string(fixtures().join("k8s_audit").join(fixture)).unwrap();
     let mut out: BTreeMap<String, (usize, Priority)> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let Ok(event) = AuditEvent::parse(line) else { continue };
+        let Ok(doc) = Document::parse(line) else { continue };
+        let Ok(event) = doc.event() else { continue };
         for rule in rules.matches(&event) {
             out.entry(rule.name.clone()).or_insert((0, rule.priority)).0 += 1;
             assert!(!rule.render(&event).is_empty());

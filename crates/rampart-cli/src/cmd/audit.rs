@@ -245,7 +245,7 @@ fn print_table(located: &[Located]) {
         let f = &l.finding;
         t.add_row(vec![
             f.severity.as_str().to_owned(),
-            f.id.clone(),
+            f.id.to_string(),
             f.tactic.name().to_owned(),
             f.events.first().map(|e| e.time.clone()).unwrap_or_default(),
             format!("{}\n→ {}", f.message, f.remediation),

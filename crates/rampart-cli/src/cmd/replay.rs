@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use rampart_detect::event::AuditEvent;
+use rampart_detect::event::Document;
 use rampart_detect::replay::{Change, Replay};
 use serde_json::json;
 
@@ -43,12 +43,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } else {
             Box::new(std::fs::File::open(file).with_context(|| format!("cannot open {shown}"))?)
         };
-        rampart_detect::input::for_each_event(reader, |text, _| match AuditEvent::parse(text) {
-            Ok(e) => {
-                replay.observe(&e);
-                true
-            }
-            Err(_) => false,
+        rampart_detect::input::for_each_event(reader, |text, _| {
+            let Ok(doc) = Document::parse(text) else { return false };
+            let Ok(event) = doc.event() else { return false };
+            replay.observe(&event);
+            true
         })
         .with_context(|| format!("{shown}: cannot read audit events"))?;
     }

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use crate::json::Json;
+use crate::json::{Json, JsonContainerTrait, JsonExt, JsonValueTrait};
 use smallvec::{SmallVec, smallvec};
 
 use crate::event::AuditEvent;
@@ -103,7 +103,9 @@ impl Field {
         let arg =
             |prefix: &str| name.strip_prefix(prefix).and_then(|r| r.strip_suffix(']')).map(str::to_owned);
         if let Some(p) = arg("jevt.value[") {
-            return Ok(Field::JsonPointer(p));
+            // The default rules' `kevt` reads `/stage` on every event: the envelope field says
+            // the same without a walk through the document.
+            return Ok(if p == "/stage" { Field::Stage } else { Field::JsonPointer(p) });
         }
         if let Some(p) = arg("ka.uri.param[") {
             return Ok(Field::UriParam(p));
@@ -196,19 +198,30 @@ impl Field {
 /// the field is absent (comparisons on it are false).
 pub type Values<'e> = Option<SmallVec<[Cow<'e, str>; 2]>>;
 
+/// The [`crate::event::Derived`] slots this module uses.
+#[derive(Clone, Copy)]
+enum Slot {
+    RawTime,
+    ConfigMapData,
+    RoleRules,
+    ServicePorts,
+}
+
+const _: () = assert!(Slot::ServicePorts as usize + 1 == crate::event::DERIVED_SLOTS);
+
 fn one<'e>(v: Option<&'e str>) -> Values<'e> {
     v.map(|s| smallvec![Cow::Borrowed(s)])
 }
 
-fn scalar<'e>(v: &'e Json<'e>) -> Cow<'e, str> {
-    match v {
-        Json::Str(s) => Cow::Borrowed(s.as_ref()),
-        Json::Null => Cow::Borrowed("<NA>"),
-        other => Cow::Owned(other.to_string()),
+fn scalar<'e>(v: &'e Json) -> Cow<'e, str> {
+    match v.as_str() {
+        Some(s) => Cow::Borrowed(s),
+        None if v.is_null() => Cow::Borrowed("<NA>"),
+        None => Cow::Owned(v.to_string()),
     }
 }
 
-fn boolean(v: Option<&Json<'_>>) -> Cow<'static, str> {
+fn boolean(v: Option<&Json>) -> Cow<'static, str> {
     Cow::Borrowed(if v.and_then(Json::as_bool).unwrap_or(false) { "true" } else { "false" })
 }
 
@@ -218,7 +231,7 @@ pub fn repository(image: &str) -> &str {
     cut.split('@').next().unwrap_or(cut)
 }
 
-fn pod_spec<'e>(event: &'e AuditEvent<'_>) -> Option<&'e Json<'e>> {
+fn pod_spec<'e>(event: &'e AuditEvent<'_>) -> Option<&'e Json> {
     event.request_object()?.get("spec")
 }
 
@@ -288,54 +301,71 @@ fn container_values<'e>(event: &'e AuditEvent<'_>, which: Containers, attr: Cont
 
 /// JSON pointer lookup (RFC 6901) on the whole event.
 fn pointer<'e>(event: &'e AuditEvent<'_>, ptr: &str) -> Values<'e> {
-    // The default rules' `kevt` reads `/stage` on every event: answer it without parsing.
-    if ptr == "/stage" {
-        return one(event.stage());
-    }
-    let v = event.value().pointer(ptr)?;
-    Some(smallvec![match v {
-        Json::Str(s) => Cow::Borrowed(s.as_ref()),
-        other => Cow::Owned(other.to_string()),
-    }])
+    let v = event.value().at(ptr)?;
+    Some(smallvec![v.as_str().map_or_else(|| Cow::Owned(v.to_string()), Cow::Borrowed)])
 }
 
 impl Field {
     /// The field's values in `event`.
-    pub fn extract<'e>(&self, event: &'e AuditEvent<'_>) -> Values<'e> {
-        match self {
-            Field::AuditId => one(event.audit_id.as_deref()),
-            Field::Stage => one(event.stage()),
-            Field::AuthDecision => one(event.decision()),
-            Field::AuthReason => one(event.annotation("authorization.k8s.io/reason")),
-            Field::UserName => one(event.username()),
-            Field::UserGroups => Some(
-                event.user.groups.iter().map(|g| Cow::Borrowed(g.as_ref())).collect::<SmallVec<[_; 2]>>(),
-            )
-            .filter(|v| !v.is_empty()),
-            Field::ImpUserName => one(event.impersonated_user.as_ref().and_then(|u| u.username.as_deref())),
-            Field::Verb => one(event.verb()),
-            Field::Uri => one(event.uri()),
-            Field::UriParam(k) => event.query_params(k).into_iter().next().map(|v| smallvec![Cow::Owned(v)]),
-            Field::TargetName => one(event.name()),
-            Field::TargetNamespace => one(event.namespace()),
-            Field::TargetResource => one(event.resource()),
-            Field::TargetSubresource => one(event.subresource()),
+    /// The value of a single-valued field (`Some(None)` when absent), or `None` for fields
+    /// that can have several values. Conditions compare these without building a list.
+    pub fn scalar<'e>(&self, event: &'e AuditEvent<'_>) -> Option<Option<&'e str>> {
+        let value = match self {
+            Field::AuditId => event.audit_id,
+            Field::Stage => event.stage(),
+            Field::AuthDecision => event.decision(),
+            Field::AuthReason => event.annotation("authorization.k8s.io/reason"),
+            Field::UserName => event.username(),
+            Field::ImpUserName => event.impersonated_user.as_ref().and_then(|u| u.username),
+            Field::Verb => event.verb(),
+            Field::Uri => event.uri(),
+            Field::TargetName => event.name(),
+            Field::TargetNamespace => event.namespace(),
+            Field::TargetResource => event.resource(),
+            Field::TargetSubresource => event.subresource(),
+            Field::RespName => event.response_object()?.at("/metadata/name")?.as_str(),
+            Field::ResponseReason => event.response_status.as_ref().and_then(|s| s.reason),
+            Field::UserAgent => event.user_agent,
+            Field::ClusterName => event.annotation("cluster_name"),
             Field::TargetPodName => {
                 if event.resource() == Some("pods") && event.subresource().is_none() {
-                    one(event.response_object()?.pointer("/metadata/name")?.as_str())
+                    event.response_object()?.at("/metadata/name")?.as_str()
                 } else {
                     None
                 }
             }
-            Field::RespName => one(event.response_object()?.pointer("/metadata/name")?.as_str()),
-            Field::ResponseCode => event.code().map(|c| smallvec![Cow::Owned(c.to_string())]),
-            Field::ResponseReason => one(event.response_status.as_ref().and_then(|s| s.reason.as_deref())),
-            Field::UserAgent => one(event.user_agent.as_deref()),
-            Field::SourceIps => {
-                Some(event.source_ips.iter().map(|s| Cow::Borrowed(s.as_ref())).collect::<SmallVec<[_; 2]>>())
+            Field::ConfigMapObj => event
+                .derived
+                .get(Slot::ConfigMapData as usize, || Some(event.request_object()?.get("data")?.to_string())),
+            Field::RoleRules => event
+                .derived
+                .get(Slot::RoleRules as usize, || Some(event.request_object()?.get("rules")?.to_string())),
+            Field::ServicePorts => event.derived.get(Slot::ServicePorts as usize, || {
+                Some(event.request_object()?.at("/spec/ports")?.to_string())
+            }),
+            Field::RawTime => event.derived.get(Slot::RawTime as usize, || {
+                Some(event.time_micros().map(|m| m * 1000).unwrap_or(1).to_string())
+            }),
+            _ => return None,
+        };
+        Some(value)
+    }
+
+    pub fn extract<'e>(&self, event: &'e AuditEvent<'_>) -> Values<'e> {
+        if let Some(value) = self.scalar(event) {
+            return one(value);
+        }
+        match self {
+            Field::UserGroups => {
+                Some(event.user.groups.iter().map(|g| Cow::Borrowed(*g)).collect::<SmallVec<[_; 2]>>())
                     .filter(|v| !v.is_empty())
             }
-            Field::ClusterName => one(event.annotation("cluster_name")),
+            Field::UriParam(k) => event.query_params(k).into_iter().next().map(|v| smallvec![Cow::Owned(v)]),
+            Field::ResponseCode => event.code().map(|c| smallvec![Cow::Owned(c.to_string())]),
+            Field::SourceIps => {
+                Some(event.source_ips.iter().map(|s| Cow::Borrowed(*s)).collect::<SmallVec<[_; 2]>>())
+                    .filter(|v| !v.is_empty())
+            }
             Field::BindingSubjects => {
                 let subjects = event.request_object()?.get("subjects")?;
                 Some(smallvec![Cow::Owned(subjects.to_string())])
@@ -358,20 +388,17 @@ impl Field {
                     .collect();
                 Some(v).filter(|v| !v.is_empty())
             }
-            Field::BindingRole => one(event.request_object()?.pointer("/roleRef/name")?.as_str()),
+            Field::BindingRole => one(event.request_object()?.at("/roleRef/name")?.as_str()),
             Field::ConfigMapName => one(event.name()),
-            Field::ConfigMapObj => {
-                Some(smallvec![Cow::Owned(event.request_object()?.get("data")?.to_string())])
-            }
             Field::Container(which, attr) => container_values(event, *which, *attr),
             Field::HostNetwork => pod_spec(event).map(|s| smallvec![boolean(s.get("hostNetwork"))]),
             Field::HostPid => pod_spec(event).map(|s| smallvec![boolean(s.get("hostPID"))]),
             Field::HostIpc => pod_spec(event).map(|s| smallvec![boolean(s.get("hostIPC"))]),
-            Field::PodRunAsUser => one_value(pod_spec(event)?.pointer("/securityContext/runAsUser")),
-            Field::PodRunAsGroup => one_value(pod_spec(event)?.pointer("/securityContext/runAsGroup")),
-            Field::PodFsGroup => one_value(pod_spec(event)?.pointer("/securityContext/fsGroup")),
+            Field::PodRunAsUser => one_value(pod_spec(event)?.at("/securityContext/runAsUser")),
+            Field::PodRunAsGroup => one_value(pod_spec(event)?.at("/securityContext/runAsGroup")),
+            Field::PodFsGroup => one_value(pod_spec(event)?.at("/securityContext/fsGroup")),
             Field::PodSupplementalGroups => {
-                let groups = pod_spec(event)?.pointer("/securityContext/supplementalGroups")?.as_array()?;
+                let groups = pod_spec(event)?.at("/securityContext/supplementalGroups")?.as_array()?;
                 Some(groups.iter().map(scalar).collect::<SmallVec<[_; 2]>>()).filter(|v| !v.is_empty())
             }
             Field::VolumesHostPath | Field::VolumesFlexDriver | Field::VolumesType => {
@@ -379,20 +406,14 @@ impl Field {
                 let v: SmallVec<[Cow<'e, str>; 2]> = volumes
                     .iter()
                     .filter_map(|vol| match self {
-                        Field::VolumesHostPath => vol.pointer("/hostPath/path").map(scalar),
-                        Field::VolumesFlexDriver => vol.pointer("/flexVolume/driver").map(scalar),
-                        _ => vol
-                            .as_object()?
-                            .iter()
-                            .map(|(k, _)| k)
-                            .find(|k| *k != "name")
-                            .map(|k| Cow::Borrowed(k.as_ref())),
+                        Field::VolumesHostPath => vol.at("/hostPath/path").map(scalar),
+                        Field::VolumesFlexDriver => vol.at("/flexVolume/driver").map(scalar),
+                        _ => {
+                            vol.as_object()?.iter().map(|(k, _)| k).find(|k| *k != "name").map(Cow::Borrowed)
+                        }
                     })
                     .collect();
                 Some(v).filter(|v| !v.is_empty())
-            }
-            Field::RoleRules => {
-                Some(smallvec![Cow::Owned(event.request_object()?.get("rules")?.to_string())])
             }
             Field::RoleRulesList(key) => {
                 let rules = event.request_object()?.get("rules")?.as_array()?;
@@ -400,21 +421,17 @@ impl Field {
                     rules.iter().filter_map(|r| r.get(key)?.as_array()).flatten().map(scalar).collect();
                 Some(v).filter(|v| !v.is_empty())
             }
-            Field::ServiceType => one(event.request_object()?.pointer("/spec/type")?.as_str()),
-            Field::ServicePorts => {
-                Some(smallvec![Cow::Owned(event.request_object()?.pointer("/spec/ports")?.to_string())])
-            }
+            Field::ServiceType => one(event.request_object()?.at("/spec/type")?.as_str()),
             Field::JsonPointer(p) => pointer(event, p),
             // The plugin stamps every event with a time, so `jevt.rawtime exists` always holds.
-            Field::RawTime => {
-                Some(smallvec![Cow::Owned(event.time_micros().map(|m| m * 1000).unwrap_or(1).to_string())])
-            }
             Field::JsonObj => Some(smallvec![Cow::Borrowed(event.raw)]),
+            // Single-valued fields were answered by `scalar` above.
+            _ => None,
         }
     }
 }
 
-fn one_value<'e>(v: Option<&'e Json<'e>>) -> Values<'e> {
+fn one_value<'e>(v: Option<&'e Json>) -> Values<'e> {
     v.map(|v| smallvec![scalar(v)])
 }
 
@@ -438,7 +455,7 @@ mod tests {
     #[test]
     fn extracts_pod_fields() {
         let raw = r#"{"kind":"Event","verb":"create","objectRef":{"resource":"pods","namespace":"default"},"requestObject":{"spec":{"hostNetwork":true,"containers":[{"name":"a","image":"nginx:1","securityContext":{"privileged":true}},{"name":"b","image":"apache"}],"volumes":[{"name":"h","hostPath":{"path":"/etc"}}]}},"responseObject":{"metadata":{"name":"p1"}}}"#;
-        let e = AuditEvent::parse(raw).unwrap();
+        let e = crate::event::test_event(raw);
         let get = |f: &str| {
             Field::parse(f).unwrap().extract(&e).map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         };
