@@ -1,9 +1,10 @@
 //! The audit analyzer: one pass over events, every detector, duplicates dropped.
 //!
 //! Events are deduplicated on `(auditID, stage)` (CloudWatch and webhook backends may deliver
-//! twice) over a bounded two-generation set, so memory stays flat on any input size.
+//! twice) over the last one to two million events, so memory stays flat on any input size.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use serde::Serialize;
@@ -41,7 +42,11 @@ pub struct Stats {
     pub findings: u64,
 }
 
+#[cfg(not(test))]
 const DEDUP_GENERATION: usize = 1 << 20;
+/// Small in tests, to see generations turn over.
+#[cfg(test)]
+const DEDUP_GENERATION: usize = 4;
 
 /// The analyzer.
 pub struct Analyzer {
@@ -52,7 +57,11 @@ pub struct Analyzer {
     windows: Windows,
     changes: Changes,
     min_severity: Severity,
-    seen: [HashSet<u64, foldhash::fast::RandomState>; 2],
+    /// Hash of `(auditID, stage)` → the generation it was seen in. The keys are already
+    /// hashes, so the table does not hash them again; one probe per event.
+    seen: HashMap<u64, u32, nohash_hasher::BuildNoHashHasher<u64>>,
+    generation: u32,
+    in_generation: usize,
     /// Seeded per run (auditIDs are client-influenced; a fixed hash would invite collisions).
     hasher: foldhash::fast::RandomState,
     pub stats: Stats,
@@ -72,7 +81,9 @@ impl Analyzer {
             anomalies: config.baseline.map(|(b, learning)| Anomalies::new(b, learning)),
             windows: Windows::new(config.windows),
             changes: Changes::default(),
-            seen: [HashSet::default(), HashSet::default()],
+            seen: HashMap::default(),
+            generation: 0,
+            in_generation: 0,
             hasher: Default::default(),
             stats: Stats::default(),
         }
@@ -84,14 +95,23 @@ impl Analyzer {
         id.hash(&mut h);
         e.stage().hash(&mut h);
         let key = h.finish();
-        if self.seen[0].contains(&key) || self.seen[1].contains(&key) {
-            return true;
+        match self.seen.entry(key) {
+            // Left in its generation: a duplicate does not extend how long the key is kept,
+            // so the table never holds more than two generations.
+            Entry::Occupied(_) => return true,
+            Entry::Vacant(slot) => {
+                slot.insert(self.generation);
+            }
         }
-        if self.seen[0].len() >= DEDUP_GENERATION {
-            self.seen.swap(0, 1);
-            self.seen[0].clear();
+        self.in_generation += 1;
+        if self.in_generation >= DEDUP_GENERATION {
+            // Forget what is older than the previous generation: memory stays bounded and an
+            // event is always compared with at least the last DEDUP_GENERATION before it.
+            self.generation += 1;
+            self.in_generation = 0;
+            let keep_from = self.generation - 1;
+            self.seen.retain(|_, g| *g >= keep_from);
         }
-        self.seen[0].insert(key);
         false
     }
 
@@ -112,8 +132,8 @@ impl Analyzer {
         self.stats.events += 1;
         let before = out.len();
         if let Some((rules, templates)) = &self.falco {
-            for (rule, template) in rules.rules().iter().zip(templates) {
-                if rule.matches(e) {
+            for i in rules.matching(e) {
+                if let (Some(rule), Some(template)) = (rules.rules().get(i), templates.get(i)) {
                     out.push(template.finding(rule, e));
                 }
             }
@@ -139,5 +159,54 @@ impl Analyzer {
     /// The baseline after this run (to save), if anomalies are on.
     pub fn into_baseline(self) -> Option<Baseline> {
         self.anomalies.map(|a| a.baseline)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analyzer() -> Analyzer {
+        Analyzer::new(AnalyzerConfig {
+            falco: None,
+            guardduty: GuardDuty::default(),
+            baseline: None,
+            windows: WindowConfig::default(),
+            min_severity: Severity::Info,
+        })
+    }
+
+    fn event(id: usize, stage: &str) -> String {
+        format!(
+            r#"{{"kind":"Event","auditID":"id-{id}","stage":"{stage}","verb":"get","requestURI":"/api"}}"#
+        )
+    }
+
+    #[test]
+    fn duplicates_are_dropped_within_the_window_and_memory_stays_bounded() {
+        let mut a = analyzer();
+        let mut out = Vec::new();
+        for id in 0..3 {
+            a.observe_text(&event(id, "ResponseComplete"), &mut out).unwrap();
+            a.observe_text(&event(id, "ResponseComplete"), &mut out).unwrap();
+            // Another stage of the same request is another event.
+            a.observe_text(&event(id, "ResponseStarted"), &mut out).unwrap();
+        }
+        assert_eq!((a.stats.events, a.stats.duplicates), (6, 3));
+        // A duplicate one generation back is still caught; the table never holds more than two
+        // generations.
+        for id in 100..100 + 3 * DEDUP_GENERATION {
+            a.observe_text(&event(id, "ResponseComplete"), &mut out).unwrap();
+            assert!(a.seen.len() <= 2 * DEDUP_GENERATION, "{}", a.seen.len());
+            let recent = event(id - DEDUP_GENERATION + 1, "ResponseComplete");
+            if id - DEDUP_GENERATION + 1 >= 100 {
+                let before = a.stats.duplicates;
+                a.observe_text(&recent, &mut out).unwrap();
+                assert_eq!(a.stats.duplicates, before + 1, "id {id}");
+            }
+        }
+        // Long forgotten: counted again rather than remembered for ever.
+        a.observe_text(&event(0, "ResponseComplete"), &mut out).unwrap();
+        assert_eq!(a.stats.duplicates, 3 + 2 * DEDUP_GENERATION as u64 + 1);
     }
 }

@@ -468,6 +468,65 @@ fn compile_output(template: &str) -> Result<Vec<Segment>, String> {
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    /// Which rules can fire on an event of a given resource, so an event meets only those
+    /// instead of every rule's gate.
+    index: ResourceIndex,
+}
+
+/// Rule positions by the resource their gate requires, in rule order.
+#[derive(Debug, Clone, Default)]
+struct ResourceIndex {
+    by_resource: HashMap<String, Vec<usize>, foldhash::fast::FixedState>,
+    /// Rules that do not name a resource.
+    any_resource: Vec<usize>,
+}
+
+impl ResourceIndex {
+    fn of(rules: &[Rule]) -> Self {
+        let mut index = ResourceIndex::default();
+        for (i, rule) in rules.iter().enumerate() {
+            match &rule.gate.resources {
+                Some(resources) => {
+                    for r in resources {
+                        let list = index.by_resource.entry(r.clone()).or_default();
+                        if list.last() != Some(&i) {
+                            list.push(i);
+                        }
+                    }
+                }
+                None => index.any_resource.push(i),
+            }
+        }
+        index
+    }
+
+    /// Positions of the rules whose resource gate admits `resource`, in rule order.
+    fn candidates<'i>(&'i self, resource: Option<&str>) -> impl Iterator<Item = usize> + 'i {
+        let specific: &[usize] = resource.and_then(|r| self.by_resource.get(r)).map_or(&[], Vec::as_slice);
+        MergeSorted { a: &self.any_resource, b: specific }
+    }
+}
+
+/// Two ascending lists of positions, merged.
+struct MergeSorted<'i> {
+    a: &'i [usize],
+    b: &'i [usize],
+}
+
+impl Iterator for MergeSorted<'_> {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        let take_a = match (self.a.first(), self.b.first()) {
+            (Some(x), Some(y)) => x < y,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return None,
+        };
+        let list = if take_a { &mut self.a } else { &mut self.b };
+        let (first, rest) = list.split_first()?;
+        *list = rest;
+        Some(*first)
+    }
 }
 
 impl RuleSet {
@@ -515,7 +574,8 @@ impl RuleSet {
                 expr,
             });
         }
-        Ok(RuleSet { rules })
+        let index = ResourceIndex::of(&rules);
+        Ok(RuleSet { rules, index })
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -526,11 +586,19 @@ impl RuleSet {
     /// they are not evaluated at all).
     pub fn retain_at_least(&mut self, priority: Priority) {
         self.rules.retain(|r| r.priority <= priority);
+        self.index = ResourceIndex::of(&self.rules);
+    }
+
+    /// Positions (in [`RuleSet::rules`]) of every rule that matches `event`, in rule order.
+    pub fn matching<'s>(&'s self, event: &'s AuditEvent<'_>) -> impl Iterator<Item = usize> + 's {
+        self.index
+            .candidates(event.resource())
+            .filter(move |&i| self.rules.get(i).is_some_and(|r| r.matches(event)))
     }
 
     /// Every rule that matches `event`.
-    pub fn matches<'s>(&'s self, event: &AuditEvent<'_>) -> impl Iterator<Item = &'s Rule> {
-        self.rules.iter().filter(move |r| r.matches(event))
+    pub fn matches<'s>(&'s self, event: &'s AuditEvent<'_>) -> impl Iterator<Item = &'s Rule> {
+        self.matching(event).filter_map(|i| self.rules.get(i))
     }
 }
 
@@ -698,8 +766,10 @@ mod tests {
     }
 
     #[test]
-    fn gates_never_change_a_result() {
+    fn gates_and_the_resource_index_never_change_a_result() {
         let rules = RuleSet::defaults().unwrap();
+        let mut notice_and_up = RuleSet::defaults().unwrap();
+        notice_and_up.retain_at_least(Priority::Notice);
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
         let mut texts =
             vec![std::fs::read_to_string(format!("{dir}/panther-k8s-native-events.jsonl")).unwrap()];
@@ -716,6 +786,12 @@ mod tests {
                     let full = eval(&r.expr, &e);
                     assert!(!full || r.gate.admits(&e), "gate of {} refused a match", r.name);
                     gated_out += usize::from(!r.gate.admits(&e));
+                }
+                for set in [&rules, &notice_and_up] {
+                    let indexed: Vec<&str> = set.matches(&e).map(|r| r.name.as_str()).collect();
+                    let every: Vec<&str> =
+                        set.rules().iter().filter(|r| eval(&r.expr, &e)).map(|r| r.name.as_str()).collect();
+                    assert_eq!(indexed, every, "{line}");
                 }
             }
         }
