@@ -73,6 +73,8 @@ pub struct AuditEvent<'d> {
     pub json: &'d Json,
     /// Text derived from the event on first use.
     pub derived: Derived,
+    /// The event time, parsed on first use (windows, baselines and Falco all ask).
+    micros: OnceCell<Option<i64>>,
 }
 
 /// How many [`Derived`] slots there are.
@@ -198,6 +200,7 @@ impl<'d> AuditEvent<'d> {
             raw,
             json,
             derived: Derived::default(),
+            micros: OnceCell::new(),
         };
         let mut kind_seen = None;
         for (key, value) in fields.iter() {
@@ -280,7 +283,7 @@ impl<'d> AuditEvent<'d> {
     }
     /// Stage timestamp (or the request's, or v1beta1's `timestamp`) in microseconds since the epoch.
     pub fn time_micros(&self) -> Option<i64> {
-        self.time_text().and_then(parse_rfc3339_micros)
+        *self.micros.get_or_init(|| self.time_text().and_then(parse_rfc3339_micros))
     }
     /// The event's time as written.
     pub fn time_text(&self) -> Option<&'d str> {

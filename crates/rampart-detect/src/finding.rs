@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
+use smallvec::{SmallVec, smallvec};
 
 use crate::event::AuditEvent;
 
@@ -117,34 +118,88 @@ pub enum Family {
     Rampart,
 }
 
-/// The audit event behind a finding, summarised.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// The audit event behind a finding, summarised: its text fields in one buffer (a finding is
+/// made for most events on busy streams, so this is one allocation rather than eight).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRef {
-    pub audit_id: String,
-    pub time: String,
-    pub stage: String,
-    pub verb: String,
-    pub request_uri: String,
-    pub user: String,
-    pub source_ip: String,
+    text: String,
+    /// End of each field in `text`, in [`EventRef::FIELDS`] order.
+    ends: [u32; 8],
     pub code: Option<i64>,
-    pub decision: String,
 }
 
 impl EventRef {
+    /// The text fields, as serialized.
+    const FIELDS: [&'static str; 8] =
+        ["auditId", "time", "stage", "verb", "requestUri", "user", "sourceIp", "decision"];
+
     pub fn of(e: &AuditEvent<'_>) -> Self {
-        EventRef {
-            audit_id: e.audit_id.unwrap_or_default().to_owned(),
-            time: e.time_text().unwrap_or_default().to_owned(),
-            stage: e.stage().unwrap_or_default().to_owned(),
-            verb: e.verb().unwrap_or_default().to_owned(),
-            request_uri: e.uri().unwrap_or_default().to_owned(),
-            user: e.username().unwrap_or_default().to_owned(),
-            source_ip: e.source_ip().unwrap_or_default().to_owned(),
-            code: e.code(),
-            decision: e.decision().unwrap_or_default().to_owned(),
+        let fields = [
+            e.audit_id,
+            e.time_text(),
+            e.stage(),
+            e.verb(),
+            e.uri(),
+            e.username(),
+            e.source_ip(),
+            e.decision(),
+        ]
+        .map(Option::unwrap_or_default);
+        let mut text = String::with_capacity(fields.iter().map(|f| f.len()).sum());
+        let mut ends = [0u32; 8];
+        for (end, field) in ends.iter_mut().zip(fields) {
+            text.push_str(field);
+            // Audit events are far below 4 GiB; saturate rather than wrap if one is not.
+            *end = u32::try_from(text.len()).unwrap_or(u32::MAX);
         }
+        EventRef { text, ends, code: e.code() }
+    }
+
+    fn field(&self, i: usize) -> &str {
+        let start = i.checked_sub(1).and_then(|p| self.ends.get(p)).map_or(0, |&e| e as usize);
+        let end = self.ends.get(i).map_or(0, |&e| e as usize);
+        self.text.get(start..end).unwrap_or_default()
+    }
+
+    pub fn audit_id(&self) -> &str {
+        self.field(0)
+    }
+    /// The event's time as written.
+    pub fn time(&self) -> &str {
+        self.field(1)
+    }
+    pub fn stage(&self) -> &str {
+        self.field(2)
+    }
+    pub fn verb(&self) -> &str {
+        self.field(3)
+    }
+    pub fn request_uri(&self) -> &str {
+        self.field(4)
+    }
+    pub fn user(&self) -> &str {
+        self.field(5)
+    }
+    pub fn source_ip(&self) -> &str {
+        self.field(6)
+    }
+    /// `allow` / `forbid`, if the event says.
+    pub fn decision(&self) -> &str {
+        self.field(7)
+    }
+}
+
+impl Serialize for EventRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(Self::FIELDS.len() + 1))?;
+        for (i, name) in Self::FIELDS.iter().enumerate() {
+            if *name == "decision" {
+                map.serialize_entry("code", &self.code)?;
+            }
+            map.serialize_entry(name, self.field(i))?;
+        }
+        map.end()
     }
 }
 
@@ -211,7 +266,7 @@ pub struct Finding {
     pub message: String,
     pub remediation: Label,
     /// The events that show it (one for point detections, a sample for windows).
-    pub events: Vec<EventRef>,
+    pub events: SmallVec<[EventRef; 1]>,
 }
 
 impl Finding {
@@ -235,7 +290,7 @@ impl Finding {
             title: title.into(),
             message: message.into(),
             remediation: remediation.into(),
-            events: vec![EventRef::of(event)],
+            events: smallvec![EventRef::of(event)],
         }
     }
 
@@ -250,5 +305,31 @@ impl Finding {
     ) -> Self {
         let id = Label::from(format!("rampart/{name}"));
         Finding::new(id.clone(), Family::Rampart, severity, tactic, id, message, remediation, event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_refs_read_back_and_serialize_every_field() {
+        let e = crate::event::test_event(
+            r#"{"kind":"Event","auditID":"a-1","stage":"ResponseComplete","verb":"create","requestURI":"/api/v1/namespaces/d/pods","user":{"username":"alice"},"sourceIPs":["10.0.0.1","192.0.2.7"],"responseStatus":{"code":201},"stageTimestamp":"2026-03-02T10:15:04.112233Z","annotations":{"authorization.k8s.io/decision":"allow"}}"#,
+        );
+        let r = EventRef::of(&e);
+        assert_eq!(
+            (r.audit_id(), r.time(), r.stage(), r.verb(), r.request_uri(), r.user(), r.source_ip(), r.decision()),
+            ("a-1", "2026-03-02T10:15:04.112233Z", "ResponseComplete", "create", "/api/v1/namespaces/d/pods", "alice", "192.0.2.7", "allow")
+        );
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({"auditId": "a-1", "time": "2026-03-02T10:15:04.112233Z", "stage": "ResponseComplete",
+                "verb": "create", "requestUri": "/api/v1/namespaces/d/pods", "user": "alice", "sourceIp": "192.0.2.7",
+                "code": 201, "decision": "allow"})
+        );
+        // Missing fields read as empty.
+        let bare = EventRef::of(&crate::event::test_event(r#"{"verb":"get"}"#));
+        assert_eq!((bare.audit_id(), bare.verb(), bare.decision(), bare.code), ("", "get", "", None));
     }
 }

@@ -111,12 +111,16 @@ impl Windows {
             self.sweep();
         }
         let c = self.config;
-        let user = e.username().unwrap_or("<unknown>").to_owned();
-        let ip = e.source_ip().unwrap_or("<unknown>").to_owned();
         let secrets_read =
             e.resource() == Some("secrets") && matches!(e.verb(), Some("get" | "list" | "watch"));
+        let denied = denied(e);
+        if !denied && !(secrets_read && e.succeeded()) {
+            return;
+        }
+        let user = e.username().unwrap_or("<unknown>").to_owned();
+        let ip = e.source_ip().unwrap_or("<unknown>").to_owned();
         let minutes = c.window_seconds / 60;
-        if denied(e) {
+        if denied {
             if let Some(n) = self.bump(
                 0,
                 format!("{user}|{ip}"),

@@ -203,7 +203,7 @@ fn policy_and_execution_findings() {
     }
     let exec_finding = found.iter().find(|f| f.id.ends_with("ExecInKubeSystemPod")).unwrap();
     assert!(exec_finding.message.contains("`sh -c id`"), "{}", exec_finding.message);
-    assert_eq!(exec_finding.events[0].source_ip, "198.51.100.23");
+    assert_eq!(exec_finding.events[0].source_ip(), "198.51.100.23");
 }
 
 #[test]

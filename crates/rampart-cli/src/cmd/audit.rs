@@ -9,7 +9,7 @@ use anyhow::Context;
 use rampart_detect::analyzer::{Analyzer, AnalyzerConfig, Stats};
 use rampart_detect::baseline::Baseline;
 use rampart_detect::falco::{DEFAULT_RULES, RuleSet};
-use rampart_detect::finding::{Finding, Severity};
+use rampart_detect::finding::{EventRef, Finding, Severity};
 use rampart_detect::guardduty::{Cidr, GuardDuty};
 use rampart_detect::window::WindowConfig;
 use serde_json::{Value, json};
@@ -201,7 +201,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         a.finding
             .severity
             .cmp(&b.finding.severity)
-            .then(a.finding.events[0].time.cmp(&b.finding.events[0].time))
+            .then(a.finding.events.first().map(EventRef::time).cmp(&b.finding.events.first().map(EventRef::time)))
     });
     match args.output {
         ReportFormat::Json => println!(
@@ -247,7 +247,7 @@ fn print_table(located: &[Located]) {
             f.severity.as_str().to_owned(),
             f.id.to_string(),
             f.tactic.name().to_owned(),
-            f.events.first().map(|e| e.time.clone()).unwrap_or_default(),
+            f.events.first().map(|e| e.time().to_owned()).unwrap_or_default(),
             format!("{}\n→ {}", f.message, f.remediation),
         ]);
     }
@@ -286,7 +286,7 @@ fn sarif(located: &[Located]) -> Value {
                 "level": level(l.finding.severity),
                 "message": {"text": l.finding.message},
                 "locations": [{"physicalLocation": location}],
-                "properties": {"severity": l.finding.severity, "auditIDs": l.finding.events.iter().map(|e| &e.audit_id).collect::<Vec<_>>()},
+                "properties": {"severity": l.finding.severity, "auditIDs": l.finding.events.iter().map(|e| e.audit_id()).collect::<Vec<_>>()},
             })
         })
         .collect();

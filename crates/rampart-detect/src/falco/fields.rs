@@ -209,6 +209,12 @@ enum Slot {
 
 const _: () = assert!(Slot::ServicePorts as usize + 1 == crate::event::DERIVED_SLOTS);
 
+/// `jevt.rawtime`: the event time in nanoseconds. The plugin stamps every event with a time,
+/// so `jevt.rawtime exists` always holds (1 when the event carries none).
+pub fn raw_time(event: &AuditEvent<'_>) -> Option<i64> {
+    Some(event.time_micros().map_or(1, |m| m.saturating_mul(1000)))
+}
+
 fn one<'e>(v: Option<&'e str>) -> Values<'e> {
     v.map(|s| smallvec![Cow::Borrowed(s)])
 }
@@ -343,9 +349,9 @@ impl Field {
             Field::ServicePorts => event.derived.get(Slot::ServicePorts as usize, || {
                 Some(event.request_object()?.at("/spec/ports")?.to_string())
             }),
-            Field::RawTime => event.derived.get(Slot::RawTime as usize, || {
-                Some(event.time_micros().map(|m| m * 1000).unwrap_or(1).to_string())
-            }),
+            Field::RawTime => {
+                event.derived.get(Slot::RawTime as usize, || raw_time(event).map(|nanos| nanos.to_string()))
+            }
             _ => return None,
         };
         Some(value)
@@ -423,7 +429,6 @@ impl Field {
             }
             Field::ServiceType => one(event.request_object()?.at("/spec/type")?.as_str()),
             Field::JsonPointer(p) => pointer(event, p),
-            // The plugin stamps every event with a time, so `jevt.rawtime exists` always holds.
             Field::JsonObj => Some(smallvec![Cow::Borrowed(event.raw)]),
             // Single-valued fields were answered by `scalar` above.
             _ => None,

@@ -664,6 +664,23 @@ fn eval(expr: &Expr, event: &AuditEvent<'_>) -> bool {
                 None => values.iter().any(|x| x == v),
             };
             let first = values.first().map(String::as_str).unwrap_or_default();
+            // The default rules' always/never-true macros test `jevt.rawtime` in nearly every
+            // rule: compare it as the number it is instead of formatting it each time.
+            if let Field::RawTime = field
+                && let Some(nanos) = fields::raw_time(event)
+                && let Ok(want) = first.parse::<i64>()
+            {
+                match op {
+                    Op::Exists => return true,
+                    Op::Eq => return nanos == want,
+                    Op::Ne => return nanos != want,
+                    Op::Lt => return nanos < want,
+                    Op::Le => return nanos <= want,
+                    Op::Gt => return nanos > want,
+                    Op::Ge => return nanos >= want,
+                    _ => {}
+                }
+            }
             // Most comparisons are on single-valued envelope fields: compare in place.
             if let Some(got) = field.scalar(event) {
                 let Some(v) = got.filter(|v| !v.is_empty()) else { return false };
