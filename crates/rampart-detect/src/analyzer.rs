@@ -3,14 +3,11 @@
 //! Events are deduplicated on `(auditID, stage)` (CloudWatch and webhook backends may deliver
 //! twice) over the last one to two million events, so memory stays flat on any input size.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-use std::hash::{BuildHasher, Hash, Hasher};
-
 use serde::Serialize;
 
 use crate::baseline::{Anomalies, Baseline};
 use crate::changes::Changes;
+use crate::dedup::SeenSet;
 use crate::event::{AuditEvent, Document, EventError};
 use crate::falco::RuleSet;
 use crate::falco_findings::Template;
@@ -42,12 +39,6 @@ pub struct Stats {
     pub findings: u64,
 }
 
-#[cfg(not(test))]
-const DEDUP_GENERATION: usize = 1 << 20;
-/// Small in tests, to see generations turn over.
-#[cfg(test)]
-const DEDUP_GENERATION: usize = 4;
-
 /// The analyzer.
 pub struct Analyzer {
     /// The rules, each with its finding template.
@@ -57,13 +48,7 @@ pub struct Analyzer {
     windows: Windows,
     changes: Changes,
     min_severity: Severity,
-    /// Hash of `(auditID, stage)` → the generation it was seen in. The keys are already
-    /// hashes, so the table does not hash them again; one probe per event.
-    seen: HashMap<u64, u32, nohash_hasher::BuildNoHashHasher<u64>>,
-    generation: u32,
-    in_generation: usize,
-    /// Seeded per run (auditIDs are client-influenced; a fixed hash would invite collisions).
-    hasher: foldhash::fast::RandomState,
+    seen: SeenSet,
     pub stats: Stats,
 }
 
@@ -81,38 +66,14 @@ impl Analyzer {
             anomalies: config.baseline.map(|(b, learning)| Anomalies::new(b, learning)),
             windows: Windows::new(config.windows),
             changes: Changes::default(),
-            seen: HashMap::default(),
-            generation: 0,
-            in_generation: 0,
-            hasher: Default::default(),
+            seen: SeenSet::default(),
             stats: Stats::default(),
         }
     }
 
     fn duplicate(&mut self, e: &AuditEvent<'_>) -> bool {
         let Some(id) = e.audit_id.filter(|i| !i.is_empty()) else { return false };
-        let mut h = self.hasher.build_hasher();
-        id.hash(&mut h);
-        e.stage().hash(&mut h);
-        let key = h.finish();
-        match self.seen.entry(key) {
-            // Left in its generation: a duplicate does not extend how long the key is kept,
-            // so the table never holds more than two generations.
-            Entry::Occupied(_) => return true,
-            Entry::Vacant(slot) => {
-                slot.insert(self.generation);
-            }
-        }
-        self.in_generation += 1;
-        if self.in_generation >= DEDUP_GENERATION {
-            // Forget what is older than the previous generation: memory stays bounded and an
-            // event is always compared with at least the last DEDUP_GENERATION before it.
-            self.generation += 1;
-            self.in_generation = 0;
-            let keep_from = self.generation - 1;
-            self.seen.retain(|_, g| *g >= keep_from);
-        }
-        false
+        self.seen.check_and_insert(id, e.stage())
     }
 
     /// Analyse one event text; findings are appended to `out`. Returns the parse error for
@@ -183,7 +144,7 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_are_dropped_within_the_window_and_memory_stays_bounded() {
+    fn repeated_events_are_counted_once() {
         let mut a = analyzer();
         let mut out = Vec::new();
         for id in 0..3 {
@@ -193,20 +154,5 @@ mod tests {
             a.observe_text(&event(id, "ResponseStarted"), &mut out).unwrap();
         }
         assert_eq!((a.stats.events, a.stats.duplicates), (6, 3));
-        // A duplicate one generation back is still caught; the table never holds more than two
-        // generations.
-        for id in 100..100 + 3 * DEDUP_GENERATION {
-            a.observe_text(&event(id, "ResponseComplete"), &mut out).unwrap();
-            assert!(a.seen.len() <= 2 * DEDUP_GENERATION, "{}", a.seen.len());
-            let recent = event(id - DEDUP_GENERATION + 1, "ResponseComplete");
-            if id - DEDUP_GENERATION + 1 >= 100 {
-                let before = a.stats.duplicates;
-                a.observe_text(&recent, &mut out).unwrap();
-                assert_eq!(a.stats.duplicates, before + 1, "id {id}");
-            }
-        }
-        // Long forgotten: counted again rather than remembered for ever.
-        a.observe_text(&event(0, "ResponseComplete"), &mut out).unwrap();
-        assert_eq!(a.stats.duplicates, 3 + 2 * DEDUP_GENERATION as u64 + 1);
     }
 }

@@ -319,8 +319,26 @@ mod tests {
         );
         let r = EventRef::of(&e);
         assert_eq!(
-            (r.audit_id(), r.time(), r.stage(), r.verb(), r.request_uri(), r.user(), r.source_ip(), r.decision()),
-            ("a-1", "2026-03-02T10:15:04.112233Z", "ResponseComplete", "create", "/api/v1/namespaces/d/pods", "alice", "192.0.2.7", "allow")
+            (
+                r.audit_id(),
+                r.time(),
+                r.stage(),
+                r.verb(),
+                r.request_uri(),
+                r.user(),
+                r.source_ip(),
+                r.decision()
+            ),
+            (
+                "a-1",
+                "2026-03-02T10:15:04.112233Z",
+                "ResponseComplete",
+                "create",
+                "/api/v1/namespaces/d/pods",
+                "alice",
+                "192.0.2.7",
+                "allow"
+            )
         );
         assert_eq!(
             serde_json::to_value(&r).unwrap(),

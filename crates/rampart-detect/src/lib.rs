@@ -1,9 +1,10 @@
 //! Rampart's detective controls.
 //!
 //! * [`input`]: audit logs as shipped (lines, arrays, EventList, CloudWatch envelopes, gzip).
-//! * [`event`]: one audit event, decoded with borrowed strings and lazily parsed bodies
-//!   ([`json`]: the borrowed JSON value the bodies become).
-//! * [`analyzer`]: one pass over events through every detector, duplicates dropped.
+//! * [`event`]: one audit event, parsed whole in one SIMD pass and read through a borrowed
+//!   view of its envelope ([`json`]: the JSON value and pointer helpers).
+//! * [`analyzer`]: one pass over events through every detector, duplicates dropped
+//!   ([`dedup`]: the bounded memory of what was seen).
 //! * [`falco`]: a Falco rule engine with Falco's default k8saudit rules embedded
 //!   ([`falco_findings`]: their hits as findings).
 //! * [`guardduty`]: the deterministic GuardDuty EKS audit-log finding types; [`baseline`]: the
@@ -16,6 +17,7 @@ pub mod analyzer;
 pub mod aws_auth;
 pub mod baseline;
 pub mod changes;
+pub mod dedup;
 pub mod event;
 pub mod falco;
 pub mod falco_findings;

@@ -198,10 +198,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     located.sort_by(|a, b| {
-        a.finding
-            .severity
-            .cmp(&b.finding.severity)
-            .then(a.finding.events.first().map(EventRef::time).cmp(&b.finding.events.first().map(EventRef::time)))
+        a.finding.severity.cmp(&b.finding.severity).then(
+            a.finding.events.first().map(EventRef::time).cmp(&b.finding.events.first().map(EventRef::time)),
+        )
     });
     match args.output {
         ReportFormat::Json => println!(
