@@ -114,7 +114,7 @@ impl Windows {
         let secrets_read =
             e.resource() == Some("secrets") && matches!(e.verb(), Some("get" | "list" | "watch"));
         let denied = denied(e);
-        if !denied && !(secrets_read && e.succeeded()) {
+        if !(denied || (secrets_read && e.succeeded())) {
             return;
         }
         let user = e.username().unwrap_or("<unknown>").to_owned();
