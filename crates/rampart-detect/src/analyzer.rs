@@ -65,7 +65,7 @@ impl Analyzer {
             guardduty: config.guardduty,
             anomalies: config.baseline.map(|(b, learning)| Anomalies::new(b, learning)),
             windows: Windows::new(config.windows),
-            changes: Changes::default(),
+            changes: Changes::new(config.min_severity),
             seen: SeenSet::default(),
             stats: Stats::default(),
         }

@@ -41,14 +41,27 @@ const SUSPICIOUS_EXEC: [&str; 8] = [
 ];
 
 /// Rampart's point detections; remembers the last aws-auth it saw, to report what a change added.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Changes {
     aws_auth: Option<BTreeSet<(String, String)>>,
+    /// Findings below this severity would be dropped: the ones graded late (RBAC changes)
+    /// are not built at all.
+    min_severity: Severity,
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        Changes::new(Severity::Info)
+    }
 }
 
 impl Changes {
+    pub fn new(min_severity: Severity) -> Self {
+        Changes { aws_auth: None, min_severity }
+    }
+
     pub fn observe(&mut self, e: &AuditEvent<'_>, out: &mut Vec<Finding>) {
-        observe(e, out, &mut self.aws_auth);
+        observe(e, out, &mut self.aws_auth, self.min_severity);
     }
 }
 
@@ -56,6 +69,7 @@ fn observe(
     e: &AuditEvent<'_>,
     out: &mut Vec<Finding>,
     last_aws_auth: &mut Option<BTreeSet<(String, String)>>,
+    min_severity: Severity,
 ) {
     let stage = e.stage().unwrap_or("ResponseComplete");
     let user = e.username().unwrap_or("<unknown>");
@@ -156,32 +170,24 @@ fn observe(
                     }
                 }
                 for rule in obj.get("rules").and_then(Json::as_array).into_iter().flatten() {
-                    let list = |k: &str| -> Vec<String> {
-                        rule.get(k)
-                            .and_then(Json::as_array)
-                            .into_iter()
-                            .flatten()
-                            .filter_map(Json::as_str)
-                            .map(str::to_owned)
-                            .collect()
-                    };
-                    let (verbs, resources) = (list("verbs"), list("resources"));
-                    let risky: Vec<String> = verbs
-                        .iter()
-                        .filter(|v| matches!(v.as_str(), "*" | "escalate" | "bind" | "impersonate"))
-                        .chain(resources.iter().filter(|r| {
+                    let list = |k: &str| rule.items(k).iter().filter_map(Json::as_str);
+                    let risky: Vec<&str> = list("verbs")
+                        .filter(|v| matches!(*v, "*" | "escalate" | "bind" | "impersonate"))
+                        .chain(list("resources").filter(|r| {
                             matches!(
-                                r.as_str(),
+                                *r,
                                 "*" | "secrets" | "pods/exec" | "nodes/proxy" | "serviceaccounts/token"
                             )
                         }))
-                        .cloned()
                         .collect();
                     if !risky.is_empty() {
                         why.push(format!("allows {}", risky.join(",")));
                         severity = severity.min(Severity::Medium);
                     }
                 }
+            }
+            if severity > min_severity {
+                return;
             }
             let reason = if why.is_empty() { String::new() } else { format!(" ({})", why.join("; ")) };
             out.push(Finding::rampart(e, "RbacChanged", severity, Tactic::PrivilegeEscalation,

@@ -177,8 +177,13 @@ impl GuardDuty {
         }
         let user = e.username().unwrap_or("<unknown>");
         let ip = e.source_ip().unwrap_or("<unknown>");
-        if let Some(tactic) = tactic_of(e) {
-            if anonymous(e)
+        // Both tactic-based types need an anonymous caller or a threat list: only then is the
+        // call classified.
+        let anonymous_caller = anonymous(e);
+        if (anonymous_caller || !self.threat_list.is_empty())
+            && let Some(tactic) = tactic_of(e)
+        {
+            if anonymous_caller
                 && allowed(e)
                 && !matches!(
                     tactic,
@@ -199,7 +204,7 @@ impl GuardDuty {
                     format!("unauthenticated {} {} succeeded from {ip}", e.verb().unwrap_or_default(), e.uri().unwrap_or_default()),
                     "Remove bindings that grant system:anonymous or system:unauthenticated anything (kubectl get clusterrolebindings,rolebindings -A -o wide | grep -E 'system:(anonymous|unauthenticated)'), and disable anonymous auth where possible.",
                 ));
-            } else if !anonymous(e)
+            } else if !anonymous_caller
                 && !self.threat_list.is_empty()
                 && let Some(addr) = e.source_ip().and_then(|ip| ip.parse::<IpAddr>().ok())
                 && self.threat_list.iter().any(|c| c.contains(addr))

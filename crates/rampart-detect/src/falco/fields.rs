@@ -244,11 +244,11 @@ fn pod_spec<'e>(event: &'e AuditEvent<'_>) -> Option<&'e Json> {
 fn container_values<'e>(event: &'e AuditEvent<'_>, which: Containers, attr: ContainerAttr) -> Values<'e> {
     let spec = pod_spec(event)?;
     let list = spec.get(which.key())?.as_array()?;
-    let pod_ctx = spec.get("securityContext");
+    // Looked up only by the attributes that read them (objects are searched key by key).
+    let pod_ctx = || spec.get("securityContext");
     let mut out: SmallVec<[Cow<'e, str>; 2]> = SmallVec::new();
     for c in list {
-        let ctx = c.get("securityContext");
-        let sc = |k: &str| ctx.and_then(|s| s.get(k));
+        let sc = |k: &str| c.get("securityContext").and_then(|s| s.get(k));
         match attr {
             ContainerAttr::Image => out.push(c.get("image").map(scalar).unwrap_or(Cow::Borrowed(""))),
             ContainerAttr::Repository => {
@@ -267,7 +267,7 @@ fn container_values<'e>(event: &'e AuditEvent<'_>, which: Containers, attr: Cont
             ContainerAttr::RunAsUser | ContainerAttr::EffRunAsUser => {
                 let own = sc("runAsUser");
                 let v = if attr == ContainerAttr::EffRunAsUser {
-                    own.or(pod_ctx.and_then(|p| p.get("runAsUser")))
+                    own.or_else(|| pod_ctx().and_then(|p| p.get("runAsUser")))
                 } else {
                     own
                 };
@@ -276,7 +276,7 @@ fn container_values<'e>(event: &'e AuditEvent<'_>, which: Containers, attr: Cont
             ContainerAttr::RunAsGroup | ContainerAttr::EffRunAsGroup => {
                 let own = sc("runAsGroup");
                 let v = if attr == ContainerAttr::EffRunAsGroup {
-                    own.or(pod_ctx.and_then(|p| p.get("runAsGroup")))
+                    own.or_else(|| pod_ctx().and_then(|p| p.get("runAsGroup")))
                 } else {
                     own
                 };

@@ -107,15 +107,20 @@ pub struct Rule {
     output: Vec<Segment>,
     /// Capacity to render the output with.
     output_hint: usize,
+    /// The condition, less what the gate checks.
     expr: Expr,
     gate: Gate,
+    /// The whole condition (tests compare the gated evaluation with it).
+    #[cfg(test)]
+    full: Expr,
 }
 
 /// Values a rule's top-level conjuncts require of cheap fields: if the event's stage or
 /// resource is not among them, the condition cannot hold and the rule is skipped without
 /// evaluation. Derived from the compiled condition, so it never changes a result — most
 /// default rules start `kevt and <resource> and …`, so an event is only evaluated against the
-/// few rules about its resource.
+/// few rules about its resource. A conjunct the gate enforces exactly (a plain `=` or `in` on
+/// the stage or resource) is taken out of the condition, so it is not tested twice.
 #[derive(Debug, Clone, Default)]
 struct Gate {
     stages: Option<Vec<String>>,
@@ -123,26 +128,54 @@ struct Gate {
 }
 
 impl Gate {
-    fn of(expr: &Expr) -> Gate {
+    /// The gate of a condition, and what of the condition is left to evaluate behind it.
+    fn split(expr: Expr) -> (Gate, Expr) {
         let mut conjuncts = Vec::new();
-        flatten_and(expr, &mut conjuncts);
+        into_conjuncts(expr, &mut conjuncts);
         let mut gate = Gate::default();
-        for c in conjuncts {
-            if let Some(v) = allowed_values(c, &|f| matches!(f, Field::Stage)) {
-                gate.stages = Some(v);
-            } else if let Some(v) = allowed_values(c, &|f| matches!(f, Field::TargetResource)) {
-                gate.resources = Some(v);
+        // Plain comparisons first: the gate takes them over exactly.
+        conjuncts.retain(|c| match c {
+            Expr::Cmp { field, op: Op::Eq | Op::In, values, .. } => {
+                let slot = match field {
+                    Field::Stage => &mut gate.stages,
+                    Field::TargetResource => &mut gate.resources,
+                    _ => return true,
+                };
+                if slot.is_some() {
+                    return true;
+                }
+                *slot = Some(values.clone());
+                false
+            }
+            _ => true,
+        });
+        // Then `or`s of them: a necessary condition only, so the conjunct stays.
+        for c in &conjuncts {
+            if gate.stages.is_none() {
+                gate.stages = allowed_values(c, &|f| matches!(f, Field::Stage));
+            }
+            if gate.resources.is_none() {
+                gate.resources = allowed_values(c, &|f| matches!(f, Field::TargetResource));
             }
         }
-        gate
+        let rest = if conjuncts.len() == 1 { conjuncts.remove(0) } else { Expr::And(conjuncts) };
+        (gate, rest)
     }
 
     fn admits(&self, event: &AuditEvent<'_>) -> bool {
+        // As a comparison reads them: an empty value is no value.
         let ok = |allowed: &Option<Vec<String>>, got: Option<&str>| match allowed {
             None => true,
-            Some(values) => got.is_some_and(|g| values.iter().any(|v| v == g)),
+            Some(values) => got.filter(|g| !g.is_empty()).is_some_and(|g| values.iter().any(|v| v == g)),
         };
         ok(&self.stages, event.stage()) && ok(&self.resources, event.resource())
+    }
+}
+
+fn into_conjuncts(expr: Expr, out: &mut Vec<Expr>) {
+    match expr {
+        Expr::And(parts) => parts.into_iter().for_each(|p| into_conjuncts(p, out)),
+        other => out.push(other),
     }
 }
 
@@ -552,7 +585,10 @@ impl RuleSet {
             if let Some(ex) = exceptions_ast(&def.exceptions).map_err(cerr)? {
                 ast = Ast::And(vec![ast, ex]);
             }
-            let expr = defs.compile(&ast, &mut Vec::new()).map_err(cerr)?;
+            let compiled = defs.compile(&ast, &mut Vec::new()).map_err(cerr)?;
+            #[cfg(test)]
+            let full = compiled.clone();
+            let (gate, expr) = Gate::split(compiled);
             let priority = Priority::parse(&def.priority)
                 .ok_or_else(|| cerr(format!("unknown priority {:?}", def.priority)))?;
             let output = compile_output(def.output.trim()).map_err(cerr)?;
@@ -570,7 +606,9 @@ impl RuleSet {
                 tags: def.tags.clone(),
                 output,
                 output_hint,
-                gate: Gate::of(&expr),
+                #[cfg(test)]
+                full,
+                gate,
                 expr,
             });
         }
@@ -800,14 +838,15 @@ mod tests {
                 let Ok(doc) = crate::event::Document::parse(line) else { continue };
                 let Ok(e) = doc.event() else { continue };
                 for r in rules.rules() {
-                    let full = eval(&r.expr, &e);
+                    let full = eval(&r.full, &e);
                     assert!(!full || r.gate.admits(&e), "gate of {} refused a match", r.name);
+                    assert_eq!(full, r.matches(&e), "{}: {line}", r.name);
                     gated_out += usize::from(!r.gate.admits(&e));
                 }
                 for set in [&rules, &notice_and_up] {
                     let indexed: Vec<&str> = set.matches(&e).map(|r| r.name.as_str()).collect();
                     let every: Vec<&str> =
-                        set.rules().iter().filter(|r| eval(&r.expr, &e)).map(|r| r.name.as_str()).collect();
+                        set.rules().iter().filter(|r| eval(&r.full, &e)).map(|r| r.name.as_str()).collect();
                     assert_eq!(indexed, every, "{line}");
                 }
             }
