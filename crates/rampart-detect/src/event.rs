@@ -9,6 +9,7 @@ use std::cell::OnceCell;
 use smallvec::SmallVec;
 
 use crate::json::{self, Json, JsonContainerTrait, JsonValueTrait};
+use crate::workload::PodView;
 
 /// `user` / `impersonatedUser`.
 #[derive(Debug, Default, Clone)]
@@ -67,6 +68,8 @@ pub struct AuditEvent<'d> {
     /// v1beta1 events carry a top-level `timestamp`.
     pub timestamp: Option<&'d str>,
     pub annotations: Option<&'d Json>,
+    /// `authorization.k8s.io/decision`, picked out of the annotations (read for every event).
+    decision: Option<&'d str>,
     /// The whole event text.
     pub raw: &'d str,
     /// The whole event, for JSON-pointer rules.
@@ -75,6 +78,8 @@ pub struct AuditEvent<'d> {
     pub derived: Derived,
     /// The event time, parsed on first use (windows, baselines and Falco all ask).
     micros: OnceCell<Option<i64>>,
+    /// The request's pod spec, read on first use.
+    request_pod: OnceCell<Option<PodView<'d>>>,
 }
 
 /// How many [`Derived`] slots there are.
@@ -197,10 +202,12 @@ impl<'d> AuditEvent<'d> {
             stage_timestamp: None,
             timestamp: None,
             annotations: None,
+            decision: None,
             raw,
             json,
             derived: Derived::default(),
             micros: OnceCell::new(),
+            request_pod: OnceCell::new(),
         };
         let mut kind_seen = None;
         for (key, value) in fields.iter() {
@@ -225,7 +232,10 @@ impl<'d> AuditEvent<'d> {
                 "requestReceivedTimestamp" => e.request_received_timestamp = string(value),
                 "stageTimestamp" => e.stage_timestamp = string(value),
                 "timestamp" => e.timestamp = string(value),
-                "annotations" => e.annotations = value.is_object().then_some(value),
+                "annotations" => {
+                    e.annotations = value.is_object().then_some(value);
+                    e.decision = value.get("authorization.k8s.io/decision").and_then(string);
+                }
                 _ => {}
             }
         }
@@ -271,7 +281,7 @@ impl<'d> AuditEvent<'d> {
     }
     /// `authorization.k8s.io/decision` (`allow` / `forbid`).
     pub fn decision(&self) -> Option<&'d str> {
-        self.annotation("authorization.k8s.io/decision")
+        self.decision
     }
     /// The one source IP a client cannot forge: the last of `sourceIPs`.
     pub fn source_ip(&self) -> Option<&'d str> {
@@ -293,6 +303,11 @@ impl<'d> AuditEvent<'d> {
     /// `requestObject`.
     pub fn request_object(&self) -> Option<&'d Json> {
         self.request_object
+    }
+    /// `requestObject.spec` as a pod spec, read once (Falco's `ka.req.pod.*` fields).
+    pub fn request_pod(&self) -> Option<&PodView<'d>> {
+        let request = self.request_object;
+        self.request_pod.get_or_init(|| request.and_then(|r| r.get("spec")).map(PodView::of)).as_ref()
     }
     /// `responseObject`.
     pub fn response_object(&self) -> Option<&'d Json> {

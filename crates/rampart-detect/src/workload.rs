@@ -1,5 +1,8 @@
-//! Pod specs inside workload objects as audit events carry them, and the risky parts of them.
+//! Pod specs inside workload objects as audit events carry them, the risky parts of them, and a
+//! one-pass view of a pod spec for detectors that read many of its fields.
 //! (`rampart_types::workload::pod_template` is the same lookup over `serde_json::Value`.)
+
+use smallvec::SmallVec;
 
 use crate::json::{Json, JsonContainerTrait, JsonExt, JsonValueTrait};
 
@@ -60,4 +63,92 @@ pub fn sensitive_writable_mounts(spec: &Json) -> Vec<String> {
 /// Image names of every container.
 pub fn images(spec: &Json) -> Vec<String> {
     containers(spec).filter_map(|c| c.get("image").and_then(Json::as_str)).map(str::to_owned).collect()
+}
+
+/// A pod spec read once: the fields detectors ask for, each container's picked out in one pass
+/// over its keys. JSON objects are searched key by key, and Falco's pod rules read several
+/// fields of every container for every pod event, so this replaces dozens of searches.
+#[derive(Debug, Default, Clone)]
+pub struct PodView<'d> {
+    pub host_network: Option<&'d Json>,
+    pub host_pid: Option<&'d Json>,
+    pub host_ipc: Option<&'d Json>,
+    pub security_context: Option<&'d Json>,
+    pub volumes: &'d [Json],
+    /// `containers`, `initContainers`, `ephemeralContainers`.
+    pub lists: [SmallVec<[ContainerView<'d>; 2]>; 3],
+}
+
+/// One container of a [`PodView`].
+#[derive(Debug, Default, Clone)]
+pub struct ContainerView<'d> {
+    pub name: Option<&'d Json>,
+    pub image: Option<&'d Json>,
+    pub command: Option<&'d Json>,
+    pub args: Option<&'d Json>,
+    pub ports: &'d [Json],
+    pub privileged: Option<&'d Json>,
+    pub allow_privilege_escalation: Option<&'d Json>,
+    pub read_only_root_filesystem: Option<&'d Json>,
+    pub run_as_user: Option<&'d Json>,
+    pub run_as_group: Option<&'d Json>,
+    pub proc_mount: Option<&'d Json>,
+    pub capabilities: Option<&'d Json>,
+}
+
+fn entries(v: &Json) -> impl Iterator<Item = (&str, &Json)> {
+    v.as_object().into_iter().flat_map(|o| o.iter())
+}
+
+impl<'d> ContainerView<'d> {
+    fn of(c: &'d Json) -> Self {
+        let mut view = ContainerView::default();
+        for (key, value) in entries(c) {
+            match key {
+                "name" => view.name = Some(value),
+                "image" => view.image = Some(value),
+                "command" => view.command = Some(value),
+                "args" => view.args = Some(value),
+                "ports" => view.ports = value.elements(),
+                "securityContext" => {
+                    for (key, value) in entries(value) {
+                        match key {
+                            "privileged" => view.privileged = Some(value),
+                            "allowPrivilegeEscalation" => view.allow_privilege_escalation = Some(value),
+                            "readOnlyRootFilesystem" => view.read_only_root_filesystem = Some(value),
+                            "runAsUser" => view.run_as_user = Some(value),
+                            "runAsGroup" => view.run_as_group = Some(value),
+                            "procMount" => view.proc_mount = Some(value),
+                            "capabilities" => view.capabilities = Some(value),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        view
+    }
+}
+
+impl<'d> PodView<'d> {
+    /// The view of a pod spec (`spec` of a Pod).
+    pub fn of(spec: &'d Json) -> Self {
+        let mut view = PodView::default();
+        let list = |v: &'d Json| v.elements().iter().map(ContainerView::of).collect();
+        for (key, value) in entries(spec) {
+            match key {
+                "hostNetwork" => view.host_network = Some(value),
+                "hostPID" => view.host_pid = Some(value),
+                "hostIPC" => view.host_ipc = Some(value),
+                "securityContext" => view.security_context = Some(value),
+                "volumes" => view.volumes = value.elements(),
+                "containers" => view.lists[0] = list(value),
+                "initContainers" => view.lists[1] = list(value),
+                "ephemeralContainers" => view.lists[2] = list(value),
+                _ => {}
+            }
+        }
+        view
+    }
 }

@@ -18,16 +18,6 @@ pub enum Containers {
     Ephemeral,
 }
 
-impl Containers {
-    fn key(self) -> &'static str {
-        match self {
-            Containers::Regular => "containers",
-            Containers::Init => "initContainers",
-            Containers::Ephemeral => "ephemeralContainers",
-        }
-    }
-}
-
 /// A container attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerAttr {
@@ -237,68 +227,52 @@ pub fn repository(image: &str) -> &str {
     cut.split('@').next().unwrap_or(cut)
 }
 
-fn pod_spec<'e>(event: &'e AuditEvent<'_>) -> Option<&'e Json> {
-    event.request_object()?.get("spec")
+impl Containers {
+    fn index(self) -> usize {
+        match self {
+            Containers::Regular => 0,
+            Containers::Init => 1,
+            Containers::Ephemeral => 2,
+        }
+    }
 }
 
 fn container_values<'e>(event: &'e AuditEvent<'_>, which: Containers, attr: ContainerAttr) -> Values<'e> {
-    let spec = pod_spec(event)?;
-    let list = spec.get(which.key())?.as_array()?;
-    // Looked up only by the attributes that read them (objects are searched key by key).
-    let pod_ctx = || spec.get("securityContext");
+    let pod = event.request_pod()?;
+    let list = pod.lists.get(which.index())?;
+    let pod_ctx = |k: &str| pod.security_context.and_then(|s| s.get(k));
     let mut out: SmallVec<[Cow<'e, str>; 2]> = SmallVec::new();
     for c in list {
-        let sc = |k: &str| c.get("securityContext").and_then(|s| s.get(k));
         match attr {
-            ContainerAttr::Image => out.push(c.get("image").map(scalar).unwrap_or(Cow::Borrowed(""))),
+            ContainerAttr::Image => out.push(c.image.map(scalar).unwrap_or(Cow::Borrowed(""))),
             ContainerAttr::Repository => {
-                out.push(Cow::Borrowed(repository(c.get("image").and_then(Json::as_str).unwrap_or_default())))
+                out.push(Cow::Borrowed(repository(c.image.and_then(Json::as_str).unwrap_or_default())))
             }
-            ContainerAttr::Name => out.push(c.get("name").map(scalar).unwrap_or(Cow::Borrowed(""))),
-            ContainerAttr::Command | ContainerAttr::Args => {
-                let key = if attr == ContainerAttr::Command { "command" } else { "args" };
-                if let Some(v) = c.get(key) {
-                    out.push(Cow::Owned(v.to_string()));
-                }
-            }
-            ContainerAttr::Privileged => out.push(boolean(sc("privileged"))),
-            ContainerAttr::AllowPrivilegeEscalation => out.push(boolean(sc("allowPrivilegeEscalation"))),
-            ContainerAttr::ReadOnlyFs => out.push(boolean(sc("readOnlyRootFilesystem"))),
-            ContainerAttr::RunAsUser | ContainerAttr::EffRunAsUser => {
-                let own = sc("runAsUser");
-                let v = if attr == ContainerAttr::EffRunAsUser {
-                    own.or_else(|| pod_ctx().and_then(|p| p.get("runAsUser")))
-                } else {
-                    own
-                };
-                out.push(v.map(scalar).unwrap_or(Cow::Borrowed("0")));
-            }
-            ContainerAttr::RunAsGroup | ContainerAttr::EffRunAsGroup => {
-                let own = sc("runAsGroup");
-                let v = if attr == ContainerAttr::EffRunAsGroup {
-                    own.or_else(|| pod_ctx().and_then(|p| p.get("runAsGroup")))
-                } else {
-                    own
-                };
-                out.push(v.map(scalar).unwrap_or(Cow::Borrowed("0")));
-            }
-            ContainerAttr::ProcMount => out.push(sc("procMount").map(scalar).unwrap_or(Cow::Borrowed(""))),
-            ContainerAttr::AddCapabilities => {
-                for cap in sc("capabilities")
+            ContainerAttr::Name => out.push(c.name.map(scalar).unwrap_or(Cow::Borrowed(""))),
+            ContainerAttr::Command => out.extend(c.command.map(|v| Cow::Owned(v.to_string()))),
+            ContainerAttr::Args => out.extend(c.args.map(|v| Cow::Owned(v.to_string()))),
+            ContainerAttr::Privileged => out.push(boolean(c.privileged)),
+            ContainerAttr::AllowPrivilegeEscalation => out.push(boolean(c.allow_privilege_escalation)),
+            ContainerAttr::ReadOnlyFs => out.push(boolean(c.read_only_root_filesystem)),
+            ContainerAttr::RunAsUser => out.push(c.run_as_user.map(scalar).unwrap_or(Cow::Borrowed("0"))),
+            ContainerAttr::EffRunAsUser => out.push(
+                c.run_as_user.or_else(|| pod_ctx("runAsUser")).map(scalar).unwrap_or(Cow::Borrowed("0")),
+            ),
+            ContainerAttr::RunAsGroup => out.push(c.run_as_group.map(scalar).unwrap_or(Cow::Borrowed("0"))),
+            ContainerAttr::EffRunAsGroup => out.push(
+                c.run_as_group.or_else(|| pod_ctx("runAsGroup")).map(scalar).unwrap_or(Cow::Borrowed("0")),
+            ),
+            ContainerAttr::ProcMount => out.push(c.proc_mount.map(scalar).unwrap_or(Cow::Borrowed(""))),
+            ContainerAttr::AddCapabilities => out.extend(
+                c.capabilities
                     .and_then(|c| c.get("add"))
-                    .and_then(Json::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    out.push(scalar(cap));
-                }
-            }
+                    .map(Json::elements)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(scalar),
+            ),
             ContainerAttr::HostPort => {
-                for p in c.get("ports").and_then(Json::as_array).into_iter().flatten() {
-                    if let Some(h) = p.get("hostPort") {
-                        out.push(scalar(h));
-                    }
-                }
+                out.extend(c.ports.iter().filter_map(|p| p.get("hostPort")).map(scalar))
             }
         }
     }
@@ -397,18 +371,18 @@ impl Field {
             Field::BindingRole => one(event.request_object()?.at("/roleRef/name")?.as_str()),
             Field::ConfigMapName => one(event.name()),
             Field::Container(which, attr) => container_values(event, *which, *attr),
-            Field::HostNetwork => pod_spec(event).map(|s| smallvec![boolean(s.get("hostNetwork"))]),
-            Field::HostPid => pod_spec(event).map(|s| smallvec![boolean(s.get("hostPID"))]),
-            Field::HostIpc => pod_spec(event).map(|s| smallvec![boolean(s.get("hostIPC"))]),
-            Field::PodRunAsUser => one_value(pod_spec(event)?.at("/securityContext/runAsUser")),
-            Field::PodRunAsGroup => one_value(pod_spec(event)?.at("/securityContext/runAsGroup")),
-            Field::PodFsGroup => one_value(pod_spec(event)?.at("/securityContext/fsGroup")),
+            Field::HostNetwork => event.request_pod().map(|p| smallvec![boolean(p.host_network)]),
+            Field::HostPid => event.request_pod().map(|p| smallvec![boolean(p.host_pid)]),
+            Field::HostIpc => event.request_pod().map(|p| smallvec![boolean(p.host_ipc)]),
+            Field::PodRunAsUser => one_value(event.request_pod()?.security_context?.get("runAsUser")),
+            Field::PodRunAsGroup => one_value(event.request_pod()?.security_context?.get("runAsGroup")),
+            Field::PodFsGroup => one_value(event.request_pod()?.security_context?.get("fsGroup")),
             Field::PodSupplementalGroups => {
-                let groups = pod_spec(event)?.at("/securityContext/supplementalGroups")?.as_array()?;
+                let groups = event.request_pod()?.security_context?.get("supplementalGroups")?.as_array()?;
                 Some(groups.iter().map(scalar).collect::<SmallVec<[_; 2]>>()).filter(|v| !v.is_empty())
             }
             Field::VolumesHostPath | Field::VolumesFlexDriver | Field::VolumesType => {
-                let volumes = pod_spec(event)?.get("volumes")?.as_array()?;
+                let volumes = event.request_pod()?.volumes;
                 let v: SmallVec<[Cow<'e, str>; 2]> = volumes
                     .iter()
                     .filter_map(|vol| match self {
