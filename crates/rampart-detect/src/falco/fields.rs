@@ -286,7 +286,27 @@ fn pointer<'e>(event: &'e AuditEvent<'_>, ptr: &str) -> Values<'e> {
 }
 
 impl Field {
-    /// The field's values in `event`.
+    /// A field read straight from the event's envelope (no body, no formatting): the cheapest
+    /// to test, so conditions test these first.
+    pub fn is_envelope(&self) -> bool {
+        matches!(
+            self,
+            Field::AuditId
+                | Field::Stage
+                | Field::AuthDecision
+                | Field::UserName
+                | Field::ImpUserName
+                | Field::Verb
+                | Field::Uri
+                | Field::TargetName
+                | Field::TargetNamespace
+                | Field::TargetResource
+                | Field::TargetSubresource
+                | Field::ResponseReason
+                | Field::UserAgent
+        )
+    }
+
     /// The value of a single-valued field (`Some(None)` when absent), or `None` for fields
     /// that can have several values. Conditions compare these without building a list.
     pub fn scalar<'e>(&self, event: &'e AuditEvent<'_>) -> Option<Option<&'e str>> {
@@ -331,6 +351,7 @@ impl Field {
         Some(value)
     }
 
+    /// The field's values in `event`.
     pub fn extract<'e>(&self, event: &'e AuditEvent<'_>) -> Values<'e> {
         if let Some(value) = self.scalar(event) {
             return one(value);

@@ -158,6 +158,9 @@ impl Gate {
                 gate.resources = allowed_values(c, &|f| matches!(f, Field::TargetResource));
             }
         }
+        // Cheap and selective tests first: `and` stops at the first false one, and the order of
+        // side-effect-free tests does not change the result.
+        conjuncts.sort_by_key(cost_rank);
         let rest = if conjuncts.len() == 1 { conjuncts.remove(0) } else { Expr::And(conjuncts) };
         (gate, rest)
     }
@@ -169,6 +172,18 @@ impl Gate {
             Some(values) => got.filter(|g| !g.is_empty()).is_some_and(|g| values.iter().any(|v| v == g)),
         };
         ok(&self.stages, event.stage()) && ok(&self.resources, event.resource())
+    }
+}
+
+/// How early a conjunct should be tested: equality with an envelope field (cheap, and usually
+/// false: `user = system:anonymous`), other envelope tests, their negations, then the rest
+/// (bodies, lists, `or`s).
+fn cost_rank(expr: &Expr) -> u8 {
+    match expr {
+        Expr::Cmp { field, op: Op::Eq | Op::In, .. } if field.is_envelope() => 0,
+        Expr::Cmp { field, .. } if field.is_envelope() => 1,
+        Expr::Not(inner) if matches!(&**inner, Expr::Cmp { field, .. } if field.is_envelope()) => 2,
+        _ => 3,
     }
 }
 
