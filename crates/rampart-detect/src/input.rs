@@ -69,13 +69,49 @@ fn from_text(
         }
         return Ok(());
     }
+    one_line(line.trim(), number, each);
+    for_each_line(reader, number + 1, |bytes, number| match std::str::from_utf8(bytes) {
+        Ok(text) => one_line(text.trim(), number, each),
+        // The API server writes valid UTF-8 (Go replaces invalid bytes with U+FFFD); a damaged
+        // line is read the same way rather than ending the run.
+        Err(_) => one_line(String::from_utf8_lossy(bytes).trim(), number, each),
+    })?;
+    Ok(())
+}
+
+/// Calls `each` with every line of `reader` (without its newline) and its number, starting at
+/// `number`. Lines are found in the reader's buffer with a SIMD newline search and handed out
+/// in place; only a line that spans two buffer fills is copied.
+fn for_each_line(
+    mut reader: impl BufRead,
+    mut number: usize,
+    mut each: impl FnMut(&[u8], usize),
+) -> std::io::Result<()> {
+    let mut carry: Vec<u8> = Vec::new();
     loop {
-        one_line(line.trim(), number, each);
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            if !carry.is_empty() {
+                each(&carry, number);
+            }
             return Ok(());
         }
-        number += 1;
+        let filled = chunk.len();
+        let mut start = 0;
+        for newline in memchr::memchr_iter(b'\n', chunk) {
+            let piece = chunk.get(start..newline).unwrap_or_default();
+            if carry.is_empty() {
+                each(piece, number);
+            } else {
+                carry.extend_from_slice(piece);
+                each(&carry, number);
+                carry.clear();
+            }
+            number += 1;
+            start = newline + 1;
+        }
+        carry.extend_from_slice(chunk.get(start..).unwrap_or_default());
+        reader.consume(filled);
     }
 }
 
@@ -135,6 +171,35 @@ mod tests {
         })
         .unwrap();
         seen
+    }
+
+    #[test]
+    fn lines_across_buffer_fills_crlf_damage_and_no_final_newline() {
+        // A 7-byte buffer makes every line span several fills.
+        let input = format!("{E1}\r\n\n{E2}\n{{\"kind\":\"Event\",\"verb\":\"get\",\"x\":\"\u{1F600}\"}}\n")
+            .into_bytes();
+        let mut damaged = input.clone();
+        damaged.extend_from_slice(b"{\"kind\":\"Event\",\"verb\":\"get\",\"x\":\"\xff\"}");
+        let mut lines = Vec::new();
+        for_each_line(BufReader::with_capacity(7, damaged.as_slice()), 1, |bytes, n| {
+            lines.push((n, bytes.to_vec()))
+        })
+        .unwrap();
+        assert_eq!(lines.len(), 5, "no final newline: the last line still counts");
+        assert_eq!(lines[0], (1, format!("{E1}\r").into_bytes()));
+        assert_eq!(lines[1], (2, vec![]));
+        assert_eq!(lines[4].0, 5);
+        // Through the event reader: CRLF trimmed, the invalid byte read as U+FFFD, numbers kept.
+        let mut seen = Vec::new();
+        for_each_event(damaged.as_slice(), |t, n| {
+            seen.push((n, t.to_owned()));
+            true
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 4);
+        assert_eq!(seen[0], (Some(1), E1.to_owned()));
+        assert_eq!(seen[1].0, Some(3));
+        assert!(seen[3].1.contains('\u{FFFD}'), "{}", seen[3].1);
     }
 
     #[test]
