@@ -673,6 +673,10 @@ impl Rule {
                     Some(code) => out.push_str(itoa::Buffer::new().format(code)),
                     None => out.push_str("<NA>"),
                 },
+                // Single-valued fields are written as they are read, without building a list.
+                Segment::Field(f) if let Some(value) = f.scalar(event) => {
+                    out.push_str(value.unwrap_or("<NA>"))
+                }
                 Segment::Field(f) => match f.extract(event) {
                     None => out.push_str("<NA>"),
                     Some(v) if v.len() == 1 => out.push_str(&v[0]),
