@@ -1,9 +1,10 @@
 //! `rampart audit`: Kubernetes audit logs → findings (GuardDuty EKS audit-log types, Falco's
 //! k8saudit rules, 401/403 spikes, sensitive changes), as a table, JSON or SARIF.
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use rampart_detect::analyzer::{Analyzer, AnalyzerConfig, Stats};
@@ -12,6 +13,7 @@ use rampart_detect::falco::{DEFAULT_RULES, RuleSet};
 use rampart_detect::finding::{EventRef, Finding, Severity};
 use rampart_detect::guardduty::{Cidr, GuardDuty};
 use rampart_detect::window::WindowConfig;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// Report formats.
@@ -119,8 +121,17 @@ fn load_threats(path: &std::path::Path) -> anyhow::Result<Vec<Cidr>> {
 /// A finding with where it was read.
 struct Located {
     finding: Finding,
-    file: String,
+    /// Shared by every finding of the file.
+    file: Arc<str>,
     line: Option<usize>,
+}
+
+/// The JSON report, written straight to the output (a busy log can yield hundreds of thousands
+/// of findings: no intermediate document is built).
+#[derive(Serialize)]
+struct Report<'a> {
+    stats: &'a Stats,
+    findings: Vec<&'a Finding>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -165,6 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut batch = Vec::new();
     for file in &files {
         let shown = file.display().to_string();
+        let shared: Arc<str> = Arc::from(shown.as_str());
         let reader: Box<dyn Read> = if shown == "-" {
             Box::new(std::io::stdin().lock())
         } else {
@@ -180,7 +192,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 analyzer.stats.skipped += 1;
             }
             for finding in batch.drain(..) {
-                located.push(Located { finding, file: shown.clone(), line });
+                located.push(Located { finding, file: Arc::clone(&shared), line });
             }
             is_event
         })
@@ -203,13 +215,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
     });
     match args.output {
-        ReportFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "stats": stats,
-                "findings": located.iter().map(|l| &l.finding).collect::<Vec<_>>(),
-            }))?
-        ),
+        ReportFormat::Json => {
+            let report = Report { stats: &stats, findings: located.iter().map(|l| &l.finding).collect() };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+            out.flush()?;
+        }
         ReportFormat::Sarif => println!("{}", serde_json::to_string_pretty(&sarif(&located))?),
         ReportFormat::Table => print_table(&located),
     }
