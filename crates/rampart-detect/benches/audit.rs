@@ -89,15 +89,9 @@ fn run(title: &str, text: &str, events: usize) {
         // The CLI default: Falco's informational activity records are not reported.
         min_severity: rampart_detect::finding::Severity::Low,
     });
-    let mut findings = Vec::new();
     let started = Instant::now();
-    // Read as `rampart audit` reads a file: the same line reader, every detector.
-    rampart_detect::input::for_each_event(text.as_bytes(), |line, _| {
-        let event = analyzer.observe_text(line, &mut findings).is_ok();
-        findings.clear();
-        event
-    })
-    .unwrap();
+    // Read as `rampart audit` reads a file: the same reader, every detector.
+    analyzer.observe_reader(text.as_bytes(), |found, _| found.clear()).unwrap();
     let ours = started.elapsed().as_secs_f64();
     assert_eq!(analyzer.stats.events as usize, events, "no event deduplicated away");
 

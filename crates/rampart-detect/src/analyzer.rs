@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use crate::baseline::{Anomalies, Baseline};
+use crate::batch::LineBatch;
 use crate::changes::Changes;
 use crate::dedup::SeenSet;
 use crate::event::{AuditEvent, Document, EventError};
@@ -13,6 +14,7 @@ use crate::falco::RuleSet;
 use crate::falco_findings::Template;
 use crate::finding::{Finding, Severity};
 use crate::guardduty::GuardDuty;
+use crate::json::JsonContainerTrait;
 use crate::window::{WindowConfig, Windows};
 
 /// What to run.
@@ -74,6 +76,71 @@ impl Analyzer {
     fn duplicate(&mut self, e: &AuditEvent<'_>) -> bool {
         let Some(id) = e.audit_id.filter(|i| !i.is_empty()) else { return false };
         self.seen.check_and_insert(id, e.stage())
+    }
+
+    /// Every event in `reader` (any format [`crate::input::for_each_event`] reads), analysed;
+    /// `found` is called after each input line or item with the findings it produced (to take
+    /// them) and its line number. Lines are parsed in batches ([`crate::batch`]).
+    pub fn observe_reader(
+        &mut self,
+        reader: impl std::io::Read,
+        mut found: impl FnMut(&mut Vec<Finding>, Option<usize>),
+    ) -> Result<(), crate::input::InputError> {
+        let mut batch = LineBatch::default();
+        let mut out = Vec::new();
+        crate::input::for_each_event(reader, |text, line| {
+            batch.push(text, line);
+            if batch.is_full() {
+                self.observe_batch(&mut batch, &mut out, &mut found);
+            }
+            // Whether it is an event is known when the batch is analysed; envelopes are
+            // opened there.
+            true
+        })?;
+        self.observe_batch(&mut batch, &mut out, &mut found);
+        Ok(())
+    }
+
+    fn observe_batch(
+        &mut self,
+        batch: &mut LineBatch,
+        out: &mut Vec<Finding>,
+        found: &mut impl FnMut(&mut Vec<Finding>, Option<usize>),
+    ) {
+        match batch.parse() {
+            Some(doc) => {
+                let elements = doc.as_array().map(|a| a.as_slice()).unwrap_or_default();
+                for ((text, line), element) in batch.lines().zip(elements) {
+                    match AuditEvent::from_json(text, element) {
+                        Ok(event) => self.observe(&event, out),
+                        Err(_) => self.not_an_event(text, out),
+                    }
+                    found(out, line);
+                }
+            }
+            None => {
+                for (text, line) in batch.lines() {
+                    if self.observe_text(text, out).is_err() {
+                        self.not_an_event(text, out);
+                    }
+                    found(out, line);
+                }
+            }
+        }
+        batch.clear();
+    }
+
+    /// A line that is not an event: the events of an envelope, or a line to skip.
+    fn not_an_event(&mut self, text: &str, out: &mut Vec<Finding>) {
+        let mut events = 0;
+        crate::input::for_each_enveloped(text, |inner| {
+            let event = self.observe_text(inner, out).is_ok();
+            events += usize::from(event);
+            event
+        });
+        if events == 0 {
+            self.stats.skipped += 1;
+        }
     }
 
     /// Analyse one event text; findings are appended to `out`. Returns the parse error for

@@ -116,6 +116,14 @@ fn for_each_line(
     }
 }
 
+/// The events inside `text` if it is an envelope of events (`EventList`, CloudWatch): for a
+/// reader that has already found `text` is not an event itself.
+pub fn for_each_enveloped(text: &str, mut each: impl FnMut(&str) -> bool) {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        visit_envelope(&v, &mut each);
+    }
+}
+
 /// One line: an event, or an envelope of events (`EventList`, CloudWatch), or something to skip.
 fn one_line(text: &str, number: usize, each: &mut impl FnMut(&str, Option<usize>) -> bool) {
     if !text.is_empty()

@@ -4,7 +4,8 @@
 //! * [`event`]: one audit event, parsed whole in one SIMD pass and read through a borrowed
 //!   view of its envelope ([`json`]: the JSON value and pointer helpers).
 //! * [`analyzer`]: one pass over events through every detector, duplicates dropped
-//!   ([`dedup`]: the bounded memory of what was seen).
+//!   ([`dedup`]: the bounded memory of what was seen; [`batch`]: lines parsed several at a
+//!   time).
 //! * [`falco`]: a Falco rule engine with Falco's default k8saudit rules embedded
 //!   ([`falco_findings`]: their hits as findings).
 //! * [`guardduty`]: the deterministic GuardDuty EKS audit-log finding types; [`baseline`]: the
@@ -16,6 +17,7 @@
 pub mod analyzer;
 pub mod aws_auth;
 pub mod baseline;
+pub mod batch;
 pub mod changes;
 pub mod dedup;
 pub mod event;

@@ -173,7 +173,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bar
     });
     let mut located = Vec::new();
-    let mut batch = Vec::new();
     for file in &files {
         let shown = file.display().to_string();
         let shared: Arc<str> = Arc::from(shown.as_str());
@@ -186,17 +185,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 None => Box::new(f),
             }
         };
-        rampart_detect::input::for_each_event(reader, |text, line| {
-            let is_event = analyzer.observe_text(text, &mut batch).is_ok();
-            if !is_event {
-                analyzer.stats.skipped += 1;
-            }
-            for finding in batch.drain(..) {
-                located.push(Located { finding, file: Arc::clone(&shared), line });
-            }
-            is_event
-        })
-        .with_context(|| format!("{shown}: cannot read audit events"))?;
+        analyzer
+            .observe_reader(reader, |findings, line| {
+                for finding in findings.drain(..) {
+                    located.push(Located { finding, file: Arc::clone(&shared), line });
+                }
+            })
+            .with_context(|| format!("{shown}: cannot read audit events"))?;
         if let Some(bar) = &progress {
             bar.set_message(format!("{} findings", located.len()));
         }
