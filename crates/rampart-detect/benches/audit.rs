@@ -3,7 +3,8 @@
 //! `serde_json::Value` parse of the same lines in the same run. One thread: per-core numbers.
 //! Target: ≥ 500,000 events/s.
 //!
-//! `cargo bench -p rampart-detect --bench audit` (set `AUDIT_BENCH_MB` for another size).
+//! `cargo bench -p rampart-detect --bench audit` (set `AUDIT_BENCH_MB` for another size,
+//! `AUDIT_BENCH_CORPUS=fixtures` or `mix` for one corpus).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark setup
 
 use std::time::Instant;
@@ -112,9 +113,14 @@ fn run(title: &str, text: &str, events: usize) {
 
 fn main() {
     let mb: usize = std::env::var("AUDIT_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
-    let (text, events) = corpus(mb << 20);
-    run("Falco k8saudit fixtures", &text, events);
-    drop(text);
-    let (text, events) = build(mb << 20, 19);
-    run("EKS-like mix (each fixture event among 19 control-plane events)", &text, events);
+    // `fixtures`, `mix` or both (the default).
+    let only = std::env::var("AUDIT_BENCH_CORPUS").unwrap_or_default();
+    if only != "mix" {
+        let (text, events) = corpus(mb << 20);
+        run("Falco k8saudit fixtures", &text, events);
+    }
+    if only != "fixtures" {
+        let (text, events) = build(mb << 20, 19);
+        run("EKS-like mix (each fixture event among 19 control-plane events)", &text, events);
+    }
 }

@@ -110,10 +110,20 @@ impl Analyzer {
         match batch.parse() {
             Some(doc) => {
                 let elements = doc.as_array().map(|a| a.as_slice()).unwrap_or_default();
-                for ((text, line), element) in batch.lines().zip(elements) {
-                    match AuditEvent::from_json(text, element) {
-                        Ok(event) => self.observe(&event, out),
-                        Err(_) => self.not_an_event(text, out),
+                let events: Vec<_> = batch
+                    .lines()
+                    .zip(elements)
+                    .map(|((text, _), e)| AuditEvent::from_json(text, e).ok())
+                    .collect();
+                // The whole batch meets the table of seen events in one tight loop: on a large
+                // input that table is far bigger than the cache, and independent lookups let
+                // the processor overlap their memory reads.
+                let duplicates: Vec<bool> =
+                    events.iter().map(|e| e.as_ref().is_some_and(|e| self.duplicate(e))).collect();
+                for (((text, line), event), duplicate) in batch.lines().zip(&events).zip(duplicates) {
+                    match event {
+                        Some(event) => self.observe_checked(event, duplicate, out),
+                        None => self.not_an_event(text, out),
                     }
                     found(out, line);
                 }
@@ -153,7 +163,13 @@ impl Analyzer {
 
     /// Analyse one decoded event.
     pub fn observe(&mut self, e: &AuditEvent<'_>, out: &mut Vec<Finding>) {
-        if self.duplicate(e) {
+        let duplicate = self.duplicate(e);
+        self.observe_checked(e, duplicate, out);
+    }
+
+    /// Analyse one event already checked against the events seen.
+    fn observe_checked(&mut self, e: &AuditEvent<'_>, duplicate: bool, out: &mut Vec<Finding>) {
+        if duplicate {
             self.stats.duplicates += 1;
             return;
         }

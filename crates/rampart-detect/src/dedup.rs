@@ -3,8 +3,9 @@
 //!
 //! Memory is bounded by generations: a key is remembered for at least one generation of new
 //! keys and at most two, then forgotten. Each key is one `u64` slot (the key's hash with the
-//! generation in its low byte), so a million remembered events take about 9 MB and every
-//! lookup is a single probe — this runs once per event on the hot path.
+//! generation in its low byte), so a million remembered events take about 18 MB of table
+//! (reserved at the first event) and every lookup is a single probe — this runs once per event
+//! on the hot path.
 
 use std::hash::{BuildHasher, Hash, Hasher};
 
@@ -49,6 +50,11 @@ impl SeenSet {
         if self.slots.find(table_hash(slot), |s| key_of(*s) == key).is_some() {
             // Left in its generation: a repeat does not extend how long the key is kept.
             return true;
+        }
+        if self.slots.capacity() == 0 {
+            // Room for a generation at once: growing a table of millions of slots step by step
+            // moves every slot again at each step and faults in fresh memory each time.
+            self.slots.reserve(GENERATION, |s| table_hash(*s));
         }
         self.slots.insert_unique(table_hash(slot), slot, |s| table_hash(*s));
         self.in_generation += 1;
