@@ -78,8 +78,9 @@ pub struct AuditEvent<'d> {
     pub derived: Derived,
     /// The event time, parsed on first use (windows, baselines and Falco all ask).
     micros: OnceCell<Option<i64>>,
-    /// The request's pod spec, read on first use.
-    request_pod: OnceCell<Option<PodView<'d>>>,
+    /// The request's pod spec, read on first use (boxed: most events have none, and the view
+    /// is large).
+    request_pod: OnceCell<Option<Box<PodView<'d>>>>,
 }
 
 /// How many [`Derived`] slots there are.
@@ -307,7 +308,9 @@ impl<'d> AuditEvent<'d> {
     /// `requestObject.spec` as a pod spec, read once (Falco's `ka.req.pod.*` fields).
     pub fn request_pod(&self) -> Option<&PodView<'d>> {
         let request = self.request_object;
-        self.request_pod.get_or_init(|| request.and_then(|r| r.get("spec")).map(PodView::of)).as_ref()
+        self.request_pod
+            .get_or_init(|| request.and_then(|r| r.get("spec")).map(|spec| Box::new(PodView::of(spec))))
+            .as_deref()
     }
     /// `responseObject`.
     pub fn response_object(&self) -> Option<&'d Json> {
