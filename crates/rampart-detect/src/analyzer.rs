@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::baseline::{Anomalies, Baseline};
 use crate::batch::LineBatch;
 use crate::changes::Changes;
-use crate::dedup::SeenSet;
+use crate::dedup::{Key, SeenSet};
 use crate::event::{AuditEvent, Document, EventError};
 use crate::falco::RuleSet;
 use crate::falco_findings::Template;
@@ -73,9 +73,14 @@ impl Analyzer {
         }
     }
 
+    /// The deduplication key of an event (none without an auditID: never a duplicate).
+    fn dedup_key(&self, e: &AuditEvent<'_>) -> Option<Key> {
+        let id = e.audit_id.filter(|i| !i.is_empty())?;
+        Some(self.seen.key(id, e.stage()))
+    }
+
     fn duplicate(&mut self, e: &AuditEvent<'_>) -> bool {
-        let Some(id) = e.audit_id.filter(|i| !i.is_empty()) else { return false };
-        self.seen.check_and_insert(id, e.stage())
+        self.dedup_key(e).is_some_and(|key| self.seen.check_and_insert(key))
     }
 
     /// Every event in `reader` (any format [`crate::input::for_each_event`] reads), analysed;
@@ -115,11 +120,18 @@ impl Analyzer {
                     .zip(elements)
                     .map(|((text, _), e)| AuditEvent::from_json(text, e).ok())
                     .collect();
-                // The whole batch meets the table of seen events in one tight loop: on a large
-                // input that table is far bigger than the cache, and independent lookups let
-                // the processor overlap their memory reads.
-                let duplicates: Vec<bool> =
-                    events.iter().map(|e| e.as_ref().is_some_and(|e| self.duplicate(e))).collect();
+                // The batch meets the table of seen events in two loops: read-only lookups
+                // first, whose memory reads overlap (the table is far bigger than the cache on
+                // a large input), then the checks that insert, on slots now cached.
+                let keys: Vec<Option<Key>> =
+                    events.iter().map(|e| e.as_ref().and_then(|e| self.dedup_key(e))).collect();
+                let known: Vec<bool> =
+                    keys.iter().map(|k| k.is_some_and(|k| self.seen.contains(k))).collect();
+                let duplicates: Vec<bool> = keys
+                    .iter()
+                    .zip(known)
+                    .map(|(key, known)| known || key.is_some_and(|k| self.seen.check_and_insert(k)))
+                    .collect();
                 for (((text, line), event), duplicate) in batch.lines().zip(&events).zip(duplicates) {
                     match event {
                         Some(event) => self.observe_checked(event, duplicate, out),

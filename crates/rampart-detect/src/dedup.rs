@@ -39,15 +39,30 @@ fn table_hash(slot: u64) -> u64 {
     key_of(slot).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// A remembered `(auditID, stage)`: its hash, as [`SeenSet::key`] computes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key(u64);
+
 impl SeenSet {
-    /// Records `(audit_id, stage)`; true if it was already there.
-    pub fn check_and_insert(&mut self, audit_id: &str, stage: Option<&str>) -> bool {
+    /// The key of `(audit_id, stage)`.
+    pub fn key(&self, audit_id: &str, stage: Option<&str>) -> Key {
         let mut h = self.hasher.build_hasher();
         audit_id.hash(&mut h);
         stage.hash(&mut h);
-        let slot = (h.finish() << 8) | u64::from(self.generation);
-        let key = key_of(slot);
-        if self.slots.find(table_hash(slot), |s| key_of(*s) == key).is_some() {
+        Key(h.finish() << 8)
+    }
+
+    /// Whether `key` is remembered. Used on a batch of keys before [`SeenSet::check_and_insert`]
+    /// on each: the lookups are independent, so done together their memory reads overlap (on a
+    /// large input the table is far bigger than the cache), and the inserts then find their
+    /// slots cached.
+    pub fn contains(&self, key: Key) -> bool {
+        self.slots.find(table_hash(key.0), |s| key_of(*s) == key_of(key.0)).is_some()
+    }
+
+    /// Records `key`; true if it was already there.
+    pub fn check_and_insert(&mut self, key: Key) -> bool {
+        if self.contains(key) {
             // Left in its generation: a repeat does not extend how long the key is kept.
             return true;
         }
@@ -56,6 +71,7 @@ impl SeenSet {
             // moves every slot again at each step and faults in fresh memory each time.
             self.slots.reserve(GENERATION, |s| table_hash(*s));
         }
+        let slot = key.0 | u64::from(self.generation);
         self.slots.insert_unique(table_hash(slot), slot, |s| table_hash(*s));
         self.in_generation += 1;
         if self.in_generation >= GENERATION {
@@ -86,25 +102,32 @@ mod tests {
     fn remembers_at_least_a_generation_and_at_most_two() {
         let mut seen = SeenSet::default();
         let id = |n: usize| format!("id-{n}");
-        assert!(!seen.check_and_insert(&id(0), Some("ResponseComplete")));
-        assert!(seen.check_and_insert(&id(0), Some("ResponseComplete")));
-        assert!(!seen.check_and_insert(&id(0), Some("ResponseStarted")), "another stage is another event");
-        assert!(!seen.check_and_insert(&id(0), None));
+        let check = |seen: &mut SeenSet, id: &str, stage: Option<&str>| {
+            let key = seen.key(id, stage);
+            let known = seen.contains(key);
+            let repeat = seen.check_and_insert(key);
+            assert_eq!(known, repeat);
+            repeat
+        };
+        assert!(!check(&mut seen, &id(0), Some("ResponseComplete")));
+        assert!(check(&mut seen, &id(0), Some("ResponseComplete")));
+        assert!(!check(&mut seen, &id(0), Some("ResponseStarted")), "another stage is another event");
+        assert!(!check(&mut seen, &id(0), None));
         for n in 1..10 * GENERATION {
-            assert!(!seen.check_and_insert(&id(n), Some("ResponseComplete")), "{n}");
+            assert!(!check(&mut seen, &id(n), Some("ResponseComplete")), "{n}");
             assert!(seen.len() <= 2 * GENERATION, "{}", seen.len());
             if n >= GENERATION {
                 let recent = n + 1 - GENERATION;
-                assert!(seen.check_and_insert(&id(recent), Some("ResponseComplete")), "{recent} at {n}");
+                assert!(check(&mut seen, &id(recent), Some("ResponseComplete")), "{recent} at {n}");
             }
         }
         // Long forgotten: seen as new rather than remembered for ever.
-        assert!(!seen.check_and_insert(&id(1), Some("ResponseComplete")));
+        assert!(!check(&mut seen, &id(1), Some("ResponseComplete")));
         // Past 256 generations the generation byte wraps; nothing old comes back.
         for n in 0..300 * GENERATION {
-            seen.check_and_insert(&format!("w-{n}"), None);
+            check(&mut seen, &format!("w-{n}"), None);
         }
         assert!(seen.len() <= 2 * GENERATION);
-        assert!(!seen.check_and_insert("w-0", None));
+        assert!(!check(&mut seen, "w-0", None));
     }
 }
