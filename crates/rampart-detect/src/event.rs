@@ -8,7 +8,7 @@ use std::cell::OnceCell;
 
 use smallvec::SmallVec;
 
-use crate::json::{self, Json, JsonContainerTrait, JsonValueTrait};
+use crate::json::{self, Json, JsonContainerTrait, JsonExt, JsonValueTrait};
 use crate::workload::PodView;
 
 /// `user` / `impersonatedUser`.
@@ -133,7 +133,7 @@ fn strings<'d, A: smallvec::Array<Item = &'d str>>(v: &'d Json) -> SmallVec<A> {
 
 fn user_info(v: &Json) -> UserInfo<'_> {
     let mut user = UserInfo::default();
-    for (key, value) in v.as_object().into_iter().flat_map(|o| o.iter()) {
+    for (key, value) in v.entries() {
         match key {
             "username" => user.username = string(value),
             "uid" => user.uid = string(value),
@@ -147,7 +147,7 @@ fn user_info(v: &Json) -> UserInfo<'_> {
 
 fn object_ref(v: &Json) -> ObjectRef<'_> {
     let mut r = ObjectRef::default();
-    for (key, value) in v.as_object().into_iter().flat_map(|o| o.iter()) {
+    for (key, value) in v.entries() {
         match key {
             "resource" => r.resource = string(value),
             "namespace" => r.namespace = string(value),
@@ -162,7 +162,7 @@ fn object_ref(v: &Json) -> ObjectRef<'_> {
 
 fn response_status(v: &Json) -> ResponseStatus<'_> {
     let mut s = ResponseStatus::default();
-    for (key, value) in v.as_object().into_iter().flat_map(|o| o.iter()) {
+    for (key, value) in v.entries() {
         match key {
             "code" => s.code = value.as_i64(),
             "reason" => s.reason = string(value),

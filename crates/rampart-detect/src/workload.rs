@@ -96,14 +96,10 @@ pub struct ContainerView<'d> {
     pub capabilities: Option<&'d Json>,
 }
 
-fn entries(v: &Json) -> impl Iterator<Item = (&str, &Json)> {
-    v.as_object().into_iter().flat_map(|o| o.iter())
-}
-
 impl<'d> ContainerView<'d> {
     fn of(c: &'d Json) -> Self {
         let mut view = ContainerView::default();
-        for (key, value) in entries(c) {
+        for (key, value) in c.entries() {
             match key {
                 "name" => view.name = Some(value),
                 "image" => view.image = Some(value),
@@ -111,7 +107,7 @@ impl<'d> ContainerView<'d> {
                 "args" => view.args = Some(value),
                 "ports" => view.ports = value.elements(),
                 "securityContext" => {
-                    for (key, value) in entries(value) {
+                    for (key, value) in value.entries() {
                         match key {
                             "privileged" => view.privileged = Some(value),
                             "allowPrivilegeEscalation" => view.allow_privilege_escalation = Some(value),
@@ -136,7 +132,7 @@ impl<'d> PodView<'d> {
     pub fn of(spec: &'d Json) -> Self {
         let mut view = PodView::default();
         let list = |v: &'d Json| v.elements().iter().map(ContainerView::of).collect();
-        for (key, value) in entries(spec) {
+        for (key, value) in spec.entries() {
             match key {
                 "hostNetwork" => view.host_network = Some(value),
                 "hostPID" => view.host_pid = Some(value),
