@@ -24,7 +24,9 @@ pub fn for_each_event(
     reader: impl Read,
     mut each: impl FnMut(&str, Option<usize>) -> bool,
 ) -> Result<(), InputError> {
-    let mut buffered = BufReader::with_capacity(1 << 20, reader);
+    // 128 KiB: large enough for few reads, small enough to stay in the cache beside the parsed
+    // batch until its lines are analysed (1 MiB measured slower).
+    let mut buffered = BufReader::with_capacity(1 << 17, reader);
     let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     if gzip {
         let inner = flate2::read::MultiGzDecoder::new(buffered);
