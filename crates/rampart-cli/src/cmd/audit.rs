@@ -13,8 +13,10 @@ use rampart_detect::falco::{DEFAULT_RULES, RuleSet};
 use rampart_detect::finding::{EventRef, Finding, Severity};
 use rampart_detect::guardduty::{Cidr, GuardDuty};
 use rampart_detect::window::WindowConfig;
+
+use crate::output::SarifLog;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Report formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -217,7 +219,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             writeln!(out)?;
             out.flush()?;
         }
-        ReportFormat::Sarif => println!("{}", serde_json::to_string_pretty(&sarif(&located))?),
+        ReportFormat::Sarif => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            serde_json::to_writer_pretty(&mut out, &sarif(&located))?;
+            writeln!(out)?;
+            out.flush()?;
+        }
         ReportFormat::Table => print_table(&located),
     }
     eprintln!("{}", summary(&stats, &located));
@@ -260,15 +267,10 @@ fn print_table(located: &[Located]) {
     println!("{t}");
 }
 
-fn sarif(located: &[Located]) -> Value {
+fn sarif(located: &[Located]) -> SarifLog<SarifResults<'_>> {
     let mut rules: Vec<&Finding> = located.iter().map(|l| &l.finding).collect();
     rules.sort_by(|a, b| a.id.cmp(&b.id));
     rules.dedup_by(|a, b| a.id == b.id);
-    let level = |s: Severity| match s {
-        Severity::Critical | Severity::High => "error",
-        Severity::Medium => "warning",
-        Severity::Low | Severity::Info => "note",
-    };
     let rules = rules
         .iter()
         .map(|f| {
@@ -280,21 +282,35 @@ fn sarif(located: &[Located]) -> Value {
             })
         })
         .collect();
-    let results = located
-        .iter()
-        .map(|l| {
+    SarifLog::new(rules, SarifResults(located))
+}
+
+/// The results of a SARIF log, each built as it is written (a busy log can have hundreds of
+/// thousands).
+struct SarifResults<'a>(&'a [Located]);
+
+impl Serialize for SarifResults<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let level = |s: Severity| match s {
+            Severity::Critical | Severity::High => "error",
+            Severity::Medium => "warning",
+            Severity::Low | Severity::Info => "note",
+        };
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for l in self.0 {
             let mut location = json!({"artifactLocation": {"uri": l.file}});
             if let Some(line) = l.line {
                 location["region"] = json!({"startLine": line});
             }
-            json!({
+            seq.serialize_element(&json!({
                 "ruleId": l.finding.id,
                 "level": level(l.finding.severity),
                 "message": {"text": l.finding.message},
                 "locations": [{"physicalLocation": location}],
                 "properties": {"severity": l.finding.severity, "auditIDs": l.finding.events.iter().map(|e| e.audit_id()).collect::<Vec<_>>()},
-            })
-        })
-        .collect();
-    crate::output::sarif_log(rules, results)
+            }))?;
+        }
+        seq.end()
+    }
 }
