@@ -170,7 +170,7 @@ impl Anomalies {
             }
             r if WORKLOADS.contains(&r) && write && e.subresource().is_none() => {
                 let Some(obj) = e.object() else { return };
-                let Some(spec) = workload::pod_spec(obj) else { return };
+                let Some(pod) = workload::pod_spec(obj).map(workload::PodView::of) else { return };
                 let name = obj
                     .at("/metadata/name")
                     .and_then(Json::as_str)
@@ -178,7 +178,7 @@ impl Anomalies {
                     .unwrap_or_default()
                     .to_owned();
                 let target = format!("{r} {}/{name}", e.namespace().unwrap_or_default());
-                for image in workload::privileged_images(spec) {
+                for image in pod.privileged_images() {
                     if self.novel("privileged-images", image.clone()) {
                         self.raise(out, e, "PrivilegeEscalation:Kubernetes/PrivilegedContainer", Severity::Medium, Tactic::PrivilegeEscalation,
                             format!("{user} launched {image} privileged ({target}); this image never ran privileged here before"),
@@ -190,7 +190,7 @@ impl Anomalies {
                             "Confirm the change with its owner; drop privileged: true and enforce Pod Security baseline.");
                     }
                 }
-                let mounts = workload::sensitive_writable_mounts(spec);
+                let mounts = pod.sensitive_writable_mounts();
                 if !mounts.is_empty()
                     && self.novel("sensitive-mounts-by", format!("{user}|{}", mounts.join(",")))
                 {
@@ -198,14 +198,15 @@ impl Anomalies {
                         format!("{user} deployed {target} mounting {} writable, unlike its past deployments", mounts.join(", ")),
                         "Remove the hostPath volume or mount it readOnly; enforce Pod Security baseline.");
                 }
-                for image in workload::images(spec) {
+                for image in pod.images() {
                     if self.novel("images", image.clone()) {
-                        let commands = workload::containers(spec)
+                        let commands = pod
+                            .containers()
                             .map(|c| {
                                 format!(
                                     "{} {}",
-                                    c.get("command").map(|v| v.to_string()).unwrap_or_default(),
-                                    c.get("args").map(|v| v.to_string()).unwrap_or_default()
+                                    c.command.map(|v| v.to_string()).unwrap_or_default(),
+                                    c.args.map(|v| v.to_string()).unwrap_or_default()
                                 )
                             })
                             .collect::<Vec<_>>()

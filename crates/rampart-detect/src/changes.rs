@@ -49,12 +49,6 @@ pub struct Changes {
     min_severity: Severity,
 }
 
-impl Default for Changes {
-    fn default() -> Self {
-        Changes::new(Severity::Info)
-    }
-}
-
 impl Changes {
     pub fn new(min_severity: Severity) -> Self {
         Changes { aws_auth: None, min_severity }

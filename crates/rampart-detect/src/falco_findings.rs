@@ -155,11 +155,6 @@ impl Template {
     }
 }
 
-/// The finding for a rule hit.
-pub fn finding(rule: &Rule, event: &AuditEvent<'_>) -> Finding {
-    Template::of(rule).finding(rule, event)
-}
-
 /// The least severe priority that still maps to `min` or worse.
 pub fn lowest_priority_for(min: Severity) -> Priority {
     [

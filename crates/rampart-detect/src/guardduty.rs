@@ -337,7 +337,7 @@ impl GuardDuty {
             ) if write && e.subresource().is_none() => {
                 let Some(obj) = e.object() else { return };
                 let Some(spec) = crate::workload::pod_spec(obj) else { return };
-                let mounts = crate::workload::sensitive_writable_mounts(spec);
+                let mounts = crate::workload::PodView::of(spec).sensitive_writable_mounts();
                 if !mounts.is_empty() {
                     out.push(gd(
                         e,

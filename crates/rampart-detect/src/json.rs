@@ -21,8 +21,6 @@ pub fn parse(text: &str) -> Result<Json, sonic_rs::Error> {
 pub trait JsonExt {
     /// RFC 6901 pointer (`/spec/containers/0/image`, `~1` for `/`, `~0` for `~`).
     fn at(&self, pointer: &str) -> Option<&Json>;
-    /// The string at `key` of this object.
-    fn str_at(&self, key: &str) -> Option<&str>;
     /// The array at `key` of this object (empty if missing or not an array).
     fn items(&self, key: &str) -> &[Json];
     /// The elements of this array (empty if it is not one).
@@ -52,10 +50,6 @@ impl JsonExt for Json {
             };
         }
         Some(at)
-    }
-
-    fn str_at(&self, key: &str) -> Option<&str> {
-        self.get(key)?.as_str()
     }
 
     fn items(&self, key: &str) -> &[Json] {

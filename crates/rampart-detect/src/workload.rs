@@ -1,10 +1,10 @@
-//! Pod specs inside workload objects as audit events carry them, the risky parts of them, and a
-//! one-pass view of a pod spec for detectors that read many of its fields.
+//! Pod specs inside workload objects as audit events carry them, read once into a view of the
+//! fields detectors ask for (Falco's pod fields, GuardDuty's and the baseline's risky parts).
 //! (`rampart_types::workload::pod_template` is the same lookup over `serde_json::Value`.)
 
 use smallvec::SmallVec;
 
-use crate::json::{Json, JsonContainerTrait, JsonExt, JsonValueTrait};
+use crate::json::{Json, JsonExt, JsonValueTrait};
 
 use crate::guardduty::SENSITIVE_HOST_PATHS;
 
@@ -19,50 +19,6 @@ pub fn pod_spec(obj: &Json) -> Option<&Json> {
             .at("/spec/template/spec")
             .or_else(|| obj.get("spec").filter(|s| s.get("containers").is_some())),
     }
-}
-
-/// Every container of the spec (regular, init, ephemeral).
-pub fn containers(spec: &Json) -> impl Iterator<Item = &Json> {
-    ["containers", "initContainers", "ephemeralContainers"]
-        .into_iter()
-        .filter_map(|k| spec.get(k).and_then(Json::as_array))
-        .flatten()
-}
-
-/// Images of privileged containers.
-pub fn privileged_images(spec: &Json) -> Vec<String> {
-    containers(spec)
-        .filter(|c| c.at("/securityContext/privileged").and_then(Json::as_bool) == Some(true))
-        .map(|c| c.get("image").and_then(Json::as_str).unwrap_or_default().to_owned())
-        .collect()
-}
-
-/// `volume → path` of sensitive hostPath volumes some container mounts writable.
-pub fn sensitive_writable_mounts(spec: &Json) -> Vec<String> {
-    let mut out = Vec::new();
-    for volume in spec.get("volumes").and_then(Json::as_array).into_iter().flatten() {
-        let Some(path) = volume.at("/hostPath/path").and_then(Json::as_str) else { continue };
-        let normalized = if path.len() > 1 { path.trim_end_matches('/') } else { path };
-        if !SENSITIVE_HOST_PATHS.contains(&normalized) {
-            continue;
-        }
-        let name = volume.get("name").and_then(Json::as_str).unwrap_or_default();
-        let writable = containers(spec).any(|c| {
-            c.get("volumeMounts").and_then(Json::as_array).into_iter().flatten().any(|m| {
-                m.get("name").and_then(Json::as_str) == Some(name)
-                    && m.get("readOnly").and_then(Json::as_bool) != Some(true)
-            })
-        });
-        if writable {
-            out.push(format!("{name}={path}"));
-        }
-    }
-    out
-}
-
-/// Image names of every container.
-pub fn images(spec: &Json) -> Vec<String> {
-    containers(spec).filter_map(|c| c.get("image").and_then(Json::as_str)).map(str::to_owned).collect()
 }
 
 /// A pod spec read once: the fields detectors ask for, each container's picked out in one pass
@@ -87,6 +43,7 @@ pub struct ContainerView<'d> {
     pub command: Option<&'d Json>,
     pub args: Option<&'d Json>,
     pub ports: &'d [Json],
+    pub volume_mounts: &'d [Json],
     pub privileged: Option<&'d Json>,
     pub allow_privilege_escalation: Option<&'d Json>,
     pub read_only_root_filesystem: Option<&'d Json>,
@@ -106,6 +63,7 @@ impl<'d> ContainerView<'d> {
                 "command" => view.command = Some(value),
                 "args" => view.args = Some(value),
                 "ports" => view.ports = value.elements(),
+                "volumeMounts" => view.volume_mounts = value.elements(),
                 "securityContext" => {
                     for (key, value) in value.entries() {
                         match key {
@@ -146,5 +104,48 @@ impl<'d> PodView<'d> {
             }
         }
         view
+    }
+}
+
+impl<'d> PodView<'d> {
+    /// Every container (regular, init, ephemeral).
+    pub fn containers(&self) -> impl Iterator<Item = &ContainerView<'d>> {
+        self.lists.iter().flatten()
+    }
+
+    /// Images of privileged containers.
+    pub fn privileged_images(&self) -> Vec<String> {
+        self.containers()
+            .filter(|c| c.privileged.and_then(Json::as_bool) == Some(true))
+            .map(|c| c.image.and_then(Json::as_str).unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// `volume → path` of sensitive hostPath volumes some container mounts writable.
+    pub fn sensitive_writable_mounts(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for volume in self.volumes {
+            let Some(path) = volume.at("/hostPath/path").and_then(Json::as_str) else { continue };
+            let normalized = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+            if !SENSITIVE_HOST_PATHS.contains(&normalized) {
+                continue;
+            }
+            let name = volume.get("name").and_then(Json::as_str).unwrap_or_default();
+            let writable = self.containers().any(|c| {
+                c.volume_mounts.iter().any(|m| {
+                    m.get("name").and_then(Json::as_str) == Some(name)
+                        && m.get("readOnly").and_then(Json::as_bool) != Some(true)
+                })
+            });
+            if writable {
+                out.push(format!("{name}={path}"));
+            }
+        }
+        out
+    }
+
+    /// Image names of every container.
+    pub fn images(&self) -> Vec<String> {
+        self.containers().filter_map(|c| c.image.and_then(Json::as_str)).map(str::to_owned).collect()
     }
 }
