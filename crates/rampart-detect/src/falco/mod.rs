@@ -166,12 +166,21 @@ impl Gate {
     }
 
     fn admits(&self, event: &AuditEvent<'_>) -> bool {
-        // As a comparison reads them: an empty value is no value.
-        let ok = |allowed: &Option<Vec<String>>, got: Option<&str>| match allowed {
-            None => true,
-            Some(values) => got.filter(|g| !g.is_empty()).is_some_and(|g| values.iter().any(|v| v == g)),
-        };
-        ok(&self.stages, event.stage()) && ok(&self.resources, event.resource())
+        self.admits_stage(event) && allows(&self.resources, event.resource())
+    }
+
+    /// The stage half of [`Gate::admits`], for rules the resource index already chose.
+    fn admits_stage(&self, event: &AuditEvent<'_>) -> bool {
+        allows(&self.stages, event.stage())
+    }
+}
+
+/// Whether a gate's values admit a field's value; as a comparison reads it, an empty value is
+/// no value.
+fn allows(allowed: &Option<Vec<String>>, got: Option<&str>) -> bool {
+    match allowed {
+        None => true,
+        Some(values) => got.filter(|g| !g.is_empty()).is_some_and(|g| values.iter().any(|v| v == g)),
     }
 }
 
@@ -646,7 +655,10 @@ impl RuleSet {
     pub fn matching<'s>(&'s self, event: &'s AuditEvent<'_>) -> impl Iterator<Item = usize> + 's {
         self.index
             .candidates(event.resource())
-            .filter(move |&i| self.rules.get(i).is_some_and(|r| r.matches(event)))
+            // The index only yields rules whose resource gate admits the event: check the rest.
+            .filter(move |&i| {
+                self.rules.get(i).is_some_and(|r| r.gate.admits_stage(event) && eval(&r.expr, event))
+            })
     }
 
     /// Every rule that matches `event`.
