@@ -69,6 +69,8 @@ pub struct LoadedPolicy {
     pub single: PolicySet,
     /// `@description("…")`, if any; shown in CLI output.
     pub description: Option<String>,
+    /// `@id("…")`, if any: how messages for people name the policy.
+    pub label: Option<String>,
 }
 
 /// A document that failed to parse.
@@ -123,6 +125,7 @@ pub fn parse_document(kind: &DocumentKind, text: &str) -> Result<Vec<LoadedPolic
             effect: policy.effect(),
             mode,
             description: policy.annotation("description").map(str::to_owned),
+            label: policy.annotation("id").map(str::to_owned),
             policy: renamed,
             single,
         });

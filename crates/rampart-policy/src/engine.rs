@@ -3,7 +3,7 @@
 use cedar_policy::Authorizer;
 use rampart_types::admission::{AdmissionRequest, AdmissionResponse};
 use rampart_types::sar::SubjectAccessReviewSpec;
-use rampart_types::{Decision, Diagnostic, PolicyRef, SourcePosition};
+use rampart_types::{Decision, Diagnostic, PolicyRef, ReasonFormat, SourcePosition};
 
 use crate::entities::admission::{ADMISSION_OPERATIONS, TypeNameCache, from_admission};
 use crate::entities::authorization::from_sar;
@@ -35,6 +35,8 @@ pub struct EngineOptions {
     /// Namespaces admission never evaluates (allowed at once).
     pub admission_exempt_namespaces: Vec<String>,
     pub on_mapping_error: OnMappingError,
+    /// How reasons and denial messages are written (the Go webhook's JSON by default).
+    pub reason_format: ReasonFormat,
 }
 
 impl Default for EngineOptions {
@@ -48,6 +50,7 @@ impl Default for EngineOptions {
                 "cedar-k8s-authz-system".into(),
             ],
             on_mapping_error: OnMappingError::Deny,
+            reason_format: ReasonFormat::default(),
         }
     }
 }
@@ -381,7 +384,8 @@ impl Engine {
         }
         let reason = match decision {
             Decision::NoOpinion => String::new(),
-            _ => result.diagnostic.to_reason_string(),
+            Decision::Allow => result.diagnostic.reason(self.options.reason_format, "allowed"),
+            Decision::Deny => result.diagnostic.reason(self.options.reason_format, "forbidden"),
         };
         AuthorizationVerdict {
             decision,
@@ -432,13 +436,18 @@ impl Engine {
                     reasons: vec![PolicyRef {
                         policy: ALLOW_ALL_ADMISSION.into(),
                         position: SourcePosition::default(),
+                        label: None,
                     }],
                     errors: vec![],
                 },
                 result.audit,
             ),
             TierDecision::Deny => AdmissionVerdict {
-                response: AdmissionResponse::reject(&req.uid, 403, result.diagnostic.to_admission_message()),
+                response: AdmissionResponse::reject(
+                    &req.uid,
+                    403,
+                    result.diagnostic.admission_message(self.options.reason_format),
+                ),
                 tier: result.tier,
                 diagnostic: result.diagnostic,
                 audit: result.audit,

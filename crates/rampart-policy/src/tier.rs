@@ -59,7 +59,7 @@ pub struct TierOutcome {
 }
 
 fn policy_ref(p: &LoadedPolicy) -> PolicyRef {
-    PolicyRef { policy: p.id.clone(), position: p.position.clone() }
+    PolicyRef { policy: p.id.clone(), position: p.position.clone(), label: p.label.clone() }
 }
 
 impl Tier {

@@ -64,7 +64,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// `https` or `http`.
     pub scheme: &'static str,
-    /// The serving certificate, for clients that must trust it.
+    /// The certificate clients must trust (the generated CA, or the operator's certificate).
     pub cert_file: Option<PathBuf>,
     handle: Handle<SocketAddr>,
     task: JoinHandle<std::io::Result<()>>,
@@ -116,11 +116,12 @@ pub fn start_router(config: &ServeConfig, app: axum::Router) -> Result<RunningSe
         }
         Transport::Tls(source) => {
             let (cert, key) = tls::ensure_files(source)?;
+            let anchor = tls::trust_anchor(source)?;
             let rustls = RustlsConfig::from_config(tls::server_config(&cert, &key)?);
             let server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls)
                 .map_err(bind_err)?
                 .handle(handle.clone());
-            ("https", Some(cert), tokio::spawn(server.serve(app)))
+            ("https", Some(anchor), tokio::spawn(server.serve(app)))
         }
     };
     tracing::info!(%addr, scheme, "rampart is serving");

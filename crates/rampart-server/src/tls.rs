@@ -17,8 +17,10 @@ use crate::ServerError;
 pub enum CertSource {
     /// PEM files provided by the operator (e.g. from cert-manager).
     Files { cert: PathBuf, key: PathBuf },
-    /// `<dir>/rampart.crt` and `<dir>/rampart.key`, generated when missing, with these
-    /// subject alternative names.
+    /// A private CA (`<dir>/ca.crt`, `<dir>/ca.key`) and a serving certificate it signed
+    /// (`<dir>/rampart.crt`, `<dir>/rampart.key`) for these subject alternative names, each
+    /// generated when missing. The apiserver trusts the CA, so the serving certificate can be
+    /// reissued (new names, renewal) without touching the webhook configurations.
     SelfSigned { dir: PathBuf, names: Vec<String> },
 }
 
@@ -30,25 +32,122 @@ pub fn default_names() -> Vec<String> {
         .to_vec()
 }
 
-/// Resolve the source to cert/key files, generating them if needed.
+/// How long the generated CA is valid. Bounded, like kubeadm's CA, so a forgotten throw-away
+/// CA does not stay trusted forever.
+const CA_VALIDITY: time::Duration = time::Duration::days(5 * 365);
+/// How long a generated serving certificate is valid (kubeadm's leaf lifetime).
+const LEAF_VALIDITY: time::Duration = time::Duration::days(365);
+/// A serving certificate this close to expiry is reissued at the next start.
+const RENEW_BEFORE: time::Duration = time::Duration::days(30);
+
+/// The certificate clients must trust to reach a server using `source`: the generated CA, or
+/// the operator's certificate itself.
+pub fn trust_anchor(source: &CertSource) -> Result<PathBuf, ServerError> {
+    match source {
+        CertSource::Files { cert, .. } => Ok(cert.clone()),
+        CertSource::SelfSigned { dir, .. } => {
+            ensure_files(source)?;
+            Ok(dir.join("ca.crt"))
+        }
+    }
+}
+
+/// Resolve the source to cert/key files, generating the CA and serving certificate if needed.
+/// An existing serving certificate is reissued by the same CA when it lacks one of the names
+/// or expires within 30 days.
 pub fn ensure_files(source: &CertSource) -> Result<(PathBuf, PathBuf), ServerError> {
     match source {
         CertSource::Files { cert, key } => Ok((cert.clone(), key.clone())),
         CertSource::SelfSigned { dir, names } => {
-            let cert = dir.join("rampart.crt");
-            let key = dir.join("rampart.key");
-            if cert.exists() && key.exists() {
-                return Ok((cert, key));
-            }
-            let generated = rcgen::generate_simple_self_signed(names.clone())
-                .map_err(|e| ServerError::Tls(format!("cannot generate a self-signed certificate: {e}")))?;
             fs::create_dir_all(dir).map_err(|e| ServerError::io(dir, e))?;
-            write_file(&cert, generated.cert.pem().as_bytes(), 0o644)?;
-            write_file(&key, generated.signing_key.serialize_pem().as_bytes(), 0o600)?;
-            tracing::info!(cert = %cert.display(), "generated a self-signed serving certificate");
+            let (ca_cert, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
+            let (cert, key) = (dir.join("rampart.crt"), dir.join("rampart.key"));
+            let fresh_ca = !(ca_cert.exists() && ca_key.exists());
+            if fresh_ca {
+                let (pem, key_pem) = generate_ca()?;
+                write_file(&ca_key, key_pem.as_bytes(), 0o600)?;
+                write_file(&ca_cert, pem.as_bytes(), 0o644)?;
+                tracing::info!(ca = %ca_cert.display(), "generated a private CA for the serving certificate");
+            }
+            if fresh_ca || !cert.exists() || !key.exists() || !covers(&cert, names)? {
+                let (pem, key_pem) = issue_leaf(&ca_cert, &ca_key, names)?;
+                write_file(&key, key_pem.as_bytes(), 0o600)?;
+                write_file(&cert, pem.as_bytes(), 0o644)?;
+                tracing::info!(cert = %cert.display(), ?names, "issued a serving certificate");
+            }
             Ok((cert, key))
         }
     }
+}
+
+fn tls_err(what: &str) -> impl Fn(rcgen::Error) -> ServerError + '_ {
+    move |e| ServerError::Tls(format!("{what}: {e}"))
+}
+
+fn generate_ca() -> Result<(String, String), ServerError> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let key = KeyPair::generate().map_err(tls_err("cannot generate the CA key"))?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, "Rampart webhook CA");
+    params.distinguished_name.push(DnType::OrganizationName, "Rampart");
+    // Path length 0: this CA signs serving certificates only, never another CA.
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + CA_VALIDITY;
+    let cert = params.self_signed(&key).map_err(tls_err("cannot sign the CA certificate"))?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+fn issue_leaf(ca_cert: &Path, ca_key: &Path, names: &[String]) -> Result<(String, String), ServerError> {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose};
+    let read = |p: &Path| fs::read_to_string(p).map_err(|e| ServerError::io(p, e));
+    let ca_signer = KeyPair::from_pem(&read(ca_key)?)
+        .map_err(|e| ServerError::Tls(format!("{}: cannot read the CA key: {e}", ca_key.display())))?;
+    let issuer = Issuer::from_ca_cert_pem(&read(ca_cert)?, ca_signer).map_err(|e| {
+        ServerError::Tls(format!("{}: cannot read the CA certificate: {e}", ca_cert.display()))
+    })?;
+    let mut params = CertificateParams::new(names.to_vec())
+        .map_err(|e| ServerError::Tls(format!("invalid certificate name in {names:?}: {e}")))?;
+    params.distinguished_name.push(DnType::CommonName, "rampart");
+    params.distinguished_name.push(DnType::OrganizationName, "Rampart");
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + LEAF_VALIDITY;
+    let key = KeyPair::generate().map_err(tls_err("cannot generate the serving key"))?;
+    let cert = params.signed_by(&key, &issuer).map_err(tls_err("cannot sign the serving certificate"))?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// Whether the certificate at `path` names every one of `names` and is not about to expire.
+fn covers(path: &Path, names: &[String]) -> Result<bool, ServerError> {
+    let der = CertificateDer::from_pem_file(path)
+        .map_err(|e| ServerError::Tls(format!("{}: cannot read certificate: {e}", path.display())))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| ServerError::Tls(format!("{}: cannot parse certificate: {e}", path.display())))?;
+    let expires = cert.validity().not_after.timestamp();
+    if expires < (time::OffsetDateTime::now_utc() + RENEW_BEFORE).unix_timestamp() {
+        return Ok(false);
+    }
+    let mut dns = Vec::new();
+    let mut ips = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                x509_parser::extensions::GeneralName::DNSName(d) => dns.push(d.to_ascii_lowercase()),
+                x509_parser::extensions::GeneralName::IPAddress(bytes) => ips.push(bytes.to_vec()),
+                _ => {}
+            }
+        }
+    }
+    Ok(names.iter().all(|n| match n.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ips.contains(&ip.octets().to_vec()),
+        Ok(std::net::IpAddr::V6(ip)) => ips.contains(&ip.octets().to_vec()),
+        Err(_) => dns.contains(&n.to_ascii_lowercase()),
+    }))
 }
 
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ServerError> {
@@ -92,12 +191,38 @@ mod tests {
         let first = fs::read(&cert).unwrap();
         ensure_files(&source).unwrap();
         assert_eq!(first, fs::read(&cert).unwrap());
+        let ca = fs::read(dir.path().join("ca.crt")).unwrap();
+        // A new name reissues the serving certificate from the same CA.
+        let more = CertSource::SelfSigned { dir: dir.path().to_path_buf(), names: vec!["10.0.0.5".into()] };
+        ensure_files(&more).unwrap();
+        assert_ne!(first, fs::read(&cert).unwrap());
+        assert_eq!(ca, fs::read(dir.path().join("ca.crt")).unwrap());
+        assert!(covers(&cert, &["10.0.0.5".to_owned()]).unwrap());
+        assert!(!covers(&cert, &["10.0.0.6".to_owned(), "localhost".to_owned()]).unwrap());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
         }
         server_config(&cert, &key).unwrap();
+    }
+
+    #[test]
+    fn the_ca_is_a_ca_and_the_leaf_is_a_bounded_server_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = CertSource::SelfSigned { dir: dir.path().to_path_buf(), names: default_names() };
+        let (cert, _) = ensure_files(&source).unwrap();
+        let ca_der = CertificateDer::from_pem_file(dir.path().join("ca.crt")).unwrap();
+        let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        assert!(ca.is_ca());
+        assert!(ca.subject().to_string().contains("Rampart webhook CA"));
+        let leaf_der = CertificateDer::from_pem_file(&cert).unwrap();
+        let (_, leaf) = x509_parser::parse_x509_certificate(&leaf_der).unwrap();
+        assert!(!leaf.is_ca());
+        assert_eq!(leaf.issuer(), ca.subject());
+        let lifetime = leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp();
+        assert!(lifetime <= 366 * 86400, "{lifetime}");
+        assert!(leaf.extended_key_usage().unwrap().unwrap().value.server_auth);
     }
 
     #[test]

@@ -61,6 +61,35 @@ impl std::fmt::Display for SourcePosition {
 pub struct PolicyRef {
     pub policy: String,
     pub position: SourcePosition,
+    /// The policy's `@id("…")` annotation, shown instead of the generated id in messages for
+    /// people. Not part of the Go-compatible JSON.
+    #[serde(skip)]
+    pub label: Option<String>,
+}
+
+impl PolicyRef {
+    /// `@id` where the policy has one, else its generated id, with where it is:
+    /// `deny-prod-configmaps (org/admission.cedar:12:1)`.
+    pub fn describe(&self) -> String {
+        let name = self.label.as_deref().unwrap_or(&self.policy);
+        if self.position.filename.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{name} ({})", self.position)
+        }
+    }
+}
+
+/// How reasons are written into SubjectAccessReview and AdmissionReview responses, which
+/// kubectl shows users and the apiserver writes to audit logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReasonFormat {
+    /// cedar-go's `Diagnostic` JSON, byte for byte (for log parsers written against the Go
+    /// webhook).
+    #[default]
+    CedarGo,
+    /// A sentence naming each deciding policy by `@id` (or id) and `file:line:col`.
+    Text,
 }
 
 /// A policy whose evaluation failed, with the evaluator's message.
@@ -100,6 +129,46 @@ impl Diagnostic {
     pub fn to_admission_message(&self) -> String {
         serde_json::to_string(&self.reasons).unwrap_or_default()
     }
+
+    /// A sentence for people: `forbidden by policy a (f:3:1)`, `allowed by policies a (…), b (…)`;
+    /// evaluation errors are named after the reasons.
+    pub fn to_text(&self, outcome: &str) -> String {
+        let names = |refs: Vec<String>| refs.join(", ");
+        let mut text = match self.reasons.len() {
+            0 => String::new(),
+            1 => format!("{outcome} by policy {}", self.reasons[0].describe()),
+            _ => format!(
+                "{outcome} by policies {}",
+                names(self.reasons.iter().map(PolicyRef::describe).collect())
+            ),
+        };
+        for e in &self.errors {
+            if !text.is_empty() {
+                text.push_str("; ");
+            }
+            text.push_str(&format!(
+                "policy {} ({}) could not be evaluated: {}",
+                e.policy, e.position, e.message
+            ));
+        }
+        text
+    }
+
+    /// The authorization reason in `format`.
+    pub fn reason(&self, format: ReasonFormat, outcome: &str) -> String {
+        match format {
+            ReasonFormat::CedarGo => self.to_reason_string(),
+            ReasonFormat::Text => self.to_text(outcome),
+        }
+    }
+
+    /// The admission denial message in `format`.
+    pub fn admission_message(&self, format: ReasonFormat) -> String {
+        match format {
+            ReasonFormat::CedarGo => self.to_admission_message(),
+            ReasonFormat::Text => self.to_text("forbidden"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -116,6 +185,7 @@ mod tests {
             reasons: vec![PolicyRef {
                 policy: "first-policy1-uid".into(),
                 position: pos("first-policy", 312, 11, 1),
+                label: Some("not-in-the-json".into()),
             }],
             errors: vec![],
         };
@@ -144,5 +214,28 @@ mod tests {
             r#"{"errors":[{"policy":"p","position":{"filename":"f","offset":0,"line":1,"column":1},"message":"boom"}]}"#
         );
         assert_eq!(Diagnostic::default().to_reason_string(), "{}");
+    }
+
+    #[test]
+    fn text_reasons_name_policies_by_id_annotation_and_position() {
+        let mut d = Diagnostic {
+            reasons: vec![PolicyRef {
+                policy: "org.policy0".into(),
+                position: pos("org.cedar", 0, 3, 1),
+                label: None,
+            }],
+            errors: vec![],
+        };
+        assert_eq!(d.to_text("forbidden"), "forbidden by policy org.policy0 (org.cedar:3:1)");
+        d.reasons.push(PolicyRef {
+            policy: "org.policy1".into(),
+            position: pos("org.cedar", 9, 7, 1),
+            label: Some("no-prod".into()),
+        });
+        assert_eq!(
+            d.admission_message(ReasonFormat::Text),
+            "forbidden by policies org.policy0 (org.cedar:3:1), no-prod (org.cedar:7:1)"
+        );
+        assert!(d.reason(ReasonFormat::CedarGo, "forbidden").starts_with("{\"reasons\""));
     }
 }

@@ -12,5 +12,5 @@ pub mod review;
 pub mod selector;
 pub mod workload;
 
-pub use decision::{Decision, Diagnostic, PolicyErrorRef, PolicyRef, SourcePosition};
+pub use decision::{Decision, Diagnostic, PolicyErrorRef, PolicyRef, ReasonFormat, SourcePosition};
 pub use review::{DecodeError, admission, sar};

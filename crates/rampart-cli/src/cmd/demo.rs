@@ -3,6 +3,10 @@
 //! `sample-user` is in the group `requires-labels`. The demo's `label-enforcement-policy`
 //! forbids that group to list or watch without `-l owner=<self>`, and forbids creating,
 //! updating or deleting objects not labelled `owner=<self>`.
+//!
+//! With `--kubeconfig`, the same six requests go through a real cluster's apiserver as
+//! sample-user (impersonated), so what is checked is the whole chain: authentication,
+//! Rampart's authorization and admission webhooks, and the messages users see.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -17,9 +21,22 @@ use crate::embedded::write_demo_policies;
 use crate::output::{self, Format};
 
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "EXAMPLES:
+    rampart demo                                  # in-process, no cluster needed
+    rampart demo --kubeconfig ~/.kube/config      # through a real cluster running Rampart
+
+Against a real cluster, Rampart must serve the demo policies
+(examples/policies/demo) and the kubeconfig's user must be allowed to impersonate
+sample-user and its groups (system:masters can).")]
 pub struct Args {
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Format,
+    /// Run the demo through this cluster's apiserver instead of an in-process server.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// Namespace of the demo's ConfigMaps (the demo policy permits `default`).
+    #[arg(long, default_value = "default", requires = "kubeconfig")]
+    pub namespace: String,
 }
 
 const USER: &str = "sample-user";
@@ -181,6 +198,15 @@ fn reason_text(json: &str, key: &str) -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(kubeconfig) = &args.kubeconfig {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rows = runtime.block_on(live::run(kubeconfig, &args.namespace))?;
+        if args.output == Format::Table {
+            println!("Rampart demo through the cluster of {}\n", kubeconfig.display());
+            println!("{USER} (impersonated) is in groups {GROUPS:?}\n");
+        }
+        return report(args.output, rows);
+    }
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let policies = dir.path().join("policies");
     std::fs::create_dir(&policies)?;
@@ -228,8 +254,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         server.shutdown(Duration::from_secs(1)).await?;
         anyhow::Ok(rows)
     })?;
+    report(args.output, rows)
+}
+
+fn report(output: Format, rows: Vec<Row>) -> anyhow::Result<ExitCode> {
     let all_good = rows.iter().all(|r| r.as_expected);
-    match args.output {
+    match output {
         Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         Format::Table => {
             let mut t =
@@ -251,4 +281,142 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if all_good { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The demo through a real apiserver.
+mod live {
+    use std::path::Path;
+
+    use anyhow::Context;
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+
+    use super::{GROUPS, Row, USER, configmap, steps};
+
+    /// Allowed, and what the apiserver said (a denial's message, or an access review's reason).
+    type Answer = (bool, String);
+
+    fn answer<T>(result: Result<T, kube::Error>) -> anyhow::Result<Answer> {
+        match result {
+            Ok(_) => Ok((true, String::new())),
+            Err(kube::Error::Api(status)) if status.code == 403 => Ok((false, status.message)),
+            Err(e) => Err(e).context("the apiserver did not answer as expected"),
+        }
+    }
+
+    /// `forbidden by policy x (f:l:c)` out of the apiserver's message, else the message.
+    fn deciding_policy(message: &str) -> String {
+        match message.find(" by polic") {
+            // One policy per line, as the in-process table shows them.
+            Some(at) => message[at + 4..]
+                .trim_start_matches("policy ")
+                .trim_start_matches("policies ")
+                .replace("), ", ")\n"),
+            None => message.to_owned(),
+        }
+    }
+
+    pub async fn run(kubeconfig: &Path, namespace: &str) -> anyhow::Result<Vec<Row>> {
+        let admin = crate::cmd::cluster::client(Some(kubeconfig)).await?;
+        let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+            .with_context(|| format!("cannot read kubeconfig {}", kubeconfig.display()))?;
+        let mut config =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+        config.auth_info.impersonate = Some(USER.into());
+        config.auth_info.impersonate_groups = Some(GROUPS.iter().map(|g| g.to_string()).collect());
+        let user = kube::Client::try_from(config)?;
+
+        let as_admin: Api<ConfigMap> = Api::namespaced(admin, namespace);
+        let as_user: Api<ConfigMap> = Api::namespaced(user.clone(), namespace);
+        let (sample, other) = ("demo-sample-config", "demo-other-config");
+        let cleanup = async || {
+            for name in [sample, other] {
+                let _ = as_admin.delete(name, &DeleteParams::default()).await;
+            }
+        };
+        cleanup().await;
+        let mut setup = serde_json::from_value::<ConfigMap>(configmap(other, Some("some-user"), "hello"))?;
+        setup.metadata.namespace = Some(namespace.into());
+        as_admin
+            .create(&PostParams::default(), &setup)
+            .await
+            .context("cannot create the demo's other-config as the kubeconfig's user")?;
+
+        let cm = |name: &str, owner: Option<&str>| -> anyhow::Result<ConfigMap> {
+            let mut cm = serde_json::from_value::<ConfigMap>(configmap(name, owner, "hi"))?;
+            cm.metadata.namespace = Some(namespace.into());
+            Ok(cm)
+        };
+        let lp = ListParams::default();
+        let answers: Vec<Answer> = vec![
+            answer(as_user.list(&lp).await)?,
+            answer(as_user.create(&PostParams::default(), &cm(sample, None)?).await)?,
+            answer(
+                as_user
+                    .patch(
+                        other,
+                        &PatchParams::default(),
+                        &Patch::Merge(serde_json::json!({"data": {"greeting": "changed"}})),
+                    )
+                    .await,
+            )?,
+            {
+                let review = SelfSubjectAccessReview {
+                    spec: SelfSubjectAccessReviewSpec {
+                        resource_attributes: Some(ResourceAttributes {
+                            verb: Some("create".into()),
+                            resource: Some("configmaps".into()),
+                            namespace: Some(namespace.into()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                let api: Api<SelfSubjectAccessReview> = Api::all(user.clone());
+                let status = api.create(&PostParams::default(), &review).await?.status.unwrap_or_default();
+                (status.allowed, status.reason.unwrap_or_default())
+            },
+            answer(as_user.create(&PostParams::default(), &cm(sample, Some(USER))?).await)?,
+            answer(as_user.list(&lp.clone().labels(&format!("owner={USER}"))).await)?,
+        ];
+        cleanup().await;
+        Ok(steps()
+            .into_iter()
+            .zip(answers)
+            .enumerate()
+            .map(|(i, (step, (allowed, message)))| Row {
+                step: i + 1,
+                what: step.what,
+                kubectl: step.kubectl,
+                endpoint: "kube-apiserver",
+                decision: match (allowed, step.endpoint) {
+                    (true, "/v1/authorize") => "Allow",
+                    (false, "/v1/authorize") => "Deny",
+                    (true, _) => "Allowed",
+                    (false, _) => "Denied",
+                }
+                .into(),
+                reason: if message.is_empty() { "—".into() } else { deciding_policy(&message) },
+                as_expected: allowed == step.expect_allowed,
+            })
+            .collect())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn the_deciding_policy_is_cut_out_of_the_message() {
+            assert_eq!(
+                super::deciding_policy(
+                    "configmaps is forbidden: User \"u\" cannot list …: forbidden by policy p1 (f:2:1)"
+                ),
+                "p1 (f:2:1)"
+            );
+            assert_eq!(super::deciding_policy("no policy named"), "no policy named");
+        }
+    }
 }

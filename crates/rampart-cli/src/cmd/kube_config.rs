@@ -1,20 +1,23 @@
 //! `rampart kube-config`: the kube-apiserver side of the wiring.
 //!
-//! Prints, as one multi-document YAML stream:
+//! Prints, as one multi-document YAML stream (or, with `--output-dir`, one file each):
 //! 1. an `AuthorizationConfiguration` (Node → Rampart webhook → RBAC);
 //! 2. the webhook kubeconfig it points to (server URL + CA bundle);
 //! 3. a `ValidatingWebhookConfiguration` for `/v1/admit`;
-//! 4. how to pass them to the apiserver on the chosen target (kind or a kubeadm-style
-//!    self-managed cluster);
+//! 4. how to pass them to the apiserver on the chosen target (kind, a kubeadm-style cluster,
+//!    or a bare kube-apiserver's flags);
 //! 5. and 6. with `--cluster-id`, the IAM authentication wiring;
 //! 7. with `--workload-identity`, a `MutatingWebhookConfiguration` for `/v1/mutate`.
+//!
+//! The end-to-end tests wire a real kube-apiserver with exactly these files, so what is
+//! printed here is what is proven to work.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use base64::Engine as _;
-use rampart_server::tls::{CertSource, default_names, ensure_files};
+use rampart_server::tls::{CertSource, default_names, trust_anchor};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -24,39 +27,64 @@ pub enum Target {
     /// A kubeadm-style self-managed cluster (e.g. on EC2, EKS-like): Rampart on each
     /// control-plane node (static pod or hostNetwork DaemonSet), on loopback.
     SelfManaged,
+    /// A kube-apiserver you start yourself: the flags to add to its command line.
+    Apiserver,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FailurePolicy {
     /// Deny requests when Rampart cannot be reached (fail closed). Break-glass identities
-    /// (system:masters, kube-system service accounts, nodes) bypass the webhook.
+    /// (system:masters) and the control plane bypass the webhook.
     Deny,
     /// Fall through to RBAC when Rampart cannot be reached (forbids are then not enforced).
     NoOpinion,
+}
+
+/// Versions of `AuthorizationConfiguration` kube-apiserver accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthorizationConfigVersion {
+    /// apiserver.config.k8s.io/v1 (Kubernetes 1.32 and later).
+    V1,
+    /// apiserver.config.k8s.io/v1beta1 (Kubernetes 1.30 and 1.31).
+    V1beta1,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[arg(long, value_enum, default_value = "kind")]
     pub target: Target,
-    /// Base URL of Rampart as the apiserver reaches it.
+    /// Base URL of Rampart as the apiserver reaches it (https only). Its host goes into the
+    /// generated serving certificate.
     #[arg(long, default_value = "https://127.0.0.1:10288")]
     pub url: String,
-    /// CA bundle to trust (PEM). Default: the self-signed certificate in --cert-dir,
-    /// generated now if missing, so `rampart serve --cert-dir` uses the same one.
-    #[arg(long, value_name = "FILE")]
+    /// CA bundle the apiserver trusts for Rampart (PEM), when you bring your own certificate.
+    #[arg(long, value_name = "FILE", required_unless_present = "cert_dir")]
     pub ca_file: Option<PathBuf>,
-    #[arg(long, default_value = "rampart-certs", value_name = "DIR")]
-    pub cert_dir: PathBuf,
-    /// Where the apiserver will find the webhook kubeconfig (document 2).
-    #[arg(long, default_value = "/etc/rampart/authorization-webhook.yaml", value_name = "PATH")]
-    pub webhook_kubeconfig_path: String,
+    /// Where Rampart's private CA and serving certificate live: generated now if missing (the
+    /// serving certificate names the --url host and every --tls-san), and the same DIR
+    /// `rampart serve --cert-dir` uses.
+    #[arg(long, value_name = "DIR", conflicts_with = "ca_file")]
+    pub cert_dir: Option<PathBuf>,
+    /// Extra DNS name or IP for the generated serving certificate (repeatable).
+    #[arg(long = "tls-san", value_name = "NAME")]
+    pub tls_sans: Vec<String>,
+    /// Where the apiserver will find the webhook kubeconfigs (documents 2 and 5). Default:
+    /// /etc/rampart, or --output-dir when given.
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<String>,
+    /// Write each document to its own file in DIR instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
     /// What the apiserver does when Rampart is unreachable.
     #[arg(long, value_enum, default_value = "deny")]
     pub failure_policy: FailurePolicy,
-    /// apiVersion of AuthorizationConfiguration: v1 (Kubernetes ≥ 1.32) or v1beta1 (1.30–1.31).
-    #[arg(long, default_value = "v1")]
-    pub authorization_config_version: String,
+    /// apiVersion of AuthorizationConfiguration.
+    #[arg(long, value_enum, default_value = "v1")]
+    pub authorization_config_version: AuthorizationConfigVersion,
+    /// Rampart's own user when it reads the cluster (namespaces, aws-auth, service accounts):
+    /// it bypasses the webhook, so Rampart never has to authorize its own start.
+    #[arg(long, default_value = "system:serviceaccount:rampart-system:rampart", value_name = "USER")]
+    pub self_identity: String,
     /// Also print the IAM authentication wiring for this cluster id: the apiserver's
     /// authentication-token-webhook kubeconfig and a kubectl user that runs `rampart token`.
     #[arg(long, value_name = "ID")]
@@ -64,39 +92,80 @@ pub struct Args {
     /// The cluster's API server URL, for the kubectl kubeconfig.
     #[arg(long, default_value = "https://127.0.0.1:6443")]
     pub api_server: String,
+    /// The API server's CA (PEM), embedded in the kubectl kubeconfig.
+    #[arg(long, value_name = "FILE")]
+    pub api_server_ca: Option<PathBuf>,
     /// Also print the MutatingWebhookConfiguration that sends pod creations to `/v1/mutate`
     /// (IRSA and Pod Identity injection; run `rampart serve --service-accounts …`).
     #[arg(long)]
     pub workload_identity: bool,
 }
 
-fn yaml_doc(comment: &str, value: &Value) -> anyhow::Result<String> {
-    let body = serde_yaml::to_string(value)?;
-    let comment: String = comment.lines().map(|l| format!("# {l}\n")).collect();
-    Ok(format!("---\n{comment}{body}"))
+/// One document of the wiring: where it goes and what it is for.
+struct Document {
+    file: &'static str,
+    comment: String,
+    body: Body,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let ca_path = match &args.ca_file {
-        Some(p) => p.clone(),
-        None => {
-            ensure_files(&CertSource::SelfSigned { dir: args.cert_dir.clone(), names: default_names() })?.0
-        }
-    };
-    let ca =
-        std::fs::read(&ca_path).with_context(|| format!("cannot read CA bundle {}", ca_path.display()))?;
-    let ca_b64 = base64::engine::general_purpose::STANDARD.encode(&ca);
-    let url = args.url.trim_end_matches('/');
+enum Body {
+    Yaml(Value),
+    /// kube-apiserver command-line flags, one per line.
+    Flags(Vec<String>),
+}
 
-    let mut match_conditions =
-        vec![json!({"expression": "!('system:serviceaccounts:kube-system' in request.groups)"})];
-    if args.failure_policy == FailurePolicy::Deny {
-        // Fail closed, but keep a way in: break-glass admins and nodes never depend on Rampart.
-        match_conditions.push(json!({"expression": "!('system:masters' in request.groups)"}));
-        match_conditions.push(json!({"expression": "!('system:nodes' in request.groups)"}));
+/// Control-plane identities that must keep working when Rampart is down: the scheduler, the
+/// controller manager and kube-proxy (each with its own client certificate on kubeadm
+/// clusters). Nodes and kube-system service accounts are matched by group.
+const CONTROL_PLANE_USERS: [&str; 4] =
+    ["system:kube-scheduler", "system:kube-controller-manager", "system:kube-proxy", "system:apiserver"];
+
+/// A CEL list literal of strings.
+fn cel_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("'{i}'")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// Check `--url`: https only (the apiserver sends identities in every review), with a host.
+fn parse_url(url: &str) -> anyhow::Result<(String, String)> {
+    let parsed: http::Uri = url.parse().with_context(|| format!("--url {url:?} is not a URL"))?;
+    match parsed.scheme_str() {
+        Some("https") => {}
+        Some("http") => bail!(
+            "--url {url}: the apiserver must reach Rampart over https (reviews carry user identities); \
+             use https://… and the certificate from --cert-dir"
+        ),
+        _ => bail!("--url {url:?} must start with https://"),
     }
-    let authz = json!({
-        "apiVersion": format!("apiserver.config.k8s.io/{}", args.authorization_config_version),
+    let host =
+        parsed.host().filter(|h| !h.is_empty()).with_context(|| format!("--url {url:?} has no host"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    Ok((url.trim_end_matches('/').to_owned(), host))
+}
+
+fn authorization_config(args: &Args, webhook_kubeconfig: &str) -> Value {
+    let mut conditions = vec![
+        // Rampart reads namespaces, aws-auth and service accounts to decide: it must never need
+        // its own answer to start.
+        json!({"expression": format!("request.user != '{}'", args.self_identity)}),
+        // The control plane: scheduler, controller manager, kube-proxy and the apiserver's own
+        // loopback client; the bootstrap RBAC roles grant them exactly what they need.
+        json!({"expression": format!("!(request.user in {})", cel_list(&CONTROL_PLANE_USERS))}),
+        // Controllers running with --use-service-account-credentials.
+        json!({"expression": "!('system:serviceaccounts:kube-system' in request.groups)"}),
+        // Kubelets: the Node authorizer before this webhook already decides their requests.
+        json!({"expression": "!('system:nodes' in request.groups)"}),
+    ];
+    if args.failure_policy == FailurePolicy::Deny {
+        // Fail closed, but keep a way in: break-glass admins never depend on Rampart.
+        conditions.push(json!({"expression": "!('system:masters' in request.groups)"}));
+    }
+    let version = match args.authorization_config_version {
+        AuthorizationConfigVersion::V1 => "v1",
+        AuthorizationConfigVersion::V1beta1 => "v1beta1",
+    };
+    json!({
+        "apiVersion": format!("apiserver.config.k8s.io/{version}"),
         "kind": "AuthorizationConfiguration",
         "authorizers": [
             {"type": "Node", "name": "node"},
@@ -107,24 +176,46 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "subjectAccessReviewVersion": "v1",
                 "matchConditionSubjectAccessReviewVersion": "v1",
                 "failurePolicy": match args.failure_policy { FailurePolicy::Deny => "Deny", FailurePolicy::NoOpinion => "NoOpinion" },
-                "connectionInfo": {"type": "KubeConfigFile", "kubeConfigFile": args.webhook_kubeconfig_path},
-                "matchConditions": match_conditions,
+                "connectionInfo": {"type": "KubeConfigFile", "kubeConfigFile": webhook_kubeconfig},
+                "matchConditions": conditions,
             }},
             {"type": "RBAC", "name": "rbac"},
         ],
-    });
-    let kubeconfig = json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "rampart", "cluster": {
-            "server": format!("{url}/v1/authorize"),
-            "certificate-authority-data": ca_b64,
-        }}],
-        "users": [{"name": "kube-apiserver", "user": {}}],
-        "contexts": [{"name": "rampart", "context": {"cluster": "rampart", "user": "kube-apiserver"}}],
-        "current-context": "rampart",
-    });
-    let admission = json!({
+    })
+}
+
+/// What the validating webhook never sees, each with why skipping it is safe.
+fn admission_match_conditions(self_identity: &str) -> Value {
+    let pods_written = "request.resource.group == '' && request.resource.resource == 'pods' \
+                        && request.subResource == '' && request.operation in ['CREATE', 'UPDATE']";
+    json!([
+        // Leader election and node heartbeats: nothing in a Lease grants or runs anything, and
+        // blocking them would stop the scheduler, the controllers and every node's status.
+        {"name": "skip-leases", "expression":
+            "!(request.resource.group == 'coordination.k8s.io' && request.resource.resource == 'leases')"},
+        // Events are written by every component, at volume, and grant nothing.
+        {"name": "skip-events", "expression":
+            "!(request.resource.resource == 'events' && request.resource.group in ['', 'events.k8s.io'])"},
+        // TokenReviews and SubjectAccessReviews are questions, not stored objects.
+        {"name": "skip-access-reviews", "expression":
+            "!(request.resource.group in ['authentication.k8s.io', 'authorization.k8s.io'])"},
+        // Break-glass: system:masters can always repair the cluster, even with Rampart down.
+        {"name": "break-glass-masters", "expression": "!('system:masters' in request.userInfo.groups)"},
+        // Kubelets write node and pod status; NodeRestriction already confines them to their node.
+        {"name": "skip-nodes", "expression": "!('system:nodes' in request.userInfo.groups)"},
+        // Rampart itself.
+        {"name": "skip-rampart", "expression": format!("request.userInfo.username != '{self_identity}'")},
+        // The control plane keeps working without Rampart, except for the pods it creates or
+        // updates: those still meet Pod Security, as they do with upstream PSA (a Deployment
+        // must not become a way around the pod rules).
+        {"name": "control-plane-except-pods", "expression": format!(
+            "!((request.userInfo.username in {users} || 'system:serviceaccounts:kube-system' in request.userInfo.groups) && !({pods_written}))",
+            users = cel_list(&CONTROL_PLANE_USERS))},
+    ])
+}
+
+fn validating_webhook(url: &str, ca_b64: &str, self_identity: &str) -> Value {
+    json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": "rampart"},
@@ -133,109 +224,266 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "clientConfig": {"url": format!("{url}/v1/admit"), "caBundle": ca_b64},
             "rules": [{"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE", "CONNECT"], "resources": ["*/*"], "scope": "*"}],
             "failurePolicy": "Fail",
-            "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "rampart-system"]}]},
+            // kube-system and kube-node-lease hold the control plane's own objects; Rampart's
+            // namespace holds Rampart (it must be able to restart itself).
+            "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "kube-node-lease", "rampart-system"]}]},
+            "matchConditions": admission_match_conditions(self_identity),
             "sideEffects": "None",
             "timeoutSeconds": 5,
             "admissionReviewVersions": ["v1"],
         }],
+    })
+}
+
+fn mutating_webhook(url: &str, ca_b64: &str) -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "rampart-workload-identity"},
+        "webhooks": [{
+            "name": "pod-identity.rampart.dev",
+            "clientConfig": {"url": format!("{url}/v1/mutate"), "caBundle": ca_b64},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"], "scope": "Namespaced"}],
+            // Ignore, as upstream: the webhook only adds plumbing, and a pod without it
+            // falls back to no AWS identity rather than failing to start.
+            "failurePolicy": "Ignore",
+            "reinvocationPolicy": "IfNeeded",
+            "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["rampart-system"]}]},
+            // Upstream's opt-out label: any value keeps the pod away from the webhook.
+            "objectSelector": {"matchExpressions": [{"key": "eks.amazonaws.com/skip-pod-identity-webhook", "operator": "DoesNotExist"}]},
+            "sideEffects": "None",
+            "timeoutSeconds": 5,
+            "admissionReviewVersions": ["v1"],
+        }],
+    })
+}
+
+fn webhook_kubeconfig(cluster: &str, server: String, ca_b64: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": ca_b64}}],
+        "users": [{"name": "kube-apiserver", "user": {}}],
+        "contexts": [{"name": "webhook", "context": {"cluster": cluster, "user": "kube-apiserver"}}],
+        "current-context": "webhook",
+    })
+}
+
+fn documents(args: &Args, url: &str, ca_b64: &str) -> anyhow::Result<Vec<Document>> {
+    let config_dir = match (&args.config_dir, &args.output_dir) {
+        (Some(dir), _) => dir.trim_end_matches('/').to_owned(),
+        (None, Some(out)) => std::path::absolute(out)
+            .with_context(|| format!("cannot resolve --output-dir {}", out.display()))?
+            .display()
+            .to_string(),
+        (None, None) => "/etc/rampart".to_owned(),
+    };
+    let in_config_dir = |file: &str| format!("{config_dir}/{file}");
+    let mut docs = vec![
+        Document {
+            file: "authorization-config.yaml",
+            comment: "1. AuthorizationConfiguration: kube-apiserver --authorization-config=<this file>.\n   \
+                      Order: Node, then Rampart (allow/deny overlay), then RBAC for everything Rampart has no opinion on."
+                .into(),
+            body: Body::Yaml(authorization_config(args, &in_config_dir("authorization-webhook.yaml"))),
+        },
+        Document {
+            file: "authorization-webhook.yaml",
+            comment: format!("2. Webhook kubeconfig: save as {}", in_config_dir("authorization-webhook.yaml")),
+            body: Body::Yaml(webhook_kubeconfig("rampart", format!("{url}/v1/authorize"), ca_b64)),
+        },
+        Document {
+            file: "validating-webhook.yaml",
+            comment: "3. ValidatingWebhookConfiguration: kubectl apply -f <this document>".into(),
+            body: Body::Yaml(validating_webhook(url, ca_b64, &args.self_identity)),
+        },
+    ];
+    let mut flags = vec![format!("--authorization-config={}", in_config_dir("authorization-config.yaml"))];
+    if args.cluster_id.is_some() {
+        flags.push(format!(
+            "--authentication-token-webhook-config-file={}",
+            in_config_dir("authentication-webhook.yaml")
+        ));
+        flags.push("--authentication-token-webhook-version=v1".into());
+    }
+    docs.push(match args.target {
+        Target::Kind => Document {
+            file: "kind-cluster.yaml",
+            comment: format!(
+                "4. kind cluster config: put the files of documents 1, 2{} in ./rampart, then\n   \
+                 `kind create cluster --config <this document>`.\n   \
+                 Run `rampart serve` as a static pod (hostNetwork) on the control-plane node.",
+                if args.cluster_id.is_some() { " and 5" } else { "" }
+            ),
+            body: Body::Yaml(json!({
+                "kind": "Cluster",
+                "apiVersion": "kind.x-k8s.io/v1alpha4",
+                "nodes": [{"role": "control-plane",
+                    "extraMounts": [{"hostPath": "./rampart", "containerPath": config_dir}],
+                    "kubeadmConfigPatches": [format!(
+                        "kind: ClusterConfiguration\napiServer:\n  extraArgs:\n{}  extraVolumes:\n  - name: rampart\n    hostPath: {config_dir}\n    mountPath: {config_dir}\n    readOnly: true\n",
+                        flags.iter().map(|f| {
+                            let (name, value) = f.trim_start_matches("--").split_once('=').unwrap_or((f, ""));
+                            format!("    {name}: {value}\n")
+                        }).collect::<String>())]}],
+            })),
+        },
+        Target::SelfManaged => Document {
+            file: "kubeadm-patch.yaml",
+            comment: format!(
+                "4. kubeadm ClusterConfiguration patch: put the files of documents 1, 2{} in {config_dir} on\n   \
+                 every control-plane node and run `rampart serve` there (static pod or hostNetwork DaemonSet).\n   \
+                 Remove any --authorization-mode flag: it cannot be combined with --authorization-config.",
+                if args.cluster_id.is_some() { " and 5" } else { "" }
+            ),
+            body: Body::Yaml(json!({
+                "apiVersion": "kubeadm.k8s.io/v1beta4",
+                "kind": "ClusterConfiguration",
+                "apiServer": {
+                    "extraArgs": flags.iter().map(|f| {
+                        let (name, value) = f.trim_start_matches("--").split_once('=').unwrap_or((f, ""));
+                        json!({"name": name, "value": value})
+                    }).collect::<Vec<_>>(),
+                    "extraVolumes": [{"name": "rampart", "hostPath": config_dir, "mountPath": config_dir, "readOnly": true, "pathType": "DirectoryOrCreate"}],
+                },
+            })),
+        },
+        Target::Apiserver => Document {
+            file: "kube-apiserver.flags",
+            comment: format!(
+                "4. kube-apiserver flags: add these to its command line, with the files of documents 1, 2{} in {config_dir}.\n   \
+                 Leave out --authorization-mode: it cannot be combined with --authorization-config.",
+                if args.cluster_id.is_some() { " and 5" } else { "" }
+            ),
+            body: Body::Flags(flags),
+        },
     });
-    let wiring = match args.target {
-        Target::Kind => json!({
-            "kind": "Cluster",
-            "apiVersion": "kind.x-k8s.io/v1alpha4",
-            "nodes": [{"role": "control-plane",
-                "extraMounts": [{"hostPath": "./rampart", "containerPath": "/etc/rampart"}],
-                "kubeadmConfigPatches": ["kind: ClusterConfiguration\napiServer:\n  extraArgs:\n    authorization-config: /etc/rampart/authorization-config.yaml\n  extraVolumes:\n  - name: rampart\n    hostPath: /etc/rampart\n    mountPath: /etc/rampart\n    readOnly: true\n"]}],
-        }),
-        Target::SelfManaged => json!({
-            "apiVersion": "kubeadm.k8s.io/v1beta4",
-            "kind": "ClusterConfiguration",
-            "apiServer": {
-                "extraArgs": [{"name": "authorization-config", "value": "/etc/rampart/authorization-config.yaml"}],
-                "extraVolumes": [{"name": "rampart", "hostPath": "/etc/rampart", "mountPath": "/etc/rampart", "readOnly": true, "pathType": "DirectoryOrCreate"}],
-            },
-        }),
-    };
-    let wiring_note = match args.target {
-        Target::Kind => {
-            "4. kind cluster config: save documents 1 and 2 as ./rampart/authorization-config.yaml and\n   ./rampart/authorization-webhook.yaml, then `kind create cluster --config <this document>`.\n   Run `rampart serve` as a static pod (hostNetwork) on the control-plane node."
-        }
-        Target::SelfManaged => {
-            "4. kubeadm ClusterConfiguration patch: put documents 1 and 2 in /etc/rampart on every\n   control-plane node and run `rampart serve` there (static pod or hostNetwork DaemonSet).\n   Remove any --authorization-mode flag: it cannot be combined with --authorization-config."
-        }
-    };
-    print!(
-        "{}{}{}{}",
-        yaml_doc(
-            "1. AuthorizationConfiguration: kube-apiserver --authorization-config=<this file>.\n   Order: Node, then Rampart (allow/deny overlay), then RBAC for everything Rampart has no opinion on.",
-            &authz
-        )?,
-        yaml_doc(&format!("2. Webhook kubeconfig: save as {}", args.webhook_kubeconfig_path), &kubeconfig)?,
-        yaml_doc("3. ValidatingWebhookConfiguration: kubectl apply -f <this document>", &admission)?,
-        yaml_doc(wiring_note, &wiring)?,
-    );
     if let Some(cluster_id) = &args.cluster_id {
-        let authn_webhook = json!({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "rampart-authn", "cluster": {"server": format!("{url}/v1/authenticate"), "certificate-authority-data": ca_b64}}],
-            "users": [{"name": "kube-apiserver", "user": {}}],
-            "contexts": [{"name": "webhook", "context": {"cluster": "rampart-authn", "user": "kube-apiserver"}}],
-            "current-context": "webhook",
+        let mut cluster = json!({"server": args.api_server});
+        if let Some(path) = &args.api_server_ca {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read --api-server-ca {}", path.display()))?;
+            cluster["certificate-authority-data"] =
+                base64::engine::general_purpose::STANDARD.encode(pem).into();
+        }
+        docs.push(Document {
+            file: "authentication-webhook.yaml",
+            comment: format!(
+                "5. Authentication webhook kubeconfig: save as {}\n   \
+                 kube-apiserver --authentication-token-webhook-config-file=<this file> --authentication-token-webhook-version=v1\n   \
+                 (run `rampart serve --cluster-id {cluster_id}` with --aws-auth or --aws-auth-from-cluster and/or --access-entries)",
+                in_config_dir("authentication-webhook.yaml")
+            ),
+            body: Body::Yaml(webhook_kubeconfig("rampart-authn", format!("{url}/v1/authenticate"), ca_b64)),
         });
-        let kubectl = json!({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": cluster_id, "cluster": {"server": args.api_server}}],
-            "users": [{"name": "aws-iam", "user": {"exec": {
-                "apiVersion": "client.authentication.k8s.io/v1beta1",
-                "command": "rampart",
-                "args": ["token", "--cluster-id", cluster_id],
-                "interactiveMode": "Never",
-            }}}],
-            "contexts": [{"name": cluster_id, "context": {"cluster": cluster_id, "user": "aws-iam"}}],
-            "current-context": cluster_id,
+        docs.push(Document {
+            file: "kubectl.kubeconfig",
+            comment: format!(
+                "6. kubectl kubeconfig: users authenticate with IAM through `rampart token`{}",
+                if args.api_server_ca.is_some() {
+                    ""
+                } else {
+                    "\n   (add certificate-authority-data for your API server, or pass --api-server-ca)"
+                }
+            ),
+            body: Body::Yaml(json!({
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": cluster_id, "cluster": cluster}],
+                "users": [{"name": "aws-iam", "user": {"exec": {
+                    "apiVersion": "client.authentication.k8s.io/v1beta1",
+                    "command": "rampart",
+                    "args": ["token", "--cluster-id", cluster_id],
+                    "interactiveMode": "Never",
+                }}}],
+                "contexts": [{"name": cluster_id, "context": {"cluster": cluster_id, "user": "aws-iam"}}],
+                "current-context": cluster_id,
+            })),
         });
-        print!(
-            "{}{}",
-            yaml_doc(
-                "5. Authentication webhook kubeconfig: kube-apiserver --authentication-token-webhook-config-file=<this file>\n   (run `rampart serve --cluster-id ...` with --aws-auth and/or --access-entries)",
-                &authn_webhook
-            )?,
-            yaml_doc(
-                "6. kubectl kubeconfig: users authenticate with IAM through `rampart token`\n   (add certificate-authority-data for your API server)",
-                &kubectl
-            )?,
-        );
     }
     if args.workload_identity {
-        let mutating = json!({
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": "rampart-workload-identity"},
-            "webhooks": [{
-                "name": "pod-identity.rampart.dev",
-                "clientConfig": {"url": format!("{url}/v1/mutate"), "caBundle": ca_b64},
-                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"], "scope": "Namespaced"}],
-                // Ignore, as upstream: the webhook only adds plumbing, and a pod without it
-                // falls back to no AWS identity rather than failing to start.
-                "failurePolicy": "Ignore",
-                "reinvocationPolicy": "IfNeeded",
-                "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["rampart-system"]}]},
-                // Upstream's opt-out label: any value keeps the pod away from the webhook.
-                "objectSelector": {"matchExpressions": [{"key": "eks.amazonaws.com/skip-pod-identity-webhook", "operator": "DoesNotExist"}]},
-                "sideEffects": "None",
-                "timeoutSeconds": 5,
-                "admissionReviewVersions": ["v1"],
-            }],
+        docs.push(Document {
+            file: "mutating-webhook.yaml",
+            comment: "7. MutatingWebhookConfiguration: kubectl apply -f <this document>\n   \
+                      (pods created while Rampart is unreachable get no AWS identity: recreate them)"
+                .into(),
+            body: Body::Yaml(mutating_webhook(url, ca_b64)),
         });
-        print!(
-            "{}",
-            yaml_doc(
-                "7. MutatingWebhookConfiguration: kubectl apply -f <this document>\n   (pods created while Rampart is unreachable get no AWS identity: recreate them)",
-                &mutating
-            )?
-        );
+    }
+    Ok(docs)
+}
+
+fn render(doc: &Document, with_comment: bool) -> anyhow::Result<String> {
+    let comment: String =
+        if with_comment { doc.comment.lines().map(|l| format!("# {l}\n")).collect() } else { String::new() };
+    Ok(match &doc.body {
+        Body::Yaml(value) => format!("---\n{comment}{}", serde_yaml::to_string(value)?),
+        Body::Flags(flags) if with_comment => {
+            format!("---\n{comment}{}", flags.iter().map(|f| format!("#   {f}\n")).collect::<String>())
+        }
+        Body::Flags(flags) => flags.iter().map(|f| format!("{f}\n")).collect(),
+    })
+}
+
+fn write_all(dir: &Path, docs: &[Document]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create --output-dir {}", dir.display()))?;
+    for doc in docs {
+        let path = dir.join(doc.file);
+        std::fs::write(&path, render(doc, false)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let first = doc.comment.lines().next().unwrap_or_default();
+        println!("{}\t{first}", path.display());
+    }
+    Ok(())
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (url, host) = parse_url(&args.url)?;
+    let ca_path = match (&args.ca_file, &args.cert_dir) {
+        (Some(path), _) => path.clone(),
+        (None, Some(dir)) => {
+            let mut names = default_names();
+            names.push(host);
+            names.extend(args.tls_sans.iter().cloned());
+            names.dedup();
+            trust_anchor(&CertSource::SelfSigned { dir: dir.clone(), names })?
+        }
+        (None, None) => {
+            bail!("pass --cert-dir DIR (the same DIR as `rampart serve --cert-dir`) or --ca-file FILE")
+        }
+    };
+    let ca =
+        std::fs::read(&ca_path).with_context(|| format!("cannot read CA bundle {}", ca_path.display()))?;
+    let ca_b64 = base64::engine::general_purpose::STANDARD.encode(&ca);
+    let docs = documents(&args, &url, &ca_b64)?;
+    match &args.output_dir {
+        Some(dir) => write_all(dir, &docs)?,
+        None => {
+            let text: String = docs.iter().map(|d| render(d, true)).collect::<anyhow::Result<_>>()?;
+            print!("{text}");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_https_with_a_host() {
+        assert_eq!(
+            parse_url("https://10.0.0.5:10288/").unwrap(),
+            ("https://10.0.0.5:10288".into(), "10.0.0.5".into())
+        );
+        assert_eq!(parse_url("https://[::1]:10288").unwrap().1, "::1");
+        let err = parse_url("http://10.0.0.5:10288").unwrap_err().to_string();
+        assert!(err.contains("https"), "{err}");
+        assert!(parse_url("10.0.0.5:10288").is_err());
+    }
+
+    #[test]
+    fn cel_lists_quote_each_item() {
+        assert_eq!(cel_list(&["a", "b"]), "['a', 'b']");
+    }
 }

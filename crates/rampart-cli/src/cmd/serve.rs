@@ -45,12 +45,18 @@ pub struct Args {
     /// Namespaces not listed get the configured defaults.
     #[arg(long, value_name = "FILE")]
     pub namespaces: Option<PathBuf>,
-    /// Read namespace labels from the cluster (re-listed every 30 s) instead of --namespaces.
+    /// Read namespace labels from the cluster (re-listed every --cluster-refresh-interval)
+    /// instead of --namespaces.
     #[arg(long, conflicts_with = "namespaces")]
     pub namespaces_from_cluster: bool,
-    /// Kubeconfig for --namespaces-from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    /// Kubeconfig for the *-from-cluster sources (default: KUBECONFIG, ~/.kube/config, or
+    /// in-cluster).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    /// How often the *-from-cluster sources (namespace labels, aws-auth, service accounts and
+    /// associations) and the identity files are read again, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = super::parse_duration, value_name = "DURATION")]
+    pub cluster_refresh_interval: Duration,
     /// Enable `POST /v1/authenticate` (aws-iam-authenticator-compatible TokenReview) for this
     /// cluster id (the `x-k8s-aws-id` clients sign; the cluster name on EKS).
     #[arg(long, value_name = "ID", env = "RAMPART_CLUSTER_ID")]
@@ -58,7 +64,8 @@ pub struct Args {
     /// aws-auth ConfigMap (YAML) for IAM → Kubernetes user mapping.
     #[arg(long, value_name = "FILE", requires = "cluster_id")]
     pub aws_auth: Option<PathBuf>,
-    /// Read kube-system/aws-auth from the cluster instead (re-read every 30 s; see --kubeconfig).
+    /// Read kube-system/aws-auth from the cluster instead (re-read every
+    /// --cluster-refresh-interval; see --kubeconfig).
     #[arg(long, requires = "cluster_id", conflicts_with = "aws_auth")]
     pub aws_auth_from_cluster: bool,
     /// How IAM principals are mapped: CONFIG_MAP (aws-auth), API_AND_CONFIG_MAP (access
@@ -86,15 +93,16 @@ pub struct Args {
     /// Enable `POST /v1/mutate` (IRSA injection) with these ServiceAccount manifests
     /// (`kubectl get sa -A -o yaml`; repeatable). Their `eks.amazonaws.com/*` annotations
     /// decide which pods get which role; upstream's `pod-identity-webhook` ConfigMap is read too.
-    /// Re-read every 10 s; a bad file keeps the last good set.
+    /// Re-read every --cluster-refresh-interval; a bad file keeps the last good set.
     #[arg(long = "service-accounts", value_name = "FILE")]
     pub service_accounts: Vec<PathBuf>,
     /// Enable `POST /v1/mutate` (Pod Identity injection) for these associations: upstream's
-    /// `{"identities":[…]}` file or PodIdentityAssociation objects (repeatable; re-read every 10 s).
+    /// `{"identities":[…]}` file or PodIdentityAssociation objects (repeatable; re-read like --service-accounts).
     #[arg(long = "pod-identity-associations", value_name = "FILE")]
     pub pod_identity_associations: Vec<PathBuf>,
     /// Read ServiceAccounts, PodIdentityAssociation objects (rampart.dev/v1alpha1) and the
-    /// `pod-identity-webhook` ConfigMap from the cluster (re-listed every 10 s; see --kubeconfig).
+    /// `pod-identity-webhook` ConfigMap from the cluster (re-listed every
+    /// --cluster-refresh-interval; see --kubeconfig).
     /// Enables `POST /v1/mutate`; files given as well are merged in.
     #[arg(long)]
     pub identity_from_cluster: bool,
@@ -127,6 +135,19 @@ pub struct Args {
     /// The webhook's own user, always allowed to read policies and RBAC.
     #[arg(long, default_value = "system:authorizer:cedar-authorizer", value_name = "USER")]
     pub self_identity: String,
+    /// How denials read in kubectl and the audit log: `text` names each deciding policy by
+    /// its `@id` (or generated id) and file:line:col; `cedar-go` is the Go webhook's JSON,
+    /// byte for byte, for log parsers written against it.
+    #[arg(long, value_enum, default_value = "text")]
+    pub reason_format: ReasonFormatArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReasonFormatArg {
+    /// `forbidden by policy no-prod-configmaps (org/admission.cedar:12:1)`.
+    Text,
+    /// `{"reasons":[{"policy":…,"position":{…}}]}`, as cedar-access-control-for-k8s writes it.
+    CedarGo,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -150,8 +171,12 @@ pub fn engine_options(exempt: Vec<String>, self_identity: String, on_error: OnEr
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let options =
+    let mut options =
         engine_options(args.exempt_namespaces.clone(), args.self_identity.clone(), args.on_mapping_error);
+    options.reason_format = match args.reason_format {
+        ReasonFormatArg::Text => rampart_types::ReasonFormat::Text,
+        ReasonFormatArg::CedarGo => rampart_types::ReasonFormat::CedarGo,
+    };
     let sources = args.policies.sources(options)?;
     let (live, warnings) = LiveEngine::load(sources)
         .map_err(|e| anyhow::anyhow!("{e}\nfix the files above and start again; nothing was served"))?;
@@ -176,6 +201,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.service_accounts.iter().chain(&args.pod_identity_associations).cloned().collect();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start runtime")?;
+    let refresh = args.cluster_refresh_interval.max(Duration::from_millis(500));
     runtime.block_on(async move {
         let _watch = if args.no_watch {
             None
@@ -217,7 +243,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             tokio::spawn(async move {
                 let mut last: Option<String> = None;
                 loop {
-                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    tokio::time::sleep(refresh).await;
                     match super::cluster::aws_auth_configmap(&client).await {
                         Ok(text) if text != last => {
                             match rampart_identity::mapping::AwsAuth::from_configmap(
@@ -269,7 +295,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let refresh_state = state.clone();
                 tokio::spawn(async move {
                     loop {
-                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        tokio::time::sleep(refresh).await;
                         match super::cluster::namespace_labels(&client).await {
                             Ok(labels) => {
                                 refresh_state.replace_guardrails(base.with_namespace_labels(labels))
@@ -287,7 +313,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             tokio::spawn(async move {
                 let mut last = read_all(&injection_files);
                 loop {
-                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    tokio::time::sleep(refresh).await;
                     let now = read_all(&injection_files);
                     if now == last && identity_client.is_none() {
                         continue;

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds the real Kubernetes control plane the end-to-end tests run against — kube-apiserver and
+# kubectl from k8s.io/kubernetes, etcd from go.etcd.io/etcd/server/v3, at the versions pinned in
+# e2e/tools/*/go.mod — into a cache outside the clone keyed by version, so only the first run on
+# a machine pays for the build (about 10 minutes on 2 cores). Prints the directory holding the
+# binaries. Fails loudly when the go command or a build fails: the e2e tests never skip.
+#
+#   scripts/peers.sh            # build if missing, print the bin directory
+#   RAMPART_PEERS_CACHE=DIR     # cache root (default: ~/.cache/rampart)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cache="${RAMPART_PEERS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rampart}"
+
+command -v go >/dev/null || { echo "peers.sh: the go command is needed to build kube-apiserver, kubectl and etcd" >&2; exit 1; }
+
+version_of() { # module path, go.mod → pinned version
+  awk -v m="$1" '$1 == "require" && $2 == m { print $3 } $1 == m && $2 ~ /^v/ { print $2 }' "$2" | head -n1
+}
+k8s_version="$(version_of k8s.io/kubernetes "$root/e2e/tools/kubernetes/go.mod")"
+etcd_version="$(version_of go.etcd.io/etcd/server/v3 "$root/e2e/tools/etcd/go.mod")"
+bin="$cache/k8s-$k8s_version-etcd-$etcd_version/bin"
+
+# Stamp the release into the binaries, as Kubernetes' own build does, so `kubectl version` and the
+# apiserver's /version report it instead of v0.0.0-master.
+k8s_minor="${k8s_version#v1.}"; k8s_minor="${k8s_minor%%.*}"
+k8s_ldflags=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  k8s_ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor -X $pkg.gitTreeState=clean"
+done
+
+build() { # tools dir, output name, package, extra ldflags
+  local dir="$1" name="$2" pkg="$3" ldflags="${4:-}"
+  [ -x "$bin/$name" ] && return 0
+  echo "peers.sh: building $name ($pkg) — first run on this machine only" >&2
+  mkdir -p "$bin"
+  (cd "$root/e2e/tools/$dir" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w$ldflags" -o "$bin/$name.tmp" "$pkg")
+  mv "$bin/$name.tmp" "$bin/$name"
+}
+
+build etcd etcd go.etcd.io/etcd/server/v3
+build kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldflags"
+build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
+echo "$bin"
