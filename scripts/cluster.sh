@@ -46,13 +46,16 @@ launch() {
   echo $! >"$dir/pids/$name"
 }
 
+# A process that exited but was not reaped yet (a zombie) counts as gone.
+alive() { [ -r "/proc/$1/stat" ] && ! awk '{exit ($3 == "Z") ? 0 : 1}' "/proc/$1/stat"; }
+
 stop() { # name…
   local name pid
   for name in "$@"; do
     [ -f "$dir/pids/$name" ] || continue
     pid="$(cat "$dir/pids/$name")"
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     rm -f "$dir/pids/$name"
   done
@@ -202,7 +205,7 @@ EOF
     --client-ca-file "$dir/pki/ca.crt" \
     --service-account-issuer https://kubernetes.default.svc --api-audiences https://kubernetes.default.svc,sts.amazonaws.com \
     --service-account-key-file "$dir/pki/sa.pub" --service-account-signing-key-file "$dir/pki/sa.key" \
-    --service-cluster-ip-range 10.0.0.0/24 \
+    --service-cluster-ip-range 10.0.0.0/24 --allow-privileged \
     --audit-policy-file "$root/e2e/cluster/audit-policy.yaml" --audit-log-path "$dir/logs/audit.log" \
     --enable-admission-plugins NodeRestriction --disable-admission-plugins PodSecurity \
     $(cat "$dir/wiring/kube-apiserver.flags")

@@ -279,8 +279,19 @@ async fn authenticate(State(state): State<AppState>, body: Bytes) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// Ready while a policy set serves. A refused reload keeps the replica ready (the last good
+/// set still decides) but is reported here, as in the metrics, until the files are fixed.
 async fn readyz(State(state): State<AppState>) -> String {
-    format!("ok: {} policies loaded\n", state.live.engine().policy_count())
+    let count = state.live.engine().policy_count();
+    let refused = state.live.refused();
+    if refused.is_empty() {
+        format!("ok: {count} policies loaded\n")
+    } else {
+        format!(
+            "ok: {count} policies loaded; the last reload was refused because it would empty {}\n",
+            refused.join(", ")
+        )
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -31,6 +31,11 @@ pub struct Args {
     /// Do not watch the policy paths for changes.
     #[arg(long)]
     pub no_watch: bool,
+    /// Apply a reload even when it leaves a policy file that had policies, or a whole tier,
+    /// with none. Off by default: a truncated file or a ConfigMap glitch would otherwise
+    /// silently drop forbids; such reloads are refused, logged and counted instead.
+    #[arg(long)]
+    pub allow_policy_removal: bool,
     /// Admission: what to do with objects that cannot be mapped to Cedar.
     #[arg(long, value_enum, default_value = "deny")]
     pub on_mapping_error: OnErrorArg,
@@ -177,7 +182,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ReasonFormatArg::Text => rampart_types::ReasonFormat::Text,
         ReasonFormatArg::CedarGo => rampart_types::ReasonFormat::CedarGo,
     };
-    let sources = args.policies.sources(options)?;
+    let mut sources = args.policies.sources(options)?;
+    sources.allow_policy_removal = args.allow_policy_removal;
     let (live, warnings) = LiveEngine::load(sources)
         .map_err(|e| anyhow::anyhow!("{e}\nfix the files above and start again; nothing was served"))?;
     for w in warnings {
@@ -214,6 +220,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         m.policies_loaded.set(i64::try_from(*policies).unwrap_or(i64::MAX));
                         warnings.iter().for_each(|w| tracing::warn!("{w}"));
                         tracing::info!(policies, "policies reloaded");
+                    }
+                    ReloadEvent::Refused { emptied } => {
+                        m.reloads.get_or_create(&ReloadLabels { result: "refused" }).inc();
+                        tracing::error!(
+                            emptied = %emptied.join(", "),
+                            "policy reload refused: it would remove every policy of these sources; still \
+                             serving the previous policies (restore the files, or start with \
+                             --allow-policy-removal to let emptied files take effect)"
+                        );
                     }
                     ReloadEvent::Failed(e) => {
                         m.reloads.get_or_create(&ReloadLabels { result: "error" }).inc();

@@ -7,12 +7,12 @@
 //! A component that cannot be built or started fails the tests: they never skip.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
 
-// mod admission;
+mod admission;
 mod authorization;
 mod demo;
-// mod failure;
+mod failure;
 mod iam;
-// mod mutation;
+mod mutation;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;

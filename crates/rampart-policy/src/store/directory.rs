@@ -41,15 +41,18 @@ pub fn is_policy_file(p: &Path) -> bool {
     matches!(p.extension().and_then(|e| e.to_str()), Some("cedar" | "yaml" | "yml"))
 }
 
-pub(super) fn read_tier(
-    path: &Path,
-) -> Result<Vec<Result<ParsedDocument, PolicyLoadError>>, PolicyLoadError> {
-    let mut out = Vec::new();
+/// The documents of each file of a tier, file by file.
+pub(super) type TierDocuments = Vec<(PathBuf, Vec<Result<ParsedDocument, PolicyLoadError>>)>;
+
+pub(super) fn read_tier(path: &Path) -> Result<TierDocuments, PolicyLoadError> {
+    let mut files = Vec::new();
     for file in tier_files(path)? {
+        let mut out = Vec::new();
         let text = match fs::read_to_string(&file) {
             Ok(t) => t,
             Err(source) => {
-                out.push(Err(PolicyLoadError::Io { path: file, source }));
+                out.push(Err(PolicyLoadError::Io { path: file.clone(), source }));
+                files.push((file, out));
                 continue;
             }
         };
@@ -68,6 +71,7 @@ pub(super) fn read_tier(
                 Err(e) => out.push(Err(e)),
             }
         }
+        files.push((file, out));
     }
-    Ok(out)
+    Ok(files)
 }

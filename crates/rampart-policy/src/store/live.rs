@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
 
-use super::{LoadFailure, LoadReport, PolicySources};
+use super::{LoadFailure, LoadReport, PolicyCounts, PolicySources, emptied_sources};
 use crate::engine::Engine;
 
 /// The engine currently serving, and the sources to rebuild it from.
@@ -19,6 +19,10 @@ pub struct LiveEngine {
     sources: PolicySources,
     /// Bumped on every swap, so caches of decisions can tell stale entries apart.
     generation: AtomicU64,
+    /// Policies per file of the engine serving now, to notice a reload that empties one.
+    counts: Mutex<PolicyCounts>,
+    /// What the last refused reload would have emptied; cleared by a successful reload.
+    refused: Mutex<Vec<String>>,
 }
 
 /// What a reload did; passed to the observer (metrics, logs).
@@ -30,6 +34,11 @@ pub enum ReloadEvent {
     },
     /// The new files are bad; the previous engine keeps serving.
     Failed(LoadFailure),
+    /// The new files parse, but would remove every policy of these files or tiers; the previous
+    /// engine keeps serving (`allow_policy_removal` lets such a reload through).
+    Refused {
+        emptied: Vec<String>,
+    },
 }
 
 /// Keeps the file watcher alive; dropping it stops reloading.
@@ -45,12 +54,14 @@ impl LiveEngine {
     /// Load the sources once; fails (with every error) when any file is bad. Returns the
     /// validation warnings of the load.
     pub fn load(sources: PolicySources) -> Result<(Arc<Self>, Vec<String>), LoadFailure> {
-        let LoadReport { engine, warnings } = sources.load()?;
+        let LoadReport { engine, warnings, counts } = sources.load()?;
         Ok((
             Arc::new(LiveEngine {
                 current: ArcSwap::from_pointee(engine),
                 sources,
                 generation: AtomicU64::new(0),
+                counts: Mutex::new(counts),
+                refused: Mutex::new(Vec::new()),
             }),
             warnings,
         ))
@@ -62,6 +73,8 @@ impl LiveEngine {
             current: ArcSwap::from_pointee(engine),
             sources,
             generation: AtomicU64::new(0),
+            counts: Mutex::new(PolicyCounts::new()),
+            refused: Mutex::new(Vec::new()),
         })
     }
 
@@ -78,10 +91,29 @@ impl LiveEngine {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Rebuild from the sources; on failure keep serving the previous engine.
+    /// What the last reload refused to apply (files or tiers it would have emptied), until a
+    /// reload succeeds.
+    pub fn refused(&self) -> Vec<String> {
+        self.refused.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Rebuild from the sources; on failure, or when the new files would empty a file or a
+    /// tier, keep serving the previous engine.
     pub fn reload(&self) -> ReloadEvent {
         match self.sources.load() {
-            Ok(LoadReport { engine, warnings }) => {
+            Ok(LoadReport { engine, warnings, counts }) => {
+                // Fail closed: an emptied file most often means a truncated write or a mount
+                // glitch, and taking it at its word would silently drop its forbids.
+                let mut last = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+                let emptied = emptied_sources(&last, &counts);
+                let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+                if !emptied.is_empty() && !self.sources.allow_policy_removal {
+                    refused.clone_from(&emptied);
+                    return ReloadEvent::Refused { emptied };
+                }
+                refused.clear();
+                *last = counts;
+                drop((last, refused));
                 let policies = engine.policy_count();
                 self.current.store(Arc::new(engine));
                 self.generation.fetch_add(1, Ordering::AcqRel);
@@ -128,5 +160,54 @@ fn watch_target(path: &std::path::Path) -> PathBuf {
             .unwrap_or_else(|| path.to_path_buf())
     } else {
         path.to_path_buf()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EngineOptions;
+
+    const FORBID: &str = "forbid(principal, action, resource) when { resource has namespace && resource.namespace == \"prod\" };";
+
+    fn tier() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let tier = dir.path().join("org");
+        std::fs::create_dir(&tier).unwrap();
+        std::fs::write(tier.join("a.cedar"), FORBID).unwrap();
+        std::fs::write(tier.join("b.cedar"), FORBID).unwrap();
+        (dir, tier)
+    }
+
+    #[test]
+    fn an_emptied_file_does_not_drop_its_policies_unless_allowed() {
+        let (_dir, tier) = tier();
+        let (live, _) =
+            LiveEngine::load(PolicySources::new(vec![tier.clone()], EngineOptions::default())).unwrap();
+        std::fs::write(tier.join("a.cedar"), "").unwrap();
+        match live.reload() {
+            ReloadEvent::Refused { emptied } => assert!(emptied[0].contains("a.cedar"), "{emptied:?}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(live.engine().policy_count(), 2);
+        assert!(live.refused()[0].contains("a.cedar"));
+        // Deleting a file on purpose takes effect (the tier keeps a policy).
+        std::fs::remove_file(tier.join("a.cedar")).unwrap();
+        assert!(matches!(live.reload(), ReloadEvent::Reloaded { policies: 1, .. }));
+        assert!(live.refused().is_empty());
+        // Deleting the last one would empty the tier: refused.
+        std::fs::remove_file(tier.join("b.cedar")).unwrap();
+        assert!(matches!(live.reload(), ReloadEvent::Refused { .. }));
+        assert_eq!(live.engine().policy_count(), 1);
+    }
+
+    #[test]
+    fn allow_policy_removal_lets_an_emptied_file_through() {
+        let (_dir, tier) = tier();
+        let mut sources = PolicySources::new(vec![tier.clone()], EngineOptions::default());
+        sources.allow_policy_removal = true;
+        let (live, _) = LiveEngine::load(sources).unwrap();
+        std::fs::write(tier.join("a.cedar"), "// nothing left\n").unwrap();
+        assert!(matches!(live.reload(), ReloadEvent::Reloaded { policies: 1, .. }));
     }
 }

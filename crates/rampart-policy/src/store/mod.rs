@@ -9,6 +9,7 @@ pub mod crd;
 pub mod directory;
 pub mod live;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -50,6 +51,9 @@ pub struct PolicySources {
     pub access_entries: Option<PathBuf>,
     /// Add kube-apiserver's default roles and bindings to the RBAC tier.
     pub rbac_bootstrap: bool,
+    /// Let a reload take effect even when it empties a file or a tier (see
+    /// [`emptied_sources`]); off by default, because an emptied file silently drops forbids.
+    pub allow_policy_removal: bool,
 }
 
 /// A successful load: the engine and any validation warnings.
@@ -57,6 +61,34 @@ pub struct PolicySources {
 pub struct LoadReport {
     pub engine: Engine,
     pub warnings: Vec<String>,
+    /// How many policies each file of each tier holds.
+    pub counts: PolicyCounts,
+}
+
+/// Tier path → file → number of policies it holds (files with none included).
+pub type PolicyCounts = BTreeMap<PathBuf, BTreeMap<PathBuf, usize>>;
+
+/// What a reload from `before` to `after` would silently lose: files that still exist but
+/// hold no policy any more (`: > file`, a half-written file that parses as nothing, a
+/// ConfigMap glitch), and tiers left with none. Deleting a file on purpose is not listed,
+/// unless it empties its tier.
+pub fn emptied_sources(before: &PolicyCounts, after: &PolicyCounts) -> Vec<String> {
+    let mut lost = Vec::new();
+    for (tier, files) in before {
+        let now = after.get(tier);
+        let had: usize = files.values().sum();
+        let has: usize = now.map(|f| f.values().sum()).unwrap_or(0);
+        if had > 0 && has == 0 {
+            lost.push(format!("tier {} ({had} policies → none)", tier.display()));
+            continue;
+        }
+        for (file, &n) in files {
+            if n > 0 && now.and_then(|f| f.get(file)) == Some(&0) {
+                lost.push(format!("{} ({n} policies → none)", file.display()));
+            }
+        }
+    }
+    lost
 }
 
 /// A failed load: every error found, each naming its file.
@@ -89,6 +121,7 @@ impl PolicySources {
             rbac_first: false,
             access_entries: None,
             rbac_bootstrap: false,
+            allow_policy_removal: false,
         }
     }
 
@@ -97,6 +130,7 @@ impl PolicySources {
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
         let mut tiers = Vec::new();
+        let mut counts = PolicyCounts::new();
         for path in &self.tiers {
             let documents = match directory::read_tier(path) {
                 Ok(d) => d,
@@ -107,24 +141,30 @@ impl PolicySources {
             };
             let mut policies = Vec::new();
             let mut seen = std::collections::HashSet::new();
-            for doc in documents {
-                match doc {
-                    Ok(parsed) => {
-                        self.check_schema(&parsed, &mut errors, &mut warnings);
-                        for p in parsed.policies {
-                            if !seen.insert(p.id.clone()) {
-                                errors.push(PolicyLoadError::DuplicateId {
-                                    location: parsed.location.clone(),
-                                    id: p.id,
-                                });
-                                continue;
+            let mut tier_counts = BTreeMap::new();
+            for (file, docs) in documents {
+                let count = docs.iter().flatten().map(|d| d.policies.len()).sum::<usize>();
+                tier_counts.insert(file, count);
+                for doc in docs {
+                    match doc {
+                        Ok(parsed) => {
+                            self.check_schema(&parsed, &mut errors, &mut warnings);
+                            for p in parsed.policies {
+                                if !seen.insert(p.id.clone()) {
+                                    errors.push(PolicyLoadError::DuplicateId {
+                                        location: parsed.location.clone(),
+                                        id: p.id,
+                                    });
+                                    continue;
+                                }
+                                policies.push(p);
                             }
-                            policies.push(p);
                         }
+                        Err(e) => errors.push(e),
                     }
-                    Err(e) => errors.push(e),
                 }
             }
+            counts.insert(path.clone(), tier_counts);
             tiers.push((path.display().to_string(), policies));
         }
         if !errors.is_empty() {
@@ -157,7 +197,7 @@ impl PolicySources {
             let tier = RbacTier { name: "rbac".into(), authorizer: AllowOnly::Rbac(world.authorizer()) };
             engine = engine.with_rbac_tier(tier, self.rbac_first);
         }
-        Ok(LoadReport { engine, warnings })
+        Ok(LoadReport { engine, warnings, counts })
     }
 
     fn check_schema(
