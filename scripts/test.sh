@@ -1,17 +1,35 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints (warnings are errors), then every test of the
-# workspace (unit, conformance, property, HTTP integration, CLI, and the end-to-end IAM tests
-# against moto and the AWS CLI, which this script installs into .venv-peers on first run).
+# workspace — unit, conformance, property, HTTP integration, CLI, the IAM tests against moto and
+# the AWS CLI, and the end-to-end tests through a real kube-apiserver, etcd and kubectl.
+#
+# Installs what it needs on first run: the moto/awscli/boto3 peers into .venv-peers, and
+# kube-apiserver, kubectl and etcd, built with the go command from the versions pinned in
+# e2e/tools/ into ~/.cache/rampart (about 8 minutes once per machine; scripts/peers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if ! command -v openssl >/dev/null || ! command -v curl >/dev/null; then
+  # The e2e harness makes its throw-away PKI with openssl and probes health with curl.
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -qq openssl curl >/dev/null
+  fi
+fi
+for tool in go python3 openssl curl; do
+  command -v "$tool" >/dev/null || { echo "test.sh: $tool is required" >&2; exit 1; }
+done
+
 if [ ! -x .venv-peers/bin/moto_server ] || [ ! -x .venv-peers/bin/aws ]; then
-  echo "installing test peers (moto, awscli) into .venv-peers" >&2
+  echo "installing test peers (moto, awscli, boto3) into .venv-peers" >&2
   python3 -m venv .venv-peers
   .venv-peers/bin/pip install --quiet --disable-pip-version-check "moto[server]" awscli boto3
 fi
 export RAMPART_AWS_PEERS_BIN="$PWD/.venv-peers/bin"
 export RAMPART_REQUIRE_AWS_PEERS=1
+
+# The real control plane: built here once, then reused (the e2e tests fail, never skip,
+# without it).
+scripts/peers.sh >/dev/null
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -100,6 +100,129 @@ fn kube_config_prints_four_documents_with_the_ca() {
 }
 
 #[test]
+fn kube_config_certificate_names_the_url_host_and_is_signed_by_a_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let out = rampart(&[
+        "kube-config",
+        "--url",
+        "https://10.0.0.5:10288",
+        "--tls-san",
+        "rampart.example.com",
+        "--cert-dir",
+        certs.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = |args: &[&str]| {
+        let o = Command::new("openssl").args(args).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let leaf = text(&["x509", "-noout", "-text", "-in", certs.join("rampart.crt").to_str().unwrap()]);
+    assert!(leaf.contains("IP Address:10.0.0.5") && leaf.contains("DNS:rampart.example.com"), "{leaf}");
+    assert!(
+        leaf.contains("Subject: CN=rampart, O=Rampart")
+            || leaf.contains("Subject: CN = rampart, O = Rampart"),
+        "{leaf}"
+    );
+    let ca = text(&["x509", "-noout", "-text", "-in", certs.join("ca.crt").to_str().unwrap()]);
+    assert!(ca.contains("CA:TRUE"), "{ca}");
+    let verify = text(&[
+        "verify",
+        "-CAfile",
+        certs.join("ca.crt").to_str().unwrap(),
+        certs.join("rampart.crt").to_str().unwrap(),
+    ]);
+    assert!(verify.contains("OK"), "{verify}");
+    // The caBundle is the CA, not the serving certificate.
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&stdout(&out))
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let bundle = docs[2]["webhooks"][0]["clientConfig"]["caBundle"].as_str().unwrap();
+    use base64::Engine as _;
+    let pem = base64::engine::general_purpose::STANDARD.decode(bundle).unwrap();
+    assert_eq!(pem, std::fs::read(certs.join("ca.crt")).unwrap());
+}
+
+#[test]
+fn kube_config_refuses_http_unknown_versions_and_an_unnamed_certificate_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let out =
+        rampart(&["kube-config", "--url", "http://10.0.0.5:10288", "--cert-dir", certs.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("https"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = rampart(&[
+        "kube-config",
+        "--authorization-config-version",
+        "v2",
+        "--cert-dir",
+        certs.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    // Nothing is written to the working directory unasked.
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .arg("kube-config")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--cert-dir"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn kube_config_keeps_the_control_plane_out_of_the_webhooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("wiring");
+    let out = rampart(&[
+        "kube-config",
+        "--target",
+        "apiserver",
+        "--cluster-id",
+        "c1",
+        "--workload-identity",
+        "--cert-dir",
+        dir.path().join("certs").to_str().unwrap(),
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = |f: &str| std::fs::read_to_string(out_dir.join(f)).unwrap();
+    let authz = read("authorization-config.yaml");
+    for who in ["system:kube-scheduler", "system:kube-controller-manager", "system:masters", "system:nodes"] {
+        assert!(authz.contains(who), "{who} missing from the authorization matchConditions:\n{authz}");
+    }
+    let admission = read("validating-webhook.yaml");
+    for needle in
+        ["coordination.k8s.io", "events", "kube-node-lease", "authentication.k8s.io", "system:masters"]
+    {
+        assert!(admission.contains(needle), "{needle} missing:\n{admission}");
+    }
+    let flags = read("kube-apiserver.flags");
+    assert!(flags.contains(&format!(
+        "--authorization-config={}",
+        out_dir.join("authorization-config.yaml").display()
+    )));
+    assert!(flags.contains("--authentication-token-webhook-version=v1"));
+    for f in [
+        "authorization-webhook.yaml",
+        "authentication-webhook.yaml",
+        "kubectl.kubeconfig",
+        "mutating-webhook.yaml",
+    ] {
+        assert!(out_dir.join(f).exists(), "{f}");
+    }
+}
+
+#[test]
 fn kube_config_workload_identity_adds_the_mutating_webhook() {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");

@@ -58,7 +58,7 @@ pub struct Args {
     #[arg(long, default_value = "https://127.0.0.1:10288")]
     pub url: String,
     /// CA bundle the apiserver trusts for Rampart (PEM), when you bring your own certificate.
-    #[arg(long, value_name = "FILE", required_unless_present = "cert_dir")]
+    #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
     /// Where Rampart's private CA and serving certificate live: generated now if missing (the
     /// serving certificate names the --url host and every --tls-san), and the same DIR
@@ -449,7 +449,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             trust_anchor(&CertSource::SelfSigned { dir: dir.clone(), names })?
         }
         (None, None) => {
-            bail!("pass --cert-dir DIR (the same DIR as `rampart serve --cert-dir`) or --ca-file FILE")
+            bail!(
+                "say where the webhook certificate lives: --cert-dir DIR (a CA and a serving certificate are \
+                 generated there if missing; give `rampart serve` the same --cert-dir) or --ca-file FILE"
+            )
         }
     };
     let ca =
