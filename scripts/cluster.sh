@@ -139,7 +139,7 @@ start_rampart() {
   load_state
   launch rampart "$rampart" serve \
     --listen "127.0.0.1:$rampart_port" --cert-dir "$dir/rampart-certs" \
-    -p "$dir/policies/e2e" -p "$dir/policies/demo" \
+    -p "$dir/policies/e2e" -p "$dir/policies/demo" --policies-from-cluster \
     --guardrails "$root/e2e/cluster/guardrails.yaml" --namespaces-from-cluster \
     --kubeconfig "$dir/users/rampart.kubeconfig" --cluster-refresh-interval 1s \
     --cluster-id "$CLUSTER_ID" --aws-auth-from-cluster --access-entries "$root/e2e/cluster/access-entries.yaml" \
@@ -212,7 +212,10 @@ EOF
   for user in admin rampart sample-user kube-scheduler kube-controller-manager node; do kubeconfig "$user"; done
   export KUBECONFIG="$dir/users/admin.kubeconfig"
   wait_for kube-apiserver 120 "$bin/kubectl" get --raw /readyz
-  "$bin/kubectl" apply -f "$root/e2e/cluster/bootstrap.yaml" -f "$root/deploy/pod-identity/crd.yaml" >/dev/null
+  "$bin/kubectl" apply -f "$root/e2e/cluster/bootstrap.yaml" -f "$root/deploy/pod-identity/crd.yaml" \
+    -f "$root/deploy/policies/crd.yaml" >/dev/null
+  "$bin/kubectl" wait --for condition=established crd/policies.cedar.k8s.aws >/dev/null
+  "$bin/kubectl" apply -f "$root/deploy/policies/rbac.yaml" >/dev/null
   # The ServiceAccount admission plugin needs a namespace's default service account, which the
   # (absent) controller-manager would create.
   "$bin/kubectl" create serviceaccount default -n default --dry-run=client -o yaml | "$bin/kubectl" apply -f - >/dev/null

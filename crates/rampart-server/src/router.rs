@@ -184,6 +184,12 @@ async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
             return json(&AdmissionResponse::reject(uid, 400, e.to_string()).into_review());
         }
     };
+    if let Some(error) = invalid_policy_object(&state, &review.request) {
+        state.metrics.decision_counter(endpoint, "deny", "policy-objects").inc();
+        tracing::info!(uid = %review.request.uid, "Policy object refused: {error}");
+        let message = format!("this Policy would not load, so it is refused: {error}");
+        return json(&AdmissionResponse::reject(&review.request.uid, 422, message).into_review());
+    }
     // Guardrails first: a Pod Security or rule violation is final; otherwise their warnings
     // and audit annotations ride along with the Cedar answer.
     let guard = state.guardrails.as_ref().map(|g| g.load().admit(&review.request)).unwrap_or_default();
@@ -211,6 +217,19 @@ async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
     state.metrics.decision_counter(endpoint, decision, verdict.tier.as_deref().unwrap_or_default()).inc();
     state.metrics.admit_latency.observe(started.elapsed().as_secs_f64());
     json(&verdict.response.into_review())
+}
+
+/// A `cedar.k8s.aws` `Policy` that would not parse or validate with the serving settings is
+/// refused at `kubectl apply` time, with Cedar's error and its line:col (upstream accepted it
+/// and silently dropped its policies).
+fn invalid_policy_object(state: &AppState, req: &admission::AdmissionRequest) -> Option<String> {
+    let is_policy = req.resource.group == "cedar.k8s.aws"
+        && req.resource.resource == "policies"
+        && req.sub_resource.as_deref().unwrap_or_default().is_empty();
+    if !is_policy || !matches!(req.operation, admission::Operation::Create | admission::Operation::Update) {
+        return None;
+    }
+    state.live.check_policy_object(req.object.as_ref()?).err()
 }
 
 async fn oidc_discovery(State(state): State<AppState>) -> Response {

@@ -181,6 +181,7 @@ fn decide(engine: &Engine, args: &Args) -> anyhow::Result<Report> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    args.policies.ensure_any()?;
     let sources = args.policies.sources(Default::default())?;
     let report = sources.load()?;
     for w in &report.warnings {

@@ -231,6 +231,18 @@ fn validating_webhook(url: &str, ca_b64: &str, self_identity: &str) -> Value {
             "sideEffects": "None",
             "timeoutSeconds": 5,
             "admissionReviewVersions": ["v1"],
+        }, {
+            // Policy objects that would not load are refused at `kubectl apply` time, for every
+            // writer: system:masters included, since a Policy is read by Rampart, not the
+            // apiserver, and a bad one would otherwise be dropped silently. Status writes
+            // (a subresource) are not sent here.
+            "name": "policies.rampart.dev",
+            "clientConfig": {"url": format!("{url}/v1/admit"), "caBundle": ca_b64},
+            "rules": [{"apiGroups": ["cedar.k8s.aws"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"], "resources": ["policies"], "scope": "Cluster"}],
+            "failurePolicy": "Fail",
+            "sideEffects": "None",
+            "timeoutSeconds": 5,
+            "admissionReviewVersions": ["v1"],
         }],
     })
 }

@@ -11,6 +11,7 @@ pub mod convert;
 pub mod demo;
 pub mod guardrails;
 pub mod kube_config;
+pub mod policy_objects;
 pub mod rbac_query;
 pub mod replay;
 pub mod scan;
@@ -97,8 +98,9 @@ pub enum ValidationArg {
 #[derive(Debug, Clone, clap::Args)]
 pub struct PolicyArgs {
     /// A policy tier: a directory of `.cedar` files and `Policy` YAML, or a single file.
-    /// Repeat for more tiers, highest priority first.
-    #[arg(long = "policies", short = 'p', value_name = "PATH", required_unless_present_any = ["rbac", "access_entries", "bootstrap_roles"])]
+    /// Repeat for more tiers, highest priority first. `rampart serve` also takes
+    /// `cluster:[SELECTOR]`: the cluster's Policy objects (matching the label selector).
+    #[arg(long = "policies", short = 'p', value_name = "PATH")]
     pub tiers: Vec<PathBuf>,
     /// RBAC manifests (Roles, ClusterRoles and their bindings; files or directories) evaluated
     /// as one more tier, after the Cedar tiers (so Cedar forbids win), or first with --rbac-first.
@@ -137,6 +139,20 @@ impl PolicyArgs {
             access_entries: None,
             bootstrap_roles: false,
         }
+    }
+
+    /// Fail with what to pass when no policy source was given.
+    pub fn ensure_any(&self) -> anyhow::Result<()> {
+        if self.tiers.is_empty()
+            && self.rbac.is_empty()
+            && self.access_entries.is_none()
+            && !self.bootstrap_roles
+        {
+            anyhow::bail!(
+                "no policies given: pass -p PATH (a policy tier), --rbac, --access-entries or --bootstrap-roles"
+            );
+        }
+        Ok(())
     }
 
     pub fn sources(&self, options: EngineOptions) -> anyhow::Result<PolicySources> {

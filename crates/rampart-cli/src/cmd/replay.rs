@@ -34,6 +34,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    args.policies.ensure_any()?;
     let engine = args.policies.sources(Default::default())?.load()?.engine;
     let mut replay = Replay::new(&engine);
     for file in &args.files {

@@ -55,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
                 let client = super::cluster::client(args.kubeconfig.as_deref()).await?;
-                super::cluster::snapshot(&client).await
+                anyhow::Ok(super::cluster::snapshot(&client).await?)
             })?
         }
     };

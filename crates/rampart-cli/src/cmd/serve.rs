@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,6 +17,7 @@ use rampart_server::{AppState, Metrics, ServeConfig};
 use rampart_identity::inject::IdentitySources;
 
 use super::PolicyArgs;
+use super::policy_objects;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -28,6 +29,15 @@ pub struct Args {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub tls: super::TlsArgs,
+    /// Load a tier from the cluster's `cedar.k8s.aws` Policy objects (with an optional label
+    /// selector, e.g. `--policies-from-cluster rampart.dev/tier=org`), after the -p tiers;
+    /// repeatable. `-p cluster:[SELECTOR]` places such a tier among the -p tiers. Changes apply
+    /// within a second; an invalid object keeps its last good policies.
+    #[arg(long, value_name = "SELECTOR", num_args = 0..=1, default_missing_value = "")]
+    pub policies_from_cluster: Vec<String>,
+    /// Namespace of the Lease that elects the one replica writing Policy status.
+    #[arg(long, default_value = "rampart-system", value_name = "NS")]
+    pub status_namespace: String,
     /// Do not watch the policy paths for changes.
     #[arg(long)]
     pub no_watch: bool,
@@ -182,18 +192,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ReasonFormatArg::Text => rampart_types::ReasonFormat::Text,
         ReasonFormatArg::CedarGo => rampart_types::ReasonFormat::CedarGo,
     };
-    let mut sources = args.policies.sources(options)?;
-    sources.allow_policy_removal = args.allow_policy_removal;
-    let (live, warnings) = LiveEngine::load(sources)
-        .map_err(|e| anyhow::anyhow!("{e}\nfix the files above and start again; nothing was served"))?;
-    for w in warnings {
-        tracing::warn!("{w}");
+    // `-p cluster:[SELECTOR]` tiers sit among the path tiers; --policies-from-cluster ones follow.
+    let mut policy_args = args.policies.clone();
+    let mut cluster_tiers: Vec<(usize, String)> = Vec::new();
+    policy_args.tiers.clear();
+    for tier in &args.policies.tiers {
+        match tier.to_str().and_then(|t| t.strip_prefix("cluster:")) {
+            Some(selector) => cluster_tiers.push((policy_args.tiers.len(), selector.to_owned())),
+            None => policy_args.tiers.push(tier.clone()),
+        }
     }
+    for selector in &args.policies_from_cluster {
+        cluster_tiers.push((policy_args.tiers.len(), selector.clone()));
+    }
+    let mut sources = policy_args.sources(options)?;
+    sources.allow_policy_removal = args.allow_policy_removal;
     let metrics = Arc::new(Metrics::new());
-    let count = live.engine().policy_count();
-    metrics.policies_loaded.set(i64::try_from(count).unwrap_or(i64::MAX));
-    tracing::info!(policies = count, tiers = args.policies.tiers.len(), "policies loaded");
-
     let transport = args.tls.transport("rampart-certs", &[]);
     let guardrails = if args.namespaces_from_cluster {
         Some(super::guardrails::build(args.guardrails.as_deref(), None)?)
@@ -209,32 +223,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start runtime")?;
     let refresh = args.cluster_refresh_interval.max(Duration::from_millis(500));
     runtime.block_on(async move {
+        let live_cell: Arc<OnceLock<Arc<LiveEngine>>> = Arc::default();
+        if !cluster_tiers.is_empty() {
+            let client = super::cluster::client(args.kubeconfig.as_deref()).await?;
+            sources.object_tiers = policy_objects::start(
+                &client,
+                &cluster_tiers,
+                &sources,
+                live_cell.clone(),
+                metrics.clone(),
+                &args.status_namespace,
+            )
+            .await?;
+        }
+        let (live, warnings) = LiveEngine::load(sources).map_err(|e| {
+            anyhow::anyhow!("{e}\nfix the policies above and start again; nothing was served")
+        })?;
+        warnings.iter().for_each(|w| tracing::warn!("{w}"));
+        let _ = live_cell.set(live.clone());
+        let count = live.engine().policy_count();
+        metrics.policies_loaded.set(i64::try_from(count).unwrap_or(i64::MAX));
+        tracing::info!(
+            policies = count,
+            tiers = args.policies.tiers.len() + args.policies_from_cluster.len(),
+            "policies loaded"
+        );
         let _watch = if args.no_watch {
             None
         } else {
             let m = metrics.clone();
             let guard = live
-                .watch(move |event| match event {
-                    ReloadEvent::Reloaded { policies, warnings } => {
-                        m.reloads.get_or_create(&ReloadLabels { result: "ok" }).inc();
-                        m.policies_loaded.set(i64::try_from(*policies).unwrap_or(i64::MAX));
-                        warnings.iter().for_each(|w| tracing::warn!("{w}"));
-                        tracing::info!(policies, "policies reloaded");
-                    }
-                    ReloadEvent::Refused { emptied } => {
-                        m.reloads.get_or_create(&ReloadLabels { result: "refused" }).inc();
-                        tracing::error!(
-                            emptied = %emptied.join(", "),
-                            "policy reload refused: it would remove every policy of these sources; still \
-                             serving the previous policies (restore the files, or start with \
-                             --allow-policy-removal to let emptied files take effect)"
-                        );
-                    }
-                    ReloadEvent::Failed(e) => {
-                        m.reloads.get_or_create(&ReloadLabels { result: "error" }).inc();
-                        tracing::error!("policy reload failed, still serving the previous policies:\n{e}");
-                    }
-                })
+                .watch(move |event| observe_reload(&m, event))
                 .context("cannot watch the policy paths (use --no-watch to run without reloading)")?;
             Some(guard)
         };
@@ -369,6 +388,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         server.wait().await.context("server failed")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Log and count one reload attempt (file watch or Policy objects).
+pub(crate) fn observe_reload(m: &Metrics, event: &ReloadEvent) {
+    match event {
+        ReloadEvent::Reloaded { policies, warnings } => {
+            m.reloads.get_or_create(&ReloadLabels { result: "ok" }).inc();
+            m.policies_loaded.set(i64::try_from(*policies).unwrap_or(i64::MAX));
+            warnings.iter().for_each(|w| tracing::warn!("{w}"));
+            tracing::info!(policies, "policies reloaded");
+        }
+        ReloadEvent::Refused { emptied } => {
+            m.reloads.get_or_create(&ReloadLabels { result: "refused" }).inc();
+            tracing::error!(
+                emptied = %emptied.join(", "),
+                "policy reload refused: it would remove every policy of these sources; still \
+                 serving the previous policies (restore the files, or start with \
+                 --allow-policy-removal to let emptied files take effect)"
+            );
+        }
+        ReloadEvent::Failed(e) => {
+            m.reloads.get_or_create(&ReloadLabels { result: "error" }).inc();
+            tracing::error!("policy reload failed, still serving the previous policies:\n{e}");
+        }
+    }
 }
 
 /// File contents, to notice changes cheaply (ServiceAccount dumps are small).

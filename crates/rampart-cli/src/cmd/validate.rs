@@ -25,6 +25,7 @@ struct Report {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    args.policies.ensure_any()?;
     let mut sources: PolicySources = args.policies.sources(Default::default())?;
     // Validation is the point of this command: at least warn, even if --validation off.
     if sources.validation == Validation::Off {

@@ -13,6 +13,7 @@ mod demo;
 mod failure;
 mod iam;
 mod mutation;
+mod policy_objects;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;

@@ -69,6 +69,15 @@ pub fn parse_policy_objects(
     Ok(out)
 }
 
+/// One `Policy` object as the apiserver serves it (a watch event, an AdmissionReview's
+/// `object`): its policies, or the error naming `spec.content:line:col`.
+pub fn policy_from_object(value: &serde_json::Value) -> Result<ParsedDocument, PolicyLoadError> {
+    let name = value.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("(unnamed)");
+    let location = format!("Policy {name:?}");
+    let yaml = serde_yaml::to_value(value).map_err(|e| err(&location, e.to_string()))?;
+    policy_object(yaml, "cluster")?.ok_or_else(|| err(&location, "not a cedar.k8s.aws Policy"))
+}
+
 fn policy_object(
     value: serde_yaml::Value,
     location: &str,

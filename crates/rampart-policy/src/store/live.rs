@@ -91,6 +91,20 @@ impl LiveEngine {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Parse and schema-check one `Policy` object (as the apiserver sends it) with the settings
+    /// of the serving sources: `Ok(warnings)`, or every error, each naming `line:col`.
+    pub fn check_policy_object(&self, object: &serde_json::Value) -> Result<Vec<String>, String> {
+        let doc = super::crd::policy_from_object(object).map_err(|e| e.to_string())?;
+        self.sources
+            .check_document(&doc)
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+    }
+
+    /// The sources this engine is rebuilt from.
+    pub fn sources(&self) -> &PolicySources {
+        &self.sources
+    }
+
     /// What the last reload refused to apply (files or tiers it would have emptied), until a
     /// reload succeeds.
     pub fn refused(&self) -> Vec<String> {

@@ -51,6 +51,9 @@ pub struct PolicySources {
     pub access_entries: Option<PathBuf>,
     /// Add kube-apiserver's default roles and bindings to the RBAC tier.
     pub rbac_bootstrap: bool,
+    /// Tiers of `Policy` objects fed by a watcher, each inserted before the path tier of the
+    /// same index (an index equal to `tiers.len()` puts it last).
+    pub object_tiers: Vec<(usize, ObjectTier)>,
     /// Let a reload take effect even when it empties a file or a tier (see
     /// [`emptied_sources`]); off by default, because an emptied file silently drops forbids.
     pub allow_policy_removal: bool,
@@ -98,8 +101,31 @@ pub struct LoadFailure {
     pub errors: Vec<PolicyLoadError>,
 }
 
+/// A tier of `Policy` objects held in memory and replaced as a whole by its feeder (the
+/// cluster watcher), so a reload never sees it half-updated. `None` until the first full list.
+#[derive(Debug, Clone)]
+pub struct ObjectTier {
+    /// The tier's name in decisions and logs, e.g. `cluster` or `cluster:tier=org`.
+    pub name: String,
+    documents: Arc<std::sync::RwLock<Option<Vec<ParsedDocument>>>>,
+}
+
+impl ObjectTier {
+    pub fn new(name: impl Into<String>) -> Self {
+        ObjectTier { name: name.into(), documents: Arc::default() }
+    }
+    /// Replace the tier's documents (each already parsed and validated).
+    pub fn set(&self, documents: Vec<ParsedDocument>) {
+        *self.documents.write().unwrap_or_else(|e| e.into_inner()) = Some(documents);
+    }
+    /// The documents, or `None` before the first [`ObjectTier::set`].
+    pub fn snapshot(&self) -> Option<Vec<ParsedDocument>> {
+        self.documents.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// Policies of one source document plus what validation must do with them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ParsedDocument {
     /// File (and object) the policies came from, for messages.
     pub location: String,
@@ -121,6 +147,7 @@ impl PolicySources {
             rbac_first: false,
             access_entries: None,
             rbac_bootstrap: false,
+            object_tiers: vec![],
             allow_policy_removal: false,
         }
     }
@@ -131,7 +158,19 @@ impl PolicySources {
         let mut warnings = Vec::new();
         let mut tiers = Vec::new();
         let mut counts = PolicyCounts::new();
-        for path in &self.tiers {
+        for (index, path) in self.tiers.iter().map(Some).chain([None]).enumerate() {
+            for (_, tier) in self.object_tiers.iter().filter(|(at, _)| *at == index) {
+                match tier.snapshot() {
+                    Some(docs) => {
+                        tiers.push((tier.name.clone(), docs.into_iter().flat_map(|d| d.policies).collect()))
+                    }
+                    None => errors.push(PolicyLoadError::Parse {
+                        location: tier.name.clone(),
+                        message: "the Policy objects have not been listed yet".into(),
+                    }),
+                }
+            }
+            let Some(path) = path else { break };
             let documents = match directory::read_tier(path) {
                 Ok(d) => d,
                 Err(e) => {
@@ -198,6 +237,14 @@ impl PolicySources {
             engine = engine.with_rbac_tier(tier, self.rbac_first);
         }
         Ok(LoadReport { engine, warnings, counts })
+    }
+
+    /// Schema-check one document as a load would: `Ok` with warnings, or the errors that
+    /// would fail the load (for objects checked one at a time: the watcher, the webhook).
+    pub fn check_document(&self, doc: &ParsedDocument) -> Result<Vec<String>, Vec<PolicyLoadError>> {
+        let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+        self.check_schema(doc, &mut errors, &mut warnings);
+        if errors.is_empty() { Ok(warnings) } else { Err(errors) }
     }
 
     fn check_schema(

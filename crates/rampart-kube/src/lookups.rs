@@ -1,0 +1,81 @@
+//! Per-request lookups against the apiserver: pods for the broker's live-pod check,
+//! TokenReviews for the agent and broker, service accounts for the mutating webhook's
+//! grace period.
+
+use std::collections::BTreeMap;
+
+use kube::api::Api;
+
+/// Pods by name from the apiserver, for the broker's live-pod check (needs `get pods`).
+pub struct KubePods(pub kube::Client);
+
+impl rampart_identity::pod_identity::verify::PodDirectory for KubePods {
+    fn pod<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> rampart_identity::pod_identity::BoxFuture<
+        'a,
+        Result<Option<rampart_identity::pod_identity::verify::PodFacts>, String>,
+    > {
+        Box::pin(async move {
+            let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(self.0.clone(), namespace);
+            let pod = api.get_opt(name).await.map_err(|e| format!("get pod {namespace}/{name}: {e}"))?;
+            Ok(pod.map(|p| rampart_identity::pod_identity::verify::PodFacts {
+                uid: p.metadata.uid.unwrap_or_default(),
+                deleting: p.metadata.deletion_timestamp.is_some(),
+                service_account: p
+                    .spec
+                    .and_then(|s| s.service_account_name)
+                    .unwrap_or_else(|| "default".to_owned()),
+                phase: p.status.and_then(|s| s.phase).unwrap_or_default(),
+            }))
+        })
+    }
+}
+
+/// TokenReview through the apiserver (needs `create tokenreviews`, e.g. system:auth-delegator).
+pub struct KubeTokenReview(pub kube::Client);
+
+impl rampart_identity::pod_identity::verify::TokenReviewer for KubeTokenReview {
+    fn review<'a>(
+        &'a self,
+        token: &'a str,
+        audience: &'a str,
+    ) -> rampart_identity::pod_identity::BoxFuture<'a, Result<serde_json::Value, String>> {
+        use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+        Box::pin(async move {
+            let api: Api<TokenReview> = Api::all(self.0.clone());
+            let review = TokenReview {
+                spec: TokenReviewSpec {
+                    token: Some(token.to_owned()),
+                    audiences: Some(vec![audience.to_owned()]),
+                },
+                ..Default::default()
+            };
+            let answer = api
+                .create(&kube::api::PostParams::default(), &review)
+                .await
+                .map_err(|e| format!("create tokenreview: {e}"))?;
+            serde_json::to_value(answer.status.unwrap_or_default()).map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// One ServiceAccount's annotations, for the webhook's missing-SA grace period.
+pub struct KubeServiceAccounts(pub kube::Client);
+
+impl rampart_server::mutate::ServiceAccountLookup for KubeServiceAccounts {
+    fn annotations<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> rampart_identity::pod_identity::BoxFuture<'a, Result<Option<BTreeMap<String, String>>, String>> {
+        Box::pin(async move {
+            let api: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+                Api::namespaced(self.0.clone(), namespace);
+            let sa = api.get_opt(name).await.map_err(|e| format!("get serviceaccount: {e}"))?;
+            Ok(sa.map(|sa| sa.metadata.annotations.unwrap_or_default()))
+        })
+    }
+}

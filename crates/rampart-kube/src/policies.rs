@@ -1,0 +1,141 @@
+//! Tiers of `cedar.k8s.aws/v1alpha1` `Policy` objects, kept current by a kube-rs watcher.
+//!
+//! The watcher resumes a broken watch from its resourceVersion and relists on 410 Gone; a
+//! relist is buffered until complete and then swapped in whole, so the tier is never served
+//! half-empty. An object whose new content does not parse or validate keeps its last good
+//! policies (upstream dropped them) and is reported `Invalid` in its status.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use rampart_policy::store::crd::policy_from_object;
+use rampart_policy::store::{ObjectTier, ParsedDocument};
+
+/// The Policy resource.
+pub fn policy_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("cedar.k8s.aws", "v1alpha1", "Policy"),
+        "policies",
+    )
+}
+
+/// What the status condition of one object should say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyStatus {
+    pub generation: i64,
+    pub ready: bool,
+    pub message: String,
+}
+
+/// Schema check of one parsed object: `Ok(warnings)` or the error message.
+pub type Check = Arc<dyn Fn(&ParsedDocument) -> Result<Vec<String>, String> + Send + Sync>;
+
+/// Called after the tier changed (to rebuild the engine), with the current statuses.
+pub type OnChange = Arc<dyn Fn(&BTreeMap<String, PolicyStatus>) + Send + Sync>;
+
+struct Entry {
+    uid: String,
+    good: Option<ParsedDocument>,
+    status: PolicyStatus,
+}
+
+/// Parse and check one object, keeping `previous`'s policies when the new content is bad.
+fn entry(object: &DynamicObject, previous: Option<Entry>, check: &Check) -> Option<(String, Entry)> {
+    let name = object.metadata.name.clone()?;
+    let uid = object.metadata.uid.clone().unwrap_or_default();
+    let generation = object.metadata.generation.unwrap_or_default();
+    let value = serde_json::to_value(object).ok()?;
+    let checked = policy_from_object(&value)
+        .map_err(|e| e.to_string())
+        .and_then(|doc| check(&doc).map(|warnings| (doc, warnings)));
+    let previous_good = previous.filter(|p| p.uid == uid).and_then(|p| p.good);
+    let e = match checked {
+        Ok((doc, warnings)) => {
+            let mut message = format!("{} policies loaded", doc.policies.len());
+            if !warnings.is_empty() {
+                message.push_str(&format!("; warnings: {}", warnings.join("; ")));
+            }
+            Entry { uid, good: Some(doc), status: PolicyStatus { generation, ready: true, message } }
+        }
+        Err(error) => {
+            tracing::error!(policy = %name, "invalid Policy object, keeping its last good policies: {error}");
+            let kept = if previous_good.is_some() {
+                "; its previous policies stay in force"
+            } else {
+                "; it contributes no policies"
+            };
+            Entry {
+                uid,
+                good: previous_good,
+                status: PolicyStatus { generation, ready: false, message: format!("{error}{kept}") },
+            }
+        }
+    };
+    Some((name, e))
+}
+
+/// Watch the Policy objects matching `selector` (every one when `None`) and keep `tier`
+/// current, calling `on_change` after each change. Runs until the task is dropped.
+pub async fn watch(
+    client: kube::Client,
+    selector: Option<String>,
+    tier: ObjectTier,
+    check: Check,
+    on_change: OnChange,
+) {
+    let api: Api<DynamicObject> = Api::all_with(client, &policy_resource());
+    let mut config = watcher::Config::default();
+    if let Some(selector) = &selector {
+        config = config.labels(selector);
+    }
+    let mut objects: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut pending: Option<BTreeMap<String, Entry>> = None;
+    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+    while let Some(event) = stream.next().await {
+        let changed = match event {
+            Ok(watcher::Event::Init) => {
+                pending = Some(BTreeMap::new());
+                false
+            }
+            Ok(watcher::Event::InitApply(object)) => {
+                if let Some(buffer) = pending.as_mut() {
+                    let name = object.metadata.name.clone().unwrap_or_default();
+                    if let Some((name, e)) = entry(&object, objects.remove(&name), &check) {
+                        buffer.insert(name, e);
+                    }
+                }
+                false
+            }
+            Ok(watcher::Event::InitDone) => {
+                if let Some(buffer) = pending.take() {
+                    objects = buffer;
+                }
+                true
+            }
+            Ok(watcher::Event::Apply(object)) => {
+                let name = object.metadata.name.clone().unwrap_or_default();
+                if let Some((name, e)) = entry(&object, objects.remove(&name), &check) {
+                    objects.insert(name, e);
+                }
+                true
+            }
+            Ok(watcher::Event::Delete(object)) => {
+                objects.remove(object.metadata.name.as_deref().unwrap_or_default());
+                true
+            }
+            Err(e) => {
+                // The watcher retries with backoff; the last good tier keeps serving.
+                tracing::warn!(tier = %tier.name, "Policy watch interrupted, retrying: {e}");
+                false
+            }
+        };
+        if changed {
+            tier.set(objects.values().filter_map(|e| e.good.clone()).collect());
+            let statuses = objects.iter().map(|(n, e)| (n.clone(), e.status.clone())).collect();
+            on_change(&statuses);
+        }
+    }
+}
