@@ -139,3 +139,51 @@ pub async fn watch(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(uid: &str, generation: i64, content: &str) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "cedar.k8s.aws/v1alpha1", "kind": "Policy",
+            "metadata": {"name": "p", "uid": uid, "generation": generation},
+            "spec": {"validation": {"enforced": false}, "content": content},
+        }))
+        .unwrap()
+    }
+
+    fn accept_all() -> Check {
+        Arc::new(|_| Ok(vec![]))
+    }
+
+    #[test]
+    fn a_bad_update_keeps_the_last_good_policies_and_says_so() {
+        let check = accept_all();
+        let (_, good) = entry(&object("u1", 1, "forbid(principal, action, resource);"), None, &check).unwrap();
+        assert!(good.status.ready);
+        assert_eq!(good.status.message, "1 policies loaded");
+        let (_, bad) = entry(&object("u1", 2, "forbid(principal,"), Some(good), &check).unwrap();
+        assert!(!bad.status.ready);
+        assert_eq!(bad.status.generation, 2);
+        assert!(bad.status.message.contains("spec.content:1:"), "{}", bad.status.message);
+        assert!(bad.status.message.ends_with("its previous policies stay in force"));
+        assert_eq!(bad.good.map(|d| d.policies.len()), Some(1));
+    }
+
+    #[test]
+    fn a_recreated_object_does_not_inherit_the_old_policies() {
+        let check = accept_all();
+        let (_, old) = entry(&object("u1", 1, "forbid(principal, action, resource);"), None, &check).unwrap();
+        let (_, new) = entry(&object("u2", 1, "nonsense"), Some(old), &check).unwrap();
+        assert!(new.good.is_none());
+        assert!(new.status.message.ends_with("it contributes no policies"));
+    }
+
+    #[test]
+    fn schema_errors_are_reported_like_parse_errors() {
+        let check: Check = Arc::new(|_| Err("attribute `nope` not found".into()));
+        let (_, e) = entry(&object("u1", 1, "permit(principal, action, resource);"), None, &check).unwrap();
+        assert!(!e.status.ready && e.status.message.starts_with("attribute `nope`"));
+    }
+}
