@@ -242,3 +242,22 @@ fn scan_reads_a_live_cluster() {
     );
     drop(runtime);
 }
+
+#[test]
+fn a_check_that_read_nothing_says_so_and_fails() {
+    let out = rampart(&["audit", "-"], Some(b"not an audit event\n{\"kind\":\"Other\"}\n"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("read no audit events, so nothing was checked"), "{err}");
+    let out = rampart(&["audit", "-"], Some(b""));
+    assert!(!out.status.success());
+
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.yaml");
+    std::fs::write(&empty, "apiVersion: v1\nkind: List\nitems: []\n").unwrap();
+    let out = rampart(&["scan", empty.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds no objects, so nothing was checked"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("score"));
+}

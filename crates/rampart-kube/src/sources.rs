@@ -235,6 +235,7 @@ pub async fn snapshot(client: &kube::Client) -> Result<rampart_detect::scan::sna
         ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings"),
     ];
     let mut snapshot = rampart_detect::scan::snapshot::Snapshot::default();
+    let mut refused = Vec::new();
     for (group, version, kind, plural) in kinds {
         let resource =
             ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
@@ -247,8 +248,17 @@ pub async fn snapshot(client: &kube::Client) -> Result<rampart_detect::scan::sna
                     snapshot.objects.push(v);
                 }
             }
-            Err(e) => tracing::warn!("cannot list {plural} ({e}); checks that need them will see none"),
+            Err(e) => {
+                tracing::warn!("cannot list {plural} ({e}); checks that need them will see none");
+                refused.push(plural);
+            }
         }
+    }
+    if refused.len() == kinds.len() {
+        return Err(KubeError::invalid(
+            "scan",
+            format!("every list was refused ({}): nothing to check; grant list on them", refused.join(", ")),
+        ));
     }
     match aws_auth_configmap(client).await {
         Ok(Some(text)) => {

@@ -206,6 +206,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let text = serde_json::to_string(&baseline)?;
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    if stats.events == 0 {
+        // A check that read nothing must not look like a clean bill of health.
+        eprintln!("{}", summary(&stats, &located));
+        anyhow::bail!(
+            "read no audit events, so nothing was checked: give rampart audit a Kubernetes audit log \
+             (JSON lines, CloudWatch Logs exports or filter-log-events output)"
+        );
+    }
     located.sort_by(|a, b| {
         a.finding.severity.cmp(&b.finding.severity).then(
             a.finding.events.first().map(EventRef::time).cmp(&b.finding.events.first().map(EventRef::time)),

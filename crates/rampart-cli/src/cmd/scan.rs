@@ -64,6 +64,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         snapshot.add_text(&path.display().to_string(), &text)?;
     }
+    if snapshot.objects.is_empty() {
+        // A scan that read nothing must not print a passing score.
+        anyhow::bail!(
+            "the snapshot holds no objects, so nothing was checked: give rampart scan the output of \
+             `kubectl get … -A -o yaml`, or a kubeconfig whose user may list the cluster's objects"
+        );
+    }
     let report = scan(&snapshot, &ScanOptions { allowed_registries: args.allowed_registries.clone() });
     let source = args.snapshot.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "cluster".into());
     match args.output {
