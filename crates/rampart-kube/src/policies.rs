@@ -160,7 +160,8 @@ mod tests {
     #[test]
     fn a_bad_update_keeps_the_last_good_policies_and_says_so() {
         let check = accept_all();
-        let (_, good) = entry(&object("u1", 1, "forbid(principal, action, resource);"), None, &check).unwrap();
+        let (_, good) =
+            entry(&object("u1", 1, "forbid(principal, action, resource);"), None, &check).unwrap();
         assert!(good.status.ready);
         assert_eq!(good.status.message, "1 policies loaded");
         let (_, bad) = entry(&object("u1", 2, "forbid(principal,"), Some(good), &check).unwrap();

@@ -68,6 +68,14 @@ pub struct Args {
     /// Do not run Falco's rules.
     #[arg(long)]
     pub no_falco: bool,
+    /// Run Falco's rules exactly as shipped. By default "Disallowed K8s User" is off (it flags
+    /// every user missing from a hand-kept list; pass your list with --falco-rules instead).
+    #[arg(long)]
+    pub strict_falco: bool,
+    /// Also report what the apiserver does as `system:apiserver` (creating and reconciling its
+    /// default roles at every start); hidden by default, it is never a user's action.
+    #[arg(long)]
+    pub include_apiserver: bool,
     /// Your threat list: IPs or CIDRs, one per line (`#` comments), for the
     /// `*:Kubernetes/MaliciousIPCaller.Custom` findings.
     #[arg(long, value_name = "FILE")]
@@ -90,11 +98,17 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
     Severity::parse(s).ok_or_else(|| format!("{s:?}: expected critical, high, medium, low or info"))
 }
 
+/// Rampart's default overrides of Falco's rules (see the file for why each).
+const QUIET_RULES: &str = include_str!("../falco-quiet.yaml");
+
 fn load_rules(args: &Args) -> anyhow::Result<Option<RuleSet>> {
     if args.no_falco {
         return Ok(None);
     }
     let mut texts = vec![("k8s_audit_rules.yaml (default)".to_owned(), DEFAULT_RULES.to_owned())];
+    if !args.strict_falco {
+        texts.push(("rampart's quiet defaults".to_owned(), QUIET_RULES.to_owned()));
+    }
     for path in &args.falco_rules {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -163,6 +177,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         min_severity: args.min_severity,
     };
     let mut analyzer = Analyzer::new(config);
+    let include_apiserver = args.include_apiserver;
     let files: Vec<PathBuf> =
         if args.files.is_empty() { vec![PathBuf::from("-")] } else { args.files.clone() };
     let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
@@ -190,6 +205,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         analyzer
             .observe_reader(reader, |findings, line| {
                 for finding in findings.drain(..) {
+                    let by_apiserver = !finding.events.is_empty()
+                        && finding.events.iter().all(|e| e.user() == "system:apiserver");
+                    if by_apiserver && !include_apiserver {
+                        continue;
+                    }
                     located.push(Located { finding, file: Arc::clone(&shared), line });
                 }
             })

@@ -10,6 +10,7 @@
 mod admission;
 mod authorization;
 mod demo;
+mod detection;
 mod failure;
 mod iam;
 mod mutation;
