@@ -6,6 +6,7 @@
 mod cmd;
 mod embedded;
 mod output;
+mod resource_arg;
 mod selector;
 
 use std::process::ExitCode;

@@ -25,7 +25,9 @@ pub struct Args {
     /// The verb (get, list, create, delete, impersonate, …).
     #[arg(required_unless_present = "list")]
     pub verb: Option<String>,
-    /// Resource (`pods`, `pods/log`, `deployments.apps`) or a non-resource path (`/healthz`).
+    /// Resource as kubectl reads it — `pods`, `po`, `deploy`, `deployments.apps`, `pods/NAME`,
+    /// a subresource `pods/log`, `deployments.apps/scale`, a custom resource
+    /// `widgets.example.com` — or a non-resource path (`/healthz`).
     #[arg(required_unless_present = "list")]
     pub resource: Option<String>,
     /// Object name.
@@ -216,14 +218,22 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("give VERB and RESOURCE, or --list");
     };
     let non_resource = resource_arg.starts_with('/');
-    let (resource, group) = match resource_arg.split_once('.') {
-        Some((r, g)) if !non_resource => (r.to_owned(), g.to_owned()),
-        _ => (resource_arg.clone(), String::new()),
+    crate::resource_arg::verb(&verb).map_err(anyhow::Error::msg)?;
+    let target = if non_resource {
+        crate::resource_arg::Target {
+            resource: resource_arg.clone(),
+            group: String::new(),
+            subresource: String::new(),
+            name: None,
+        }
+    } else {
+        crate::resource_arg::resolve(&resource_arg).map_err(anyhow::Error::msg)?
     };
-    let (resource, subresource) = match resource.split_once('/') {
-        Some((r, s)) if !non_resource => (r.to_owned(), s.to_owned()),
-        _ => (resource, String::new()),
-    };
+    if let (Some(a), Some(b)) = (&target.name, &args.name) {
+        anyhow::bail!("two names given: {a:?} in {resource_arg:?} and {b:?}; give one");
+    }
+    args.name = args.name.clone().or(target.name.clone());
+    let (resource, group, subresource) = (target.resource, target.group, target.subresource);
     let name = args.name.clone().unwrap_or_default();
 
     let mut answer = None;
@@ -293,6 +303,28 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    let mut answer = answer;
+    if !answer.allowed && answer.reason.is_empty() {
+        // A "no" says why: nothing granted it.
+        let what = if non_resource {
+            format!("{verb} {resource_arg}")
+        } else {
+            let scope = if args.namespace.is_empty() {
+                "cluster-wide".to_owned()
+            } else {
+                format!("in namespace {}", args.namespace)
+            };
+            let sub = if subresource.is_empty() { String::new() } else { format!("/{subresource}") };
+            let g = if group.is_empty() { String::new() } else { format!(".{group}") };
+            format!("{verb} {resource}{g}{sub} {scope}")
+        };
+        answer.reason = format!(
+            "no Cedar policy decided, and no RBAC rule{} grants {what} to {} (groups {})",
+            if args.access_entries.is_some() { " or EKS access policy" } else { "" },
+            args.user,
+            args.groups.join(", ")
+        );
+    }
     match args.output {
         Format::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
         Format::Table => {

@@ -63,25 +63,30 @@ struct Request {
 }
 
 impl Request {
-    fn parse(verb: &str, resource: &str, name: Option<&str>, namespace: &str) -> Self {
-        let non_resource = resource.starts_with('/');
-        let (res, group) = match resource.split_once('.') {
-            Some((r, g)) if !non_resource => (r.to_owned(), g.to_owned()),
-            _ => (resource.to_owned(), String::new()),
-        };
-        let (res, sub) = match res.split_once('/') {
-            Some((r, s)) if !non_resource => (r.to_owned(), s.to_owned()),
-            _ => (res, String::new()),
-        };
-        Request {
-            verb: verb.to_owned(),
-            group,
-            resource: if non_resource { String::new() } else { res },
-            subresource: sub,
-            name: name.unwrap_or_default().to_owned(),
-            namespace: namespace.to_owned(),
-            path: if non_resource { resource.to_owned() } else { String::new() },
+    /// The request `VERB RESOURCE`, with RESOURCE read as kubectl reads it.
+    fn parse(verb: &str, resource: &str, name: Option<&str>, namespace: &str) -> anyhow::Result<Self> {
+        crate::resource_arg::verb(verb).map_err(anyhow::Error::msg)?;
+        if resource.starts_with('/') {
+            return Ok(Request {
+                verb: verb.to_owned(),
+                group: String::new(),
+                resource: String::new(),
+                subresource: String::new(),
+                name: String::new(),
+                namespace: namespace.to_owned(),
+                path: resource.to_owned(),
+            });
         }
+        let target = crate::resource_arg::resolve(resource).map_err(anyhow::Error::msg)?;
+        Ok(Request {
+            verb: verb.to_owned(),
+            group: target.group,
+            resource: target.resource,
+            subresource: target.subresource,
+            name: name.map(str::to_owned).or(target.name).unwrap_or_default(),
+            namespace: namespace.to_owned(),
+            path: String::new(),
+        })
     }
 
     fn attrs(&self) -> Attributes<'_> {
@@ -142,7 +147,7 @@ fn cedar_verdict(engine: &Engine, spec: &SubjectAccessReviewSpec) -> (Decision, 
 
 pub fn who_can(args: WhoCanArgs) -> anyhow::Result<ExitCode> {
     let authz = super::cluster::rbac_from(&args.source)?.authorizer();
-    let req = Request::parse(&args.verb, &args.resource, args.name.as_deref(), &args.namespace);
+    let req = Request::parse(&args.verb, &args.resource, args.name.as_deref(), &args.namespace)?;
     let engine = if args.policies.is_empty() {
         None
     } else {

@@ -38,8 +38,11 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: carl}]
 const USERS: [(&str, &[&str]); 4] =
     [("dana", &["e2e-devs"]), ("audrey", &["e2e-auditors"]), ("carl", &[]), ("nobody", &[])];
 
-/// (verb, resource, namespace).
-const REQUESTS: [(&str, &str, &str); 9] = [
+/// (verb, resource as kubectl reads it, namespace).
+const REQUESTS: [(&str, &str, &str); 12] = [
+    ("get", "po", "e2e-authz"),
+    ("create", "deploy", "e2e-authz"),
+    ("get", "cm/settings", "e2e-authz"),
     ("get", "secrets", "e2e-authz"),
     ("delete", "secrets", "e2e-authz"),
     ("create", "secrets", "e2e-authz"),
