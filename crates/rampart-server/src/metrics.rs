@@ -25,6 +25,11 @@ pub struct EndpointLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
     pub result: &'static str,
 }
@@ -45,6 +50,10 @@ pub struct Metrics {
     pub policies_loaded: Gauge,
     pub would_deny: Family<PolicyLabels, Counter>,
     pub cache_hits: Counter,
+    /// Failed refreshes of the live sources read from the cluster, by source.
+    pub source_errors: Family<SourceLabels, Counter>,
+    /// Live sources whose last refresh failed, with the error (they keep their last good state).
+    failing_sources: Mutex<std::collections::BTreeMap<&'static str, String>>,
     /// Handles into `latency` for the two endpoints, fetched once (no label lookup per request).
     pub authorize_latency: Histogram,
     pub admit_latency: Histogram,
@@ -80,12 +89,20 @@ impl Metrics {
             "Authorization answers served from the exact-request cache",
             cache_hits.clone(),
         );
+        let source_errors = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "live_source_errors",
+            "Failed refreshes of sources read from the cluster (the last good state keeps serving)",
+            source_errors.clone(),
+        );
         let authorize_latency = latency.get_or_create(&EndpointLabels { endpoint: "authorize" }).clone();
         let admit_latency = latency.get_or_create(&EndpointLabels { endpoint: "admit" }).clone();
         Metrics {
             authorize_latency,
             admit_latency,
             cache_hits,
+            source_errors,
+            failing_sources: Mutex::default(),
             registry: Mutex::new(registry),
             decisions,
             latency,
@@ -94,6 +111,27 @@ impl Metrics {
             policies_loaded,
             would_deny,
         }
+    }
+
+    /// Record the outcome of one refresh of a live source (`namespaces`, `aws-auth`,
+    /// `identity`): a failure is counted and shown by `/readyz` until the next success.
+    pub fn report_source(&self, source: &'static str, outcome: Result<(), String>) {
+        let mut failing = self.failing_sources.lock().unwrap_or_else(|e| e.into_inner());
+        match outcome {
+            Ok(()) => {
+                failing.remove(source);
+            }
+            Err(message) => {
+                self.source_errors.get_or_create(&SourceLabels { source }).inc();
+                failing.insert(source, message);
+            }
+        }
+    }
+
+    /// The live sources whose last refresh failed, with their errors.
+    pub fn failing_sources(&self) -> Vec<(&'static str, String)> {
+        let failing = self.failing_sources.lock().unwrap_or_else(|e| e.into_inner());
+        failing.iter().map(|(k, v)| (*k, v.clone())).collect()
     }
 
     /// The decision counter for these labels; keep the handle to count without a lookup.

@@ -302,15 +302,21 @@ async fn authenticate(State(state): State<AppState>, body: Bytes) -> Response {
 /// set still decides) but is reported here, as in the metrics, until the files are fixed.
 async fn readyz(State(state): State<AppState>) -> String {
     let count = state.live.engine().policy_count();
+    let mut text = format!("ok: {count} policies loaded");
     let refused = state.live.refused();
-    if refused.is_empty() {
-        format!("ok: {count} policies loaded\n")
-    } else {
-        format!(
-            "ok: {count} policies loaded; the last reload was refused because it would empty {}\n",
+    if !refused.is_empty() {
+        text.push_str(&format!(
+            "; the last reload was refused because it would empty {}",
             refused.join(", ")
-        )
+        ));
     }
+    // A live source that stopped refreshing keeps its last good state, so the replica stays
+    // ready; what failed is said here (and counted in rampart_live_source_errors_total).
+    for (source, error) in state.metrics.failing_sources() {
+        text.push_str(&format!("; {source} from the cluster is stale (last refresh failed: {error})"));
+    }
+    text.push('\n');
+    text
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

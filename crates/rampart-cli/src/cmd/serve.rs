@@ -274,6 +274,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Ok(auth)
             };
             authn.set_aws_auth(load(&client).await?).await;
+            let health = metrics.clone();
             tokio::spawn(async move {
                 let mut last: Option<String> = None;
                 loop {
@@ -283,15 +284,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                             match rampart_identity::mapping::AwsAuth::from_configmap(
                                 text.as_deref().unwrap_or("{}"),
                             ) {
-                                Ok((auth, _)) => authn.set_aws_auth(auth).await,
+                                Ok((auth, _)) => {
+                                    authn.set_aws_auth(auth).await;
+                                    health.report_source("aws-auth", Ok(()));
+                                }
                                 Err(e) => {
-                                    tracing::warn!("aws-auth is invalid, keeping the last mapping: {e}")
+                                    tracing::warn!("aws-auth is invalid, keeping the last mapping: {e}");
+                                    health.report_source("aws-auth", Err(format!("invalid: {e}")));
                                 }
                             }
                             last = text;
                         }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!("aws-auth refresh failed, keeping the last mapping: {e:#}"),
+                        Ok(_) => health.report_source("aws-auth", Ok(())),
+                        Err(e) => {
+                            tracing::warn!("aws-auth refresh failed, keeping the last mapping: {e:#}");
+                            health.report_source("aws-auth", Err(e.to_string()));
+                        }
                     }
                 }
             });
@@ -332,10 +340,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         tokio::time::sleep(refresh).await;
                         match super::cluster::namespace_labels(&client).await {
                             Ok(labels) => {
-                                refresh_state.replace_guardrails(base.with_namespace_labels(labels))
+                                refresh_state.replace_guardrails(base.with_namespace_labels(labels));
+                                refresh_state.metrics.report_source("namespaces", Ok(()));
                             }
                             Err(e) => {
-                                tracing::warn!("namespace refresh failed, keeping the last labels: {e:#}")
+                                tracing::warn!("namespace refresh failed, keeping the last labels: {e:#}");
+                                refresh_state.metrics.report_source("namespaces", Err(e.to_string()));
                             }
                         }
                     }
@@ -369,9 +379,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                                 );
                                 i.sources.store(Arc::new(sources));
                             }
+                            refresh_state.metrics.report_source("identity", Ok(()));
                         }
                         Err(e) => {
-                            tracing::warn!("identity sources invalid, keeping the last good set: {e:#}")
+                            tracing::warn!("identity sources invalid, keeping the last good set: {e:#}");
+                            refresh_state.metrics.report_source("identity", Err(format!("{e:#}")));
                         }
                     }
                     last = now;

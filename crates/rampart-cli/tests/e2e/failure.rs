@@ -127,6 +127,23 @@ fn policy_edits_outages_and_recovery_through_kubectl() {
     drop(_restart);
     eventually("normal answers return", Duration::from_secs(30), || builder_creates(c));
     c.admin().run(&["delete", "node", "e2e-node"]).ok();
+
+    // A revoked permission: the live sources keep their last good state (requests are still
+    // answered), and /readyz and the metrics say which source is stale until it is restored.
+    c.admin().run(&["delete", "clusterrolebinding", "rampart"]).ok();
+    let ready = eventually("the stale source is reported", Duration::from_secs(20), || {
+        let ready = rampart_get(c, "/readyz");
+        if ready.contains("namespaces from the cluster is stale") { Ok(ready) } else { Err(ready) }
+    });
+    assert!(ready.contains("forbidden") || ready.contains("403"), "{ready}");
+    assert!(rampart_get(c, "/metrics").contains("rampart_live_source_errors_total{source=\"namespaces\"}"));
+    builder_creates(c).unwrap();
+    let bootstrap = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e/cluster/bootstrap.yaml");
+    c.admin().run(&["apply", "-f", bootstrap.to_str().unwrap()]).ok();
+    eventually("the source recovers", Duration::from_secs(20), || {
+        let ready = rampart_get(c, "/readyz");
+        if ready.contains("stale") { Err(ready) } else { Ok(()) }
+    });
 }
 
 /// Starts Rampart again when dropped, unless it already serves.
