@@ -145,6 +145,7 @@ start_rampart() {
     --cluster-id "$CLUSTER_ID" --aws-auth-from-cluster --access-entries "$root/e2e/cluster/access-entries.yaml" \
     --sts-endpoint "http://127.0.0.1:$sts_port" --region us-east-1 \
     --identity-from-cluster --service-account-lookup-grace-period 3s --aws-default-region us-east-1 \
+    --oidc-issuer https://kubernetes.default.svc --service-account-key-file "$dir/pki/sa.pub" \
     --self-identity "$SELF"
   wait_for rampart 30 curl -sf --cacert "$dir/rampart-certs/ca.crt" "https://127.0.0.1:$rampart_port/readyz"
 }

@@ -13,7 +13,7 @@ use crate::{Cluster, eventually, shared};
 
 const ACCOUNT: &str = "123456789012";
 
-fn aws_bin() -> PathBuf {
+pub fn aws_bin() -> PathBuf {
     let dir = std::env::var("RAMPART_AWS_PEERS_BIN").unwrap_or_else(|_| {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-peers/bin").display().to_string()
     });
