@@ -33,6 +33,7 @@ pub struct Args {
     /// Read the objects from the live cluster instead.
     #[arg(long)]
     pub from_cluster: bool,
+    /// Kubeconfig for --from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// `aws eks describe-cluster` output to add (endpoint, logging, encryption, auth mode).

@@ -15,6 +15,7 @@ mod failure;
 mod iam;
 mod mutation;
 mod policy_objects;
+mod scan;
 mod tokens;
 
 use std::collections::BTreeMap;
