@@ -36,6 +36,9 @@ pub type Check = Arc<dyn Fn(&ParsedDocument) -> Result<Vec<String>, String> + Se
 /// Called after the tier changed (to rebuild the engine), with the current statuses.
 pub type OnChange = Arc<dyn Fn(&BTreeMap<String, PolicyStatus>) + Send + Sync>;
 
+/// Told whether the watch is healthy (`Ok` on every event, `Err` when it broke and retries).
+pub type OnHealth = Arc<dyn Fn(Result<(), String>) + Send + Sync>;
+
 struct Entry {
     uid: String,
     good: Option<ParsedDocument>,
@@ -85,6 +88,7 @@ pub async fn watch(
     tier: ObjectTier,
     check: Check,
     on_change: OnChange,
+    on_health: OnHealth,
 ) {
     let api: Api<DynamicObject> = Api::all_with(client, &policy_resource());
     let mut config = watcher::Config::default();
@@ -95,6 +99,7 @@ pub async fn watch(
     let mut pending: Option<BTreeMap<String, Entry>> = None;
     let mut stream = watcher::watcher(api, config).default_backoff().boxed();
     while let Some(event) = stream.next().await {
+        on_health(event.as_ref().map(|_| ()).map_err(ToString::to_string));
         let changed = match event {
             Ok(watcher::Event::Init) => {
                 pending = Some(BTreeMap::new());

@@ -25,9 +25,9 @@ pub struct Args {
     /// The verb (get, list, create, delete, impersonate, …).
     #[arg(required_unless_present = "list")]
     pub verb: Option<String>,
-    /// Resource as kubectl reads it — `pods`, `po`, `deploy`, `deployments.apps`, `pods/NAME`,
-    /// a subresource `pods/log`, `deployments.apps/scale`, a custom resource
-    /// `widgets.example.com` — or a non-resource path (`/healthz`).
+    /// Resource as kubectl reads it (`pods`, `po`, `deploy`, `deployments.apps`,
+    /// `pods/NAME`, `widgets.example.com`), with a subresource (`pods/log`,
+    /// `deployments.apps/scale`), or a non-resource path (`/healthz`).
     #[arg(required_unless_present = "list")]
     pub resource: Option<String>,
     /// Object name.

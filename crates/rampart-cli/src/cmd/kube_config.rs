@@ -120,9 +120,14 @@ enum Body {
 const CONTROL_PLANE_USERS: [&str; 4] =
     ["system:kube-scheduler", "system:kube-controller-manager", "system:kube-proxy", "system:apiserver"];
 
+/// A CEL string literal (a user name from a flag must not be able to change the expression).
+fn cel_str(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
 /// A CEL list literal of strings.
 fn cel_list(items: &[&str]) -> String {
-    let quoted: Vec<String> = items.iter().map(|i| format!("'{i}'")).collect();
+    let quoted: Vec<String> = items.iter().map(|i| cel_str(i)).collect();
     format!("[{}]", quoted.join(", "))
 }
 
@@ -147,7 +152,7 @@ fn authorization_config(args: &Args, webhook_kubeconfig: &str) -> Value {
     let mut conditions = vec![
         // Rampart reads namespaces, aws-auth and service accounts to decide: it must never need
         // its own answer to start.
-        json!({"expression": format!("request.user != '{}'", args.self_identity)}),
+        json!({"expression": format!("request.user != {}", cel_str(&args.self_identity))}),
         // The control plane: scheduler, controller manager, kube-proxy and the apiserver's own
         // loopback client; the bootstrap RBAC roles grant them exactly what they need.
         json!({"expression": format!("!(request.user in {})", cel_list(&CONTROL_PLANE_USERS))}),
@@ -204,7 +209,7 @@ fn admission_match_conditions(self_identity: &str) -> Value {
         // Kubelets write node and pod status; NodeRestriction already confines them to their node.
         {"name": "skip-nodes", "expression": "!('system:nodes' in request.userInfo.groups)"},
         // Rampart itself.
-        {"name": "skip-rampart", "expression": format!("request.userInfo.username != '{self_identity}'")},
+        {"name": "skip-rampart", "expression": format!("request.userInfo.username != {}", cel_str(self_identity))},
         // The control plane keeps working without Rampart, except for the pods it creates or
         // updates: those still meet Pod Security, as they do with upstream PSA (a Deployment
         // must not become a way around the pod rules).
@@ -500,5 +505,6 @@ mod tests {
     #[test]
     fn cel_lists_quote_each_item() {
         assert_eq!(cel_list(&["a", "b"]), "['a', 'b']");
+        assert_eq!(cel_str("x' || true || '"), r"'x\' || true || \''");
     }
 }

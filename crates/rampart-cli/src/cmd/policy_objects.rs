@@ -37,6 +37,7 @@ pub async fn start(
     for (position, selector) in tiers {
         let name = if selector.is_empty() { "cluster".to_owned() } else { format!("cluster:{selector}") };
         let tier = ObjectTier::new(name.clone());
+        let health = metrics.clone();
         let (live, metrics, by_tier, publish) =
             (live.clone(), metrics.clone(), by_tier.clone(), publish.clone());
         let tier_name = name.clone();
@@ -50,7 +51,16 @@ pub async fn start(
             let _ = publish.send(merged);
         });
         let selector = (!selector.is_empty()).then(|| selector.clone());
-        tokio::spawn(policies::watch(client.clone(), selector, tier.clone(), check.clone(), on_change));
+        let on_health: policies::OnHealth =
+            Arc::new(move |outcome| health.report_source("policies", outcome));
+        tokio::spawn(policies::watch(
+            client.clone(),
+            selector,
+            tier.clone(),
+            check.clone(),
+            on_change,
+            on_health,
+        ));
         out.push((*position, tier));
     }
     let deadline = tokio::time::Instant::now() + FIRST_LIST;
