@@ -47,20 +47,26 @@ fn rampart_audit_on_the_real_audit_log() {
         )),
     )
     .ok();
-    let anonymous = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
-        .arg(c.dir.join("pki/ca.crt"))
-        .arg(format!("{}/api/v1/namespaces/e2e-detect/secrets", c.var("RAMPART_E2E_API")))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&anonymous.stdout), "403");
+    // Anonymous probing of secrets: a dozen denied reads.
+    for _ in 0..12 {
+        let anonymous = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(c.dir.join("pki/ca.crt"))
+            .arg(format!("{}/api/v1/namespaces/e2e-detect/secrets", c.var("RAMPART_E2E_API")))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&anonymous.stdout), "403");
+    }
 
     // The apiserver writes the audit log asynchronously; give it a moment to flush.
     let report =
         crate::eventually("the actions are in the audit log", std::time::Duration::from_secs(20), || {
             let report = audit(c, &[]);
             let text = report.to_string();
-            if text.contains("e2e-detect-admin") && text.contains("e2e-detect-priv") {
+            if text.contains("e2e-detect-admin")
+                && text.contains("e2e-detect-priv")
+                && text.contains("AnonymousProbing")
+            {
                 Ok(report)
             } else {
                 Err(format!("{} findings so far", report["findings"].as_array().map_or(0, Vec::len)))
@@ -82,6 +88,13 @@ fn rampart_audit_on_the_real_audit_log() {
     });
     assert!(rbac_change, "{report:#}");
     assert!(titled("Create Privileged Pod", "e2e-detect-priv"), "{report:#}");
+    let anonymous = |id: &str| {
+        findings.iter().any(|f| {
+            f["id"] == id && f["events"].as_array().unwrap().iter().any(|e| e["user"] == "system:anonymous")
+        })
+    };
+    assert!(anonymous("rampart/SecretReadDenied"), "{report:#}");
+    assert!(anonymous("rampart/AnonymousProbing"), "{report:#}");
     assert!(report["stats"]["events"].as_u64().unwrap() > 100);
 
     // Quiet on the control plane: no finding made only of control-plane or Rampart traffic.
