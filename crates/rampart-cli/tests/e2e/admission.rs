@@ -32,6 +32,13 @@ pub fn build(c: &Cluster, args: &[&str], stdin: Option<&str>) -> crate::Out {
     }
 }
 
+/// Creating a ConfigMap in `namespace` as a builder: `Ok(())` when allowed, `Err(stderr)` when not.
+pub fn builder_creates_configmap(c: &Cluster, namespace: &str) -> Result<(), String> {
+    let name = format!("cm-{}", std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos());
+    let out = build(c, &["create", "configmap", &name, "-n", namespace], None);
+    if out.ok { Ok(()) } else { Err(out.stderr) }
+}
+
 pub fn pod(name: &str, namespace: &str, image: &str, extra_container_fields: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n  containers:\n  - name: app\n    image: {image}\n{extra_container_fields}"

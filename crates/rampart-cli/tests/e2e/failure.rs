@@ -3,10 +3,9 @@
 //! and system:masters keep working while other users get the documented failure policy
 //! (denied); with Rampart back, normal answers return.
 
-use std::process::Command;
 use std::time::Duration;
 
-use crate::admission::{BUILDERS, build};
+use crate::admission::{BUILDERS, builder_creates_configmap};
 use crate::{Cluster, eventually, exclusive};
 
 const FORBID: &str = r#"// Written by tests/e2e/failure.rs.
@@ -20,21 +19,8 @@ forbid (
 };
 "#;
 
-/// Creating a ConfigMap as a builder: `Ok(())` when allowed, `Err(stderr)` when not.
 fn builder_creates(c: &Cluster) -> Result<(), String> {
-    let name = format!("cm-{}", std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos());
-    let out = build(c, &["create", "configmap", &name, "-n", "e2e-failure"], None);
-    if out.ok { Ok(()) } else { Err(out.stderr) }
-}
-
-fn rampart_get(c: &Cluster, path: &str) -> String {
-    let out = Command::new("curl")
-        .args(["-sf", "--cacert"])
-        .arg(c.dir.join("rampart-certs/ca.crt"))
-        .arg(format!("{}{path}", c.var("RAMPART_E2E_RAMPART")))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    builder_creates_configmap(c, "e2e-failure")
 }
 
 const NODE: &str = "apiVersion: v1\nkind: Node\nmetadata: {name: e2e-node}\n";
@@ -76,11 +62,11 @@ fn policy_edits_outages_and_recovery_through_kubectl() {
     // An emptied file parses as nothing: the reload is refused, reported, and the forbid stays.
     std::fs::write(&file, "").unwrap();
     let ready = eventually("the refusal is reported", Duration::from_secs(10), || {
-        let ready = rampart_get(c, "/readyz");
+        let ready = c.rampart_get("/readyz");
         if ready.contains("refused") { Ok(ready) } else { Err(ready) }
     });
     assert!(ready.contains("failure.cedar"), "{ready}");
-    assert!(rampart_get(c, "/metrics").contains("rampart_policy_reloads_total{result=\"refused\"}"));
+    assert!(c.rampart_get("/metrics").contains("rampart_policy_reloads_total{result=\"refused\"}"));
     std::thread::sleep(Duration::from_secs(11));
     assert!(builder_creates(c).is_err(), "an emptied file must not drop the forbid");
 
@@ -132,16 +118,16 @@ fn policy_edits_outages_and_recovery_through_kubectl() {
     // answered), and /readyz and the metrics say which source is stale until it is restored.
     c.admin().run(&["delete", "clusterrolebinding", "rampart"]).ok();
     let ready = eventually("the stale source is reported", Duration::from_secs(20), || {
-        let ready = rampart_get(c, "/readyz");
+        let ready = c.rampart_get("/readyz");
         if ready.contains("namespaces from the cluster is stale") { Ok(ready) } else { Err(ready) }
     });
     assert!(ready.contains("forbidden") || ready.contains("403"), "{ready}");
-    assert!(rampart_get(c, "/metrics").contains("rampart_live_source_errors_total{source=\"namespaces\"}"));
+    assert!(c.rampart_get("/metrics").contains("rampart_live_source_errors_total{source=\"namespaces\"}"));
     builder_creates(c).unwrap();
     let bootstrap = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e/cluster/bootstrap.yaml");
     c.admin().run(&["apply", "-f", bootstrap.to_str().unwrap()]).ok();
     eventually("the source recovers", Duration::from_secs(20), || {
-        let ready = rampart_get(c, "/readyz");
+        let ready = c.rampart_get("/readyz");
         if ready.contains("stale") { Err(ready) } else { Ok(()) }
     });
 }
@@ -151,7 +137,7 @@ struct RestartOnDrop<'a>(&'a Cluster);
 
 impl Drop for RestartOnDrop<'_> {
     fn drop(&mut self) {
-        if !rampart_get(self.0, "/healthz").starts_with("ok") {
+        if !self.0.rampart_get("/healthz").starts_with("ok") {
             self.0.script("rampart-start");
         }
     }

@@ -204,6 +204,16 @@ impl Cluster {
             .unwrap();
         assert!(out.status.success(), "cluster.sh {command}: {}", String::from_utf8_lossy(&out.stderr));
     }
+    /// GET a path of Rampart itself (HTTPS, trusting its CA); empty on failure.
+    pub fn rampart_get(&self, path: &str) -> String {
+        let out = Command::new("curl")
+            .args(["-sf", "--cacert"])
+            .arg(self.dir.join("rampart-certs/ca.crt"))
+            .arg(format!("{}{path}", self.var("RAMPART_E2E_RAMPART")))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
     /// The directory of the policy tier tests may edit (`-p` of the running Rampart).
     pub fn policies(&self) -> PathBuf {
         self.dir.join("policies/e2e")

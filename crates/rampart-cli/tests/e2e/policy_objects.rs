@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::admission::{BUILDERS, build};
+use crate::admission::{BUILDERS, build, builder_creates_configmap};
 use crate::{Cluster, eventually, shared};
 
 const POLICY: &str = r#"apiVersion: cedar.k8s.aws/v1alpha1
@@ -32,9 +32,7 @@ fn policy_admin(c: &Cluster, args: &[&str], stdin: &str) -> crate::Out {
 }
 
 fn builder_creates(c: &Cluster) -> Result<(), String> {
-    let name = format!("cm-{}", std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos());
-    let out = build(c, &["create", "configmap", &name, "-n", "e2e-objects"], None);
-    if out.ok { Ok(()) } else { Err(out.stderr) }
+    builder_creates_configmap(c, "e2e-objects")
 }
 
 #[test]

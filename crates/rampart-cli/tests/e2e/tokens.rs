@@ -20,13 +20,7 @@ fn irsa_tokens_from_the_apiserver_verify_against_rampart_s_jwks_and_assume_the_r
 
     // The discovery document and JWKS, as STS would fetch them.
     let get = |path: &str| -> serde_json::Value {
-        let out = Command::new("curl")
-            .args(["-sf", "--cacert"])
-            .arg(c.dir.join("rampart-certs/ca.crt"))
-            .arg(format!("{}{path}", c.var("RAMPART_E2E_RAMPART")))
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{path}: {e}"))
+        serde_json::from_str(&c.rampart_get(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
     };
     let discovery = get("/.well-known/openid-configuration");
     assert_eq!(discovery["issuer"], "https://kubernetes.default.svc");
