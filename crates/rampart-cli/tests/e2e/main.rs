@@ -9,11 +9,14 @@
 
 mod admission;
 mod authorization;
+#[path = "../common/mod.rs"]
+mod common;
 mod demo;
 mod detection;
 mod failure;
 mod iam;
 mod mutation;
+mod pod_identity;
 mod policy_objects;
 mod scan;
 mod tokens;
