@@ -30,7 +30,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$cmd" ] || { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-mkdir -p "$dir"
+if [ "$cmd" = up ]; then mkdir -p "$dir"; fi
+[ -d "$dir" ] || { echo "cluster.sh: no cluster in $dir (run: scripts/cluster.sh up)" >&2; exit 1; }
 dir="$(cd "$dir" && pwd)"
 CLUSTER_ID=rampart-e2e
 SELF=system:serviceaccount:rampart-system:rampart
@@ -231,6 +232,8 @@ EOF
 }
 
 down() {
+  # Only ever delete a directory this script made (it holds the state file).
+  [ -f "$dir/state" ] || die "no cluster in $dir: nothing to stop"
   stop rampart sts-proxy moto kube-apiserver etcd
   rm -rf "$dir"
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control plane the end-to-end tests run against — kube-apiserver and
-# kubectl from k8s.io/kubernetes, etcd from go.etcd.io/etcd/server/v3, at the versions pinned in
-# e2e/tools/*/go.mod — into a cache outside the clone keyed by version, so only the first run on
-# a machine pays for the build (about 10 minutes on 2 cores). Prints the directory holding the
-# binaries. Fails loudly when the go command or a build fails: the e2e tests never skip.
+# kubectl from k8s.io/kubernetes, etcd from go.etcd.io/etcd/server/v3 — and Helm (helm.sh/helm/v4)
+# for the chart tests, at the versions pinned in e2e/tools/*/go.mod, into a cache outside the
+# clone keyed by version, so only the first run on a machine pays for the build (about 12 minutes
+# on 2 cores). Prints the directory holding the binaries. Fails loudly when the go command or a
+# build fails: the e2e tests never skip.
 #
 #   scripts/peers.sh            # build if missing, print the bin directory
 #   RAMPART_PEERS_CACHE=DIR     # cache root (default: ~/.cache/rampart)
@@ -37,7 +38,23 @@ build() { # tools dir, output name, package, extra ldflags
   mv "$bin/$name.tmp" "$bin/$name"
 }
 
+# Helm has its own cache directory (its version moves independently), linked into $bin.
+helm_version="$(version_of helm.sh/helm/v4 "$root/e2e/tools/helm/go.mod")"
+helm_bin="$cache/helm-$helm_version"
+build_helm() {
+  [ -x "$helm_bin/helm" ] || {
+    echo "peers.sh: building helm $helm_version (helm.sh/helm/v4/cmd/helm) — first run on this machine only" >&2
+    mkdir -p "$helm_bin"
+    (cd "$root/e2e/tools/helm" && CGO_ENABLED=0 go build -trimpath \
+      -ldflags="-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" \
+      -o "$helm_bin/helm.tmp" helm.sh/helm/v4/cmd/helm)
+    mv "$helm_bin/helm.tmp" "$helm_bin/helm"
+  }
+  ln -sfn "$helm_bin/helm" "$bin/helm"
+}
+
 build etcd etcd go.etcd.io/etcd/server/v3
 build kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldflags"
 build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
+build_helm
 echo "$bin"

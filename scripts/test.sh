@@ -4,18 +4,19 @@
 # the AWS CLI, and the end-to-end tests through a real kube-apiserver, etcd and kubectl.
 #
 # Installs what it needs on first run: the moto/awscli/boto3 peers into .venv-peers, and
-# kube-apiserver, kubectl and etcd, built with the go command from the versions pinned in
-# e2e/tools/ into ~/.cache/rampart (about 8 minutes once per machine; scripts/peers.sh).
+# kube-apiserver, kubectl, etcd and helm, built with the go command from the versions pinned
+# in e2e/tools/ into ~/.cache/rampart (about 10 minutes once per machine; scripts/peers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v openssl >/dev/null || ! command -v curl >/dev/null; then
-  # The e2e harness makes its throw-away PKI with openssl and probes health with curl.
+if ! command -v openssl >/dev/null || ! command -v curl >/dev/null || ! command -v umoci >/dev/null; then
+  # The e2e harness makes its throw-away PKI with openssl and probes health with curl; the
+  # image test assembles the container image with umoci.
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get install -y -qq openssl curl >/dev/null
+    apt-get install -y -qq openssl curl umoci >/dev/null
   fi
 fi
-for tool in go python3 openssl curl; do
+for tool in go python3 openssl curl umoci chroot; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is required" >&2; exit 1; }
 done
 

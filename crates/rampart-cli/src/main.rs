@@ -103,12 +103,21 @@ enum Command {
     Schema,
     /// Print the kube-apiserver configuration that wires Rampart into a cluster.
     KubeConfig(cmd::kube_config::Args),
+    /// Make the in-cluster webhook's serving certificate (a Secret and its CA bundle) for an
+    /// install without cert-manager.
+    Certificate(cmd::certificate::Args),
 }
 
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colours only for a person at a terminal: log files and `kubectl logs` get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .try_init();
 }
 
 fn main() -> ExitCode {
@@ -136,6 +145,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::KubeConfig(args) => cmd::kube_config::run(args),
+        Command::Certificate(args) => cmd::certificate::run(args),
     };
     match result {
         Ok(code) => code,

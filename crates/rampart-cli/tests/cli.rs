@@ -143,6 +143,48 @@ fn kube_config_certificate_names_the_url_host_and_is_signed_by_a_ca() {
     assert_eq!(pem, std::fs::read(certs.join("ca.crt")).unwrap());
 }
 
+/// The chart's certificate without cert-manager: a Secret for the Service's names, and a CA
+/// bundle that stays the same when the certificate is made again.
+#[test]
+fn certificate_prints_the_secret_and_a_stable_ca_bundle() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let args =
+        ["certificate", "--service", "rampart", "-n", "security", "--cert-dir", certs.to_str().unwrap()];
+    let secret_out = rampart(&[&args[..], &["--secret"]].concat());
+    assert!(secret_out.status.success(), "{}", String::from_utf8_lossy(&secret_out.stderr));
+    let secret: serde_yaml::Value = serde_yaml::from_str(&stdout(&secret_out)).unwrap();
+    assert_eq!(secret["metadata"]["name"].as_str(), Some("rampart-tls"));
+    assert_eq!(secret["metadata"]["namespace"].as_str(), Some("security"));
+    assert_eq!(secret["type"].as_str(), Some("kubernetes.io/tls"));
+    let field = |k: &str| {
+        base64::engine::general_purpose::STANDARD.decode(secret["data"][k].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(field("tls.crt"), std::fs::read(certs.join("rampart.crt")).unwrap());
+    assert!(String::from_utf8(field("tls.key")).unwrap().contains("PRIVATE KEY"));
+    let leaf = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-ext",
+            "subjectAltName",
+            "-in",
+            certs.join("rampart.crt").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&leaf.stdout).contains("DNS:rampart.security.svc"));
+    let bundle = |extra: &str| stdout(&rampart(&[&args[..], &[extra]].concat())).trim().to_owned();
+    let first = bundle("--ca-bundle");
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(&first).unwrap(), field("ca.crt"));
+    assert_eq!(
+        bundle("--ca-bundle"),
+        first,
+        "the CA is kept: the bundle in the webhook configurations stays valid"
+    );
+}
+
 #[test]
 fn kube_config_refuses_http_unknown_versions_and_an_unnamed_certificate_directory() {
     let dir = tempfile::tempdir().unwrap();

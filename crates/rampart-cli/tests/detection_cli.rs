@@ -173,6 +173,129 @@ fn replay_reports_what_would_change_and_exits_accordingly() {
     assert_eq!(bob["requests"][0], "list pods -n default");
 }
 
+/// The apiserver chain: `system:masters` and kubelets are decided before Rampart, the control
+/// plane and Rampart's own user skip it, `system:anonymous` meets RBAC after it.
+#[test]
+fn replay_models_the_apiserver_chain() {
+    fn event(
+        id: &str,
+        user: &str,
+        groups: &[&str],
+        verb: &str,
+        uri: &str,
+        object: &str,
+        allowed: bool,
+    ) -> String {
+        let (code, decision) = if allowed { (200, "allow") } else { (403, "forbid") };
+        format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"{id}","stage":"ResponseComplete","verb":"{verb}","requestURI":"{uri}","user":{{"username":"{user}","groups":{groups}}},{object}"responseStatus":{{"code":{code}}},"annotations":{{"authorization.k8s.io/decision":"{decision}"}}}}"#,
+            groups = serde_json::to_string(groups).unwrap()
+        )
+    }
+    let secret = r#""objectRef":{"resource":"secrets","namespace":"team","name":"db","apiVersion":"v1"},"#;
+    let log = [
+        event(
+            "1",
+            "admin",
+            &["system:masters", "system:authenticated"],
+            "get",
+            "/api/v1/namespaces/team/secrets/db",
+            secret,
+            true,
+        ),
+        event(
+            "2",
+            "system:node:n1",
+            &["system:nodes", "system:authenticated"],
+            "get",
+            "/api/v1/namespaces/team/secrets/db",
+            secret,
+            true,
+        ),
+        event(
+            "3",
+            "system:kube-controller-manager",
+            &["system:authenticated"],
+            "get",
+            "/api/v1/namespaces/team/secrets/db",
+            secret,
+            true,
+        ),
+        event(
+            "4",
+            "system:serviceaccount:rampart-system:rampart",
+            &["system:serviceaccounts", "system:authenticated"],
+            "get",
+            "/api/v1/namespaces/team/secrets/db",
+            secret,
+            true,
+        ),
+        event("5", "system:anonymous", &["system:unauthenticated"], "get", "/healthz", "", true),
+        event(
+            "6",
+            "alice",
+            &["system:authenticated"],
+            "get",
+            "/api/v1/namespaces/team/secrets/db",
+            secret,
+            false,
+        ),
+    ]
+    .join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(
+        policies.join("no-secrets.cedar"),
+        "forbid (principal, action, resource is k8s::Resource) when { resource.resource == \"secrets\" };",
+    )
+    .unwrap();
+    let rbac = dir.path().join("rbac.yaml");
+    std::fs::write(
+        &rbac,
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: secret-reader}\n\
+         rules: [{apiGroups: [\"\"], resources: [secrets], verbs: [get]}]\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: readers}\n\
+         roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: secret-reader}\n\
+         subjects:\n- {kind: User, name: system:kube-controller-manager}\n\
+         - {kind: ServiceAccount, name: rampart, namespace: rampart-system}\n",
+    )
+    .unwrap();
+    let base = [
+        "replay",
+        "-p",
+        policies.to_str().unwrap(),
+        "--rbac",
+        rbac.to_str().unwrap(),
+        "--bootstrap-roles",
+        "-o",
+        "json",
+        "-",
+    ];
+    let chain = rampart(&base, Some(log.as_bytes()));
+    assert_eq!(chain.status.code(), Some(0), "{}", String::from_utf8_lossy(&chain.stderr));
+    let stats = &json(&chain)["stats"];
+    assert_eq!(
+        (stats["requests"].as_u64(), stats["outside"].as_u64(), stats["changed"].as_u64()),
+        (Some(6), Some(2), Some(0)),
+        "{stats}"
+    );
+
+    let mut engine_only = base.to_vec();
+    engine_only.insert(1, "--engine-only");
+    let naive = rampart(&engine_only, Some(log.as_bytes()));
+    assert_eq!(naive.status.code(), Some(1));
+    let report = json(&naive);
+    let mut locked_out: Vec<&str> =
+        report["changes"].as_array().unwrap().iter().map(|g| g["user"].as_str().unwrap()).collect();
+    locked_out.sort_unstable();
+    assert_eq!(
+        locked_out,
+        ["admin", "system:node:n1", "system:serviceaccount:rampart-system:rampart"],
+        "without the chain, the break-glass group, the kubelet and Rampart itself look locked out"
+    );
+}
+
 #[test]
 fn scan_scores_the_snapshot_in_every_format() {
     let snap = format!("{FIXTURES}/snapshot");

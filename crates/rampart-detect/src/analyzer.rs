@@ -186,6 +186,22 @@ impl Analyzer {
             return;
         }
         self.stats.events += 1;
+        // A session's ResponseComplete comes when it ends; it is judged there only when the
+        // log has no ResponseStarted for it (audit policies omitting that stage), so the
+        // session is judged once either way. The seen-set already remembers the stages.
+        let owned;
+        let e = if e.pod_session()
+            && !e.session_start
+            && e.stage().unwrap_or("ResponseComplete") == "ResponseComplete"
+            && !e.audit_id.is_some_and(|id| self.seen.contains(self.seen.key(id, Some("ResponseStarted"))))
+        {
+            let mut started = e.clone();
+            started.session_start = true;
+            owned = started;
+            &owned
+        } else {
+            e
+        };
         let before = out.len();
         if let Some((rules, templates)) = &self.falco {
             for i in rules.matching(e) {
@@ -249,5 +265,31 @@ mod tests {
             a.observe_text(&event(id, "ResponseStarted"), &mut out).unwrap();
         }
         assert_eq!((a.stats.events, a.stats.duplicates), (6, 3));
+    }
+
+    fn exec(id: &str, stage: &str, code: u16) -> String {
+        format!(
+            r#"{{"kind":"Event","auditID":"{id}","stage":"{stage}","verb":"create","requestURI":"/api/v1/namespaces/kube-system/pods/p/exec?command=curl&command=169.254.169.254","user":{{"username":"mallory"}},"objectRef":{{"resource":"pods","subresource":"exec","namespace":"kube-system","name":"p"}},"responseStatus":{{"code":{code}}},"annotations":{{"authorization.k8s.io/decision":"allow"}}}}"#
+        )
+    }
+
+    fn exec_findings(stages: &[(&str, &str, u16)]) -> Vec<String> {
+        let mut a = analyzer();
+        let mut out = Vec::new();
+        for (id, stage, code) in stages {
+            a.observe_text(&exec(id, stage, *code), &mut out).unwrap();
+        }
+        let mut ids: Vec<String> = out.iter().map(|f| f.id.to_string()).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn a_session_is_judged_once_with_or_without_its_response_started_stage() {
+        let both = exec_findings(&[("a", "ResponseStarted", 101), ("a", "ResponseComplete", 101)]);
+        assert!(both.contains(&"Execution:Kubernetes/ExecInKubeSystemPod".to_owned()), "{both:?}");
+        assert!(both.contains(&"rampart/SuspiciousExecCommand".to_owned()), "{both:?}");
+        let complete_only = exec_findings(&[("b", "ResponseComplete", 101)]);
+        assert_eq!(complete_only, both, "a log without ResponseStarted raises the same findings, once");
     }
 }

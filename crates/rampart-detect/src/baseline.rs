@@ -110,7 +110,7 @@ impl Anomalies {
         let verb = e.verb().unwrap_or_default();
         let resource = e.resource().unwrap_or_default();
         let exec = resource == "pods" && matches!(e.subresource(), Some("exec" | "attach"));
-        if exec && stage == "ResponseStarted" && e.decision() != Some("forbid") {
+        if exec && e.session_start && e.decision() != Some("forbid") {
             let ns = e.namespace().unwrap_or_default();
             if self.novel("exec", format!("{user}|{ns}")) {
                 self.raise(out, e, "Execution:Kubernetes/AnomalousBehavior.ExecInPod", Severity::Medium, Tactic::Execution,

@@ -70,11 +70,7 @@ fn observe(
     let verb = e.verb().unwrap_or_default();
     let resource = e.resource().unwrap_or_default();
     let name = e.name().unwrap_or_default();
-    if resource == "pods"
-        && matches!(e.subresource(), Some("exec"))
-        && stage == "ResponseStarted"
-        && e.decision() != Some("forbid")
-    {
+    if e.subresource() == Some("exec") && e.session_start && e.decision() != Some("forbid") {
         let command = e.query_params("command").join(" ");
         let hits: Vec<&str> = SHELL_IDIOMS
             .iter()
@@ -84,7 +80,9 @@ fn observe(
             .collect();
         if !hits.is_empty() {
             out.push(Finding::rampart(e, "SuspiciousExecCommand", Severity::High, Tactic::Execution,
-                format!("{user} ran `{command}` in {}/{name} ({})", e.namespace().unwrap_or_default(), hits.join(", ")),
+                format!("{user} {} `{command}` in {}/{name} ({})",
+                    if e.code().is_some_and(|c| c >= 400) { "tried to run" } else { "ran" },
+                    e.namespace().unwrap_or_default(), hits.join(", ")),
                 "Commands that reach the instance metadata service, read service-account tokens or open shells to the network are attack tradecraft: isolate the pod and rotate the credentials it holds."));
         }
         return;

@@ -81,6 +81,11 @@ pub struct AuditEvent<'d> {
     /// The request's pod spec, read on first use (boxed: most events have none, and the view
     /// is large).
     request_pod: OnceCell<Option<Box<PodView<'d>>>>,
+    /// This is the stage at which a pod session (exec, attach, port-forward) is judged: its
+    /// ResponseStarted, or its ResponseComplete when the log holds no ResponseStarted for it
+    /// (audit policies that omit the stage). Set from the stage here; the analyzer sets it on
+    /// a ResponseComplete whose ResponseStarted it has not seen.
+    pub session_start: bool,
 }
 
 /// How many [`Derived`] slots there are.
@@ -209,6 +214,7 @@ impl<'d> AuditEvent<'d> {
             derived: Derived::default(),
             micros: OnceCell::new(),
             request_pod: OnceCell::new(),
+            session_start: false,
         };
         let mut kind_seen = None;
         for (key, value) in fields.iter() {
@@ -247,7 +253,14 @@ impl<'d> AuditEvent<'d> {
         if e.verb.is_none() && e.request_uri.is_none() {
             return Err(EventError::NotAnEvent("no verb or requestURI".into()));
         }
+        e.session_start = e.pod_session() && e.stage == Some("ResponseStarted");
         Ok(e)
+    }
+
+    /// A long-running pod session: exec, attach or port-forward.
+    pub fn pod_session(&self) -> bool {
+        self.resource() == Some("pods")
+            && matches!(self.subresource(), Some("exec" | "attach" | "portforward"))
     }
 
     pub fn stage(&self) -> Option<&'d str> {

@@ -160,7 +160,7 @@ fn subjects(obj: &Json) -> impl Iterator<Item = (&str, &str, &str)> {
 }
 
 impl GuardDuty {
-    /// Findings for one completed (or, for exec, started) event.
+    /// Findings for one completed (or, for a pod session, started) event.
     pub fn observe(&self, e: &AuditEvent<'_>, out: &mut Vec<Finding>) {
         let stage = e.stage().unwrap_or("ResponseComplete");
         let exec = e.resource() == Some("pods") && matches!(e.subresource(), Some("exec" | "attach"));
@@ -168,7 +168,7 @@ impl GuardDuty {
         // session ends); everything else when complete. Events without a stage (partial
         // exports) count as complete.
         let judged = if exec {
-            stage == "ResponseStarted" || (stage == "ResponseComplete" && e.code() != Some(101))
+            e.session_start || (stage == "ResponseComplete" && e.code() != Some(101))
         } else {
             stage == "ResponseComplete"
         };

@@ -10,7 +10,7 @@
 //!   ([`falco_findings`]: their hits as findings).
 //! * [`guardduty`]: the deterministic GuardDuty EKS audit-log finding types; [`baseline`]: the
 //!   behavioural ones; [`window`]: rate detections; [`changes`]: sensitive changes.
-//! * [`finding`]: what every detector reports; [`workload`], [`aws_auth`]: shared readers.
+//! * [`finding`]: what every detector reports; [`group`]: repeats folded with counts; [`workload`], [`aws_auth`]: shared readers.
 //! * [`replay`]: audited requests decided again by a candidate policy set.
 //! * [`scan`]: posture of a cluster snapshot.
 
@@ -24,6 +24,7 @@ pub mod event;
 pub mod falco;
 pub mod falco_findings;
 pub mod finding;
+pub mod group;
 pub mod guardduty;
 pub mod input;
 pub mod json;

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use rampart_policy::Engine;
 use rampart_types::Decision;
 use rampart_types::sar::{NonResourceAttributes, ResourceAttributes, SubjectAccessReviewSpec};
+use rampart_types::wiring::{self, Route};
 use serde::Serialize;
 
 use crate::event::AuditEvent;
@@ -129,13 +130,41 @@ pub struct ReplayStats {
     /// The new policies have no opinion and no RBAC tier is loaded: the outcome is the rest of
     /// the authorizer chain's, assumed unchanged.
     pub no_opinion: u64,
+    /// Decided before or outside Rampart and RBAC (`system:masters` by the apiserver itself,
+    /// kubelets by the Node authorizer): kept as logged.
+    pub outside: u64,
     /// Events without an authorization outcome (401s, partial events).
     pub skipped: u64,
+}
+
+/// Which authorizers a replayed request meets.
+#[derive(Debug, Clone)]
+pub enum Chain {
+    /// The engine alone, for every user.
+    EngineOnly,
+    /// The kube-apiserver chain `rampart kube-config` wires ([`rampart_types::wiring`]):
+    /// `system:masters` allowed first, the Node authorizer for kubelets, Rampart's webhook for
+    /// everyone its match conditions do not skip (control plane, kube-system controllers,
+    /// Rampart itself, given here), then RBAC — for `system:anonymous` too.
+    Apiserver { self_identity: String },
+}
+
+/// What the replayed chain decides for one request.
+enum Replayed {
+    /// Not decided by anything replayed: keep the logged outcome.
+    Outside,
+    /// No replayed tier has an opinion and no RBAC tier is loaded.
+    NoOpinion,
+    Decided {
+        allowed: bool,
+        decided_by: String,
+    },
 }
 
 /// The replay of a policy set over audit events.
 pub struct Replay<'e> {
     engine: &'e Engine,
+    chain: Chain,
     seen: HashSet<String>,
     groups: BTreeMap<(Change, String, String), ChangeGroup>,
     /// Audit-mode policies (`@mode("audit")`) that would have denied, with counts.
@@ -144,13 +173,67 @@ pub struct Replay<'e> {
 }
 
 impl<'e> Replay<'e> {
-    pub fn new(engine: &'e Engine) -> Self {
+    pub fn new(engine: &'e Engine, chain: Chain) -> Self {
         Replay {
             engine,
+            chain,
             seen: HashSet::new(),
             groups: BTreeMap::new(),
             would_deny: BTreeMap::new(),
             stats: ReplayStats::default(),
+        }
+    }
+
+    /// RBAC's answer when the webhook had none, or was skipped.
+    fn rbac(&self, spec: &SubjectAccessReviewSpec, skipped_webhook: bool) -> Replayed {
+        if self.engine.rbac_tiers().is_empty() {
+            return Replayed::NoOpinion;
+        }
+        match self.engine.authorize_rbac(spec) {
+            Some((tier, _)) => Replayed::Decided { allowed: true, decided_by: format!("tier {tier}") },
+            None if skipped_webhook => Replayed::Decided {
+                allowed: false,
+                decided_by: "no RBAC rule allows it (the webhook's match conditions skip this user)".into(),
+            },
+            None => Replayed::Decided { allowed: false, decided_by: "no policy allows it".into() },
+        }
+    }
+
+    /// The webhook (the engine), then RBAC for what it has no opinion on.
+    fn webhook(&mut self, spec: &SubjectAccessReviewSpec) -> Replayed {
+        let verdict = self.engine.authorize(spec);
+        for hit in verdict.audit.iter().filter(|h| h.would_deny()) {
+            *self
+                .would_deny
+                .entry(format!("{} ({})", hit.policy.policy, hit.policy.position))
+                .or_default() += 1;
+        }
+        let allowed = match verdict.decision {
+            Decision::Allow => true,
+            Decision::Deny => false,
+            Decision::NoOpinion => return self.rbac(spec, false),
+        };
+        let decided_by = if verdict.diagnostic.reasons.is_empty() {
+            match verdict.tier.as_deref() {
+                Some(t) => format!("tier {t}"),
+                None => "no policy allows it".to_owned(),
+            }
+        } else {
+            verdict.diagnostic.reasons.iter().map(|r| r.describe()).collect::<Vec<_>>().join(", ")
+        };
+        Replayed::Decided { allowed, decided_by }
+    }
+
+    fn decide(&mut self, spec: &SubjectAccessReviewSpec) -> Replayed {
+        let Chain::Apiserver { self_identity } = &self.chain else {
+            return self.webhook(spec);
+        };
+        let user = spec.user.as_deref().unwrap_or_default();
+        let groups = spec.groups.as_deref().unwrap_or_default();
+        match wiring::route(user, groups, self_identity) {
+            Route::Privileged | Route::Node => Replayed::Outside,
+            Route::RbacOnly => self.rbac(spec, true),
+            Route::Webhook => self.webhook(spec),
         }
     }
 
@@ -166,23 +249,18 @@ impl<'e> Replay<'e> {
             return;
         };
         self.stats.requests += 1;
-        let verdict = self.engine.authorize(&spec);
-        for hit in verdict.audit.iter().filter(|h| h.would_deny()) {
-            *self
-                .would_deny
-                .entry(format!("{} ({})", hit.policy.policy, hit.policy.position))
-                .or_default() += 1;
-        }
-        let now = match verdict.decision {
-            Decision::Allow => true,
-            Decision::Deny => false,
-            // With RBAC loaded the engine is the whole chain: no allow means denied.
-            Decision::NoOpinion if !self.engine.rbac_tiers().is_empty() => false,
-            Decision::NoOpinion => {
+        let (now, decided_by) = match self.decide(&spec) {
+            Replayed::Outside => {
+                self.stats.outside += 1;
+                self.stats.unchanged += 1;
+                return;
+            }
+            Replayed::NoOpinion => {
                 self.stats.no_opinion += 1;
                 self.stats.unchanged += 1;
                 return;
             }
+            Replayed::Decided { allowed, decided_by } => (allowed, decided_by),
         };
         if now == then {
             self.stats.unchanged += 1;
@@ -190,20 +268,6 @@ impl<'e> Replay<'e> {
         }
         self.stats.changed += 1;
         let change = if then { Change::AllowedToDenied } else { Change::DeniedToAllowed };
-        let decided_by = if verdict.diagnostic.reasons.is_empty() {
-            match verdict.tier.as_deref() {
-                Some(t) => format!("tier {t}"),
-                None => "no policy allows it".to_owned(),
-            }
-        } else {
-            verdict
-                .diagnostic
-                .reasons
-                .iter()
-                .map(|r| format!("{} ({})", r.policy, r.position))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let user = spec.user.clone().unwrap_or_default();
         let request = describe(&spec);
         let group = self.groups.entry((change, user.clone(), decided_by.clone())).or_insert_with(|| {

@@ -145,6 +145,35 @@ pub async fn watch(
     }
 }
 
+/// One list of the Policy objects matching `selector`, for commands that decide once (replay):
+/// the good documents, and `(name, error)` for each object the watcher would report Invalid.
+pub async fn list(
+    client: &kube::Client,
+    selector: Option<&str>,
+    check: &Check,
+) -> Result<(Vec<ParsedDocument>, Vec<(String, String)>), crate::KubeError> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &policy_resource());
+    let mut params = kube::api::ListParams::default();
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+    }
+    let objects = api
+        .list(&params)
+        .await
+        .map_err(crate::KubeError::api("list Policy objects", "list on policies.cedar.k8s.aws"))?;
+    let mut good = Vec::new();
+    let mut invalid = Vec::new();
+    for object in &objects.items {
+        if let Some((name, e)) = entry(object, None, check) {
+            match e.good {
+                Some(doc) => good.push(doc),
+                None => invalid.push((name, e.status.message)),
+            }
+        }
+    }
+    Ok((good, invalid))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -329,6 +329,16 @@ impl Engine {
         })
     }
 
+    /// The allow-only tiers (RBAC, access policies) alone, in order, for every user (no
+    /// `system:` skipping): what the apiserver's RBAC authorizer answers after the webhook.
+    /// `Some((tier, reason))` when one allows.
+    pub fn authorize_rbac(&self, spec: &SubjectAccessReviewSpec) -> Option<(String, String)> {
+        self.rbac.iter().find_map(|tier| {
+            let decision = rbac_decide(&tier.authorizer, spec);
+            decision.allowed().then(|| (tier.name.clone(), decision.reason().to_owned()))
+        })
+    }
+
     /// Decide a SubjectAccessReview.
     pub fn authorize(&self, spec: &SubjectAccessReviewSpec) -> AuthorizationVerdict {
         let user = spec.user.as_deref().unwrap_or_default();

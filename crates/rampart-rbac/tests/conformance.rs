@@ -66,7 +66,21 @@ fn every_authorizer_case_agrees() {
         let authz = world_authorizer(world);
         if let Some(expected) = world.get("expectedAggregatedRules").and_then(Value::as_mapping) {
             for (name, rules) in expected {
-                let want: Vec<PolicyRule> = serde_yaml::from_value(rules.clone()).unwrap();
+                let upstream: Vec<PolicyRule> = serde_yaml::from_value(rules.clone()).unwrap();
+                // A documented deviation (src/aggregate.rs): the controller replaces an
+                // aggregated role's rules, Rampart keeps the rules the role shows (a partial
+                // dump must not lose grants) and adds the aggregated ones after them.
+                let shown = roles(world, "clusterRoles")
+                    .into_iter()
+                    .find(|r| r.name == name.as_str().unwrap())
+                    .map(|r| r.rules)
+                    .unwrap_or_default();
+                let mut want = shown;
+                for rule in upstream {
+                    if !want.contains(&rule) {
+                        want.push(rule);
+                    }
+                }
                 assert_eq!(
                     authz.cluster_role(name.as_str().unwrap()).unwrap().rules,
                     want,

@@ -118,6 +118,9 @@ pub fn start_router(config: &ServeConfig, app: axum::Router) -> Result<RunningSe
             let (cert, key) = tls::ensure_files(source)?;
             let anchor = tls::trust_anchor(source)?;
             let rustls = RustlsConfig::from_config(tls::server_config(&cert, &key)?);
+            // cert-manager and Secret volumes replace the files in place: pick the new pair
+            // up without a restart (in-flight connections keep theirs).
+            tokio::spawn(tls::reload_on_change(rustls.clone(), cert, key, tls::RELOAD_INTERVAL));
             let server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls)
                 .map_err(bind_err)?
                 .handle(handle.clone());

@@ -179,6 +179,44 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Serve
     Ok(Arc::new(config))
 }
 
+/// How often the serving certificate files are checked for a new pair.
+pub const RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The bytes of a certificate/key pair, to tell when either changed (Secret volumes swap a
+/// symlink, so modification times are not reliable; the files are small).
+fn pair_contents(cert: &Path, key: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
+    Some((fs::read(cert).ok()?, fs::read(key).ok()?))
+}
+
+/// Re-read `cert` and `key` every `every` and serve the new pair once it changed and is a
+/// valid pair. A half-written or mismatched pair is logged and the current one kept:
+/// a rotation never takes the server down. Runs until the task is dropped.
+pub async fn reload_on_change(
+    config: axum_server::tls_rustls::RustlsConfig,
+    cert: PathBuf,
+    key: PathBuf,
+    every: std::time::Duration,
+) {
+    let mut current = pair_contents(&cert, &key);
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let seen = pair_contents(&cert, &key);
+        if seen.is_none() || seen == current {
+            continue;
+        }
+        match server_config(&cert, &key) {
+            Ok(new) => {
+                config.reload_from_config(new);
+                current = seen;
+                tracing::info!(cert = %cert.display(), "serving certificate reloaded");
+            }
+            Err(e) => tracing::warn!("new serving certificate not loaded, keeping the current one: {e}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,5 +269,32 @@ mod tests {
         let missing = dir.path().join("nope.crt");
         let err = server_config(&missing, &missing).unwrap_err().to_string();
         assert!(err.contains("nope.crt"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_rotated_pair_is_served_and_a_mismatched_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = |name: &str| {
+            let source = CertSource::SelfSigned { dir: dir.path().join(name), names: default_names() };
+            ensure_files(&source).unwrap()
+        };
+        let ((a_cert, a_key), (b_cert, b_key)) = (pair("a"), pair("b"));
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        fs::copy(&a_cert, &cert).unwrap();
+        fs::copy(&a_key, &key).unwrap();
+        let config = axum_server::tls_rustls::RustlsConfig::from_config(server_config(&cert, &key).unwrap());
+        let every = std::time::Duration::from_millis(20);
+        let task = tokio::spawn(reload_on_change(config.clone(), cert.clone(), key.clone(), every));
+        let settle = || tokio::time::sleep(every * 10);
+        let first = config.get_inner();
+        // Half a rotation: B's certificate with A's key. Not served.
+        fs::copy(&b_cert, &cert).unwrap();
+        settle().await;
+        assert!(Arc::ptr_eq(&first, &config.get_inner()), "a mismatched pair must not be served");
+        // The rest of it: B's key. Served.
+        fs::copy(&b_key, &key).unwrap();
+        settle().await;
+        assert!(!Arc::ptr_eq(&first, &config.get_inner()), "the rotated pair is served");
+        task.abort();
     }
 }

@@ -6,10 +6,12 @@
 //! * [`workload`]: where pod specs live in workload objects; image references.
 //! * [`decision`]: authorization decisions and the reason strings the kube-apiserver shows,
 //!   byte-compatible with cedar-access-control-for-k8s.
+//! * [`wiring`]: the apiserver authorizer chain Rampart's wiring installs, as data.
 
 pub mod decision;
 pub mod review;
 pub mod selector;
+pub mod wiring;
 pub mod workload;
 
 pub use decision::{Decision, Diagnostic, PolicyErrorRef, PolicyRef, ReasonFormat, SourcePosition};

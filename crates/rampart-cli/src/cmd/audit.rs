@@ -11,6 +11,7 @@ use rampart_detect::analyzer::{Analyzer, AnalyzerConfig, Stats};
 use rampart_detect::baseline::Baseline;
 use rampart_detect::falco::{DEFAULT_RULES, RuleSet};
 use rampart_detect::finding::{EventRef, Finding, Severity};
+use rampart_detect::group::{Grouped, group};
 use rampart_detect::guardduty::{Cidr, GuardDuty};
 use rampart_detect::window::WindowConfig;
 
@@ -92,6 +93,10 @@ pub struct Args {
     /// 401/403 responses per user and source IP within the window that raise a spike finding.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub forbidden_threshold: usize,
+    /// List every occurrence. By default the same finding by the same user on the same object
+    /// is one line with a count and the last time seen.
+    #[arg(long)]
+    pub no_group: bool,
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -147,7 +152,7 @@ struct Located {
 #[derive(Serialize)]
 struct Report<'a> {
     stats: &'a Stats,
-    findings: Vec<&'a Finding>,
+    findings: Vec<Grouped<&'a Finding>>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -228,7 +233,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if stats.events == 0 {
         // A check that read nothing must not look like a clean bill of health.
-        eprintln!("{}", summary(&stats, &located));
+        eprintln!("{}", summary(&stats, &[]));
         anyhow::bail!(
             "read no audit events, so nothing was checked: give rampart audit a Kubernetes audit log \
              (JSON lines, CloudWatch Logs exports or filter-log-events output)"
@@ -239,9 +244,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             a.finding.events.first().map(EventRef::time).cmp(&b.finding.events.first().map(EventRef::time)),
         )
     });
+    let grouped: Vec<Grouped<Located>> = if args.no_group {
+        located
+            .into_iter()
+            .map(|l| Grouped { last_seen: first_time(&l.finding), first: l, count: 1 })
+            .collect()
+    } else {
+        group(located, |l| &l.finding)
+    };
     match args.output {
         ReportFormat::Json => {
-            let report = Report { stats: &stats, findings: located.iter().map(|l| &l.finding).collect() };
+            let findings = grouped
+                .iter()
+                .map(|g| Grouped { first: &g.first.finding, count: g.count, last_seen: g.last_seen.clone() })
+                .collect();
+            let report = Report { stats: &stats, findings };
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
@@ -249,54 +266,67 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         ReportFormat::Sarif => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            serde_json::to_writer_pretty(&mut out, &sarif(&located))?;
+            serde_json::to_writer_pretty(&mut out, &sarif(&grouped))?;
             writeln!(out)?;
             out.flush()?;
         }
-        ReportFormat::Table => print_table(&located),
+        ReportFormat::Table => print_table(&grouped),
     }
-    eprintln!("{}", summary(&stats, &located));
-    let fail = located.iter().any(|l| l.finding.severity <= args.fail_on);
+    eprintln!("{}", summary(&stats, &grouped));
+    let fail = grouped.iter().any(|g| g.first.finding.severity <= args.fail_on);
     Ok(if fail { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn summary(stats: &Stats, located: &[Located]) -> String {
+fn first_time(f: &Finding) -> String {
+    f.events.first().map(|e| e.time().to_owned()).unwrap_or_default()
+}
+
+fn summary(stats: &Stats, grouped: &[Grouped<Located>]) -> String {
     let mut by = std::collections::BTreeMap::new();
-    for l in located {
-        *by.entry(l.finding.severity).or_insert(0usize) += 1;
+    for g in grouped {
+        *by.entry(g.first.finding.severity).or_insert(0u64) += g.count;
     }
     let counts: Vec<String> = by.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
+    let total: u64 = grouped.iter().map(|g| g.count).sum();
+    let distinct = if total > grouped.len() as u64 {
+        format!(" in {} groups of repeats", grouped.len())
+    } else {
+        String::new()
+    };
     format!(
-        "{} events ({} duplicates dropped, {} lines were not audit events): {} findings{}",
+        "{} events ({} duplicates dropped, {} lines were not audit events): {total} findings{distinct}{}",
         stats.events,
         stats.duplicates,
         stats.skipped,
-        located.len(),
         if counts.is_empty() { String::new() } else { format!(" ({})", counts.join(", ")) }
     )
 }
 
-fn print_table(located: &[Located]) {
-    if located.is_empty() {
+fn print_table(grouped: &[Grouped<Located>]) {
+    if grouped.is_empty() {
         println!("No findings.");
         return;
     }
-    let mut t = crate::output::table(&["severity", "finding", "tactic", "time", "what happened"]);
-    for l in located {
-        let f = &l.finding;
+    let mut t = crate::output::table(&["severity", "finding", "tactic", "time", "count", "what happened"]);
+    for g in grouped {
+        let f = &g.first.finding;
+        let first = first_time(f);
+        let time =
+            if g.count > 1 && g.last_seen != first { format!("{first}\n… {}", g.last_seen) } else { first };
         t.add_row(vec![
             f.severity.as_str().to_owned(),
             f.id.to_string(),
             f.tactic.name().to_owned(),
-            f.events.first().map(|e| e.time().to_owned()).unwrap_or_default(),
+            time,
+            g.count.to_string(),
             format!("{}\n→ {}", f.message, f.remediation),
         ]);
     }
     println!("{t}");
 }
 
-fn sarif(located: &[Located]) -> SarifLog<SarifResults<'_>> {
-    let mut rules: Vec<&Finding> = located.iter().map(|l| &l.finding).collect();
+fn sarif(grouped: &[Grouped<Located>]) -> SarifLog<SarifResults<'_>> {
+    let mut rules: Vec<&Finding> = grouped.iter().map(|g| &g.first.finding).collect();
     rules.sort_by(|a, b| a.id.cmp(&b.id));
     rules.dedup_by(|a, b| a.id == b.id);
     let rules = rules
@@ -310,12 +340,12 @@ fn sarif(located: &[Located]) -> SarifLog<SarifResults<'_>> {
             })
         })
         .collect();
-    SarifLog::new(rules, SarifResults(located))
+    SarifLog::new(rules, SarifResults(grouped))
 }
 
 /// The results of a SARIF log, each built as it is written (a busy log can have hundreds of
 /// thousands).
-struct SarifResults<'a>(&'a [Located]);
+struct SarifResults<'a>(&'a [Grouped<Located>]);
 
 impl Serialize for SarifResults<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -326,7 +356,8 @@ impl Serialize for SarifResults<'_> {
             Severity::Low | Severity::Info => "note",
         };
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for l in self.0 {
+        for g in self.0 {
+            let l = &g.first;
             let mut location = json!({"artifactLocation": {"uri": l.file}});
             if let Some(line) = l.line {
                 location["region"] = json!({"startLine": line});
@@ -336,7 +367,7 @@ impl Serialize for SarifResults<'_> {
                 "level": level(l.finding.severity),
                 "message": {"text": l.finding.message},
                 "locations": [{"physicalLocation": location}],
-                "properties": {"severity": l.finding.severity, "auditIDs": l.finding.events.iter().map(|e| e.audit_id()).collect::<Vec<_>>()},
+                "properties": {"severity": l.finding.severity, "count": g.count, "lastSeen": g.last_seen, "auditIDs": l.finding.events.iter().map(|e| e.audit_id()).collect::<Vec<_>>()},
             }))?;
         }
         seq.end()

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use rampart_server::tls::{CertSource, default_names, trust_anchor};
+use rampart_types::wiring;
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -83,7 +84,7 @@ pub struct Args {
     pub authorization_config_version: AuthorizationConfigVersion,
     /// Rampart's own user when it reads the cluster (namespaces, aws-auth, service accounts):
     /// it bypasses the webhook, so Rampart never has to authorize its own start.
-    #[arg(long, default_value = "system:serviceaccount:rampart-system:rampart", value_name = "USER")]
+    #[arg(long, default_value = wiring::DEFAULT_SELF_IDENTITY, value_name = "USER")]
     pub self_identity: String,
     /// Also print the IAM authentication wiring for this cluster id: the apiserver's
     /// authentication-token-webhook kubeconfig and a kubectl user that runs `rampart token`.
@@ -113,12 +114,6 @@ enum Body {
     /// kube-apiserver command-line flags, one per line.
     Flags(Vec<String>),
 }
-
-/// Control-plane identities that must keep working when Rampart is down: the scheduler, the
-/// controller manager and kube-proxy (each with its own client certificate on kubeadm
-/// clusters). Nodes and kube-system service accounts are matched by group.
-const CONTROL_PLANE_USERS: [&str; 4] =
-    ["system:kube-scheduler", "system:kube-controller-manager", "system:kube-proxy", "system:apiserver"];
 
 /// A CEL string literal (a user name from a flag must not be able to change the expression).
 fn cel_str(text: &str) -> String {
@@ -155,15 +150,17 @@ fn authorization_config(args: &Args, webhook_kubeconfig: &str) -> Value {
         json!({"expression": format!("request.user != {}", cel_str(&args.self_identity))}),
         // The control plane: scheduler, controller manager, kube-proxy and the apiserver's own
         // loopback client; the bootstrap RBAC roles grant them exactly what they need.
-        json!({"expression": format!("!(request.user in {})", cel_list(&CONTROL_PLANE_USERS))}),
+        json!({"expression": format!("!(request.user in {})", cel_list(&wiring::CONTROL_PLANE_USERS))}),
         // Controllers running with --use-service-account-credentials.
-        json!({"expression": "!('system:serviceaccounts:kube-system' in request.groups)"}),
+        json!({"expression": format!("!({} in request.groups)", cel_str(wiring::KUBE_SYSTEM_SERVICE_ACCOUNTS))}),
         // Kubelets: the Node authorizer before this webhook already decides their requests.
-        json!({"expression": "!('system:nodes' in request.groups)"}),
+        json!({"expression": format!("!({} in request.groups)", cel_str(wiring::NODES_GROUP))}),
     ];
     if args.failure_policy == FailurePolicy::Deny {
         // Fail closed, but keep a way in: break-glass admins never depend on Rampart.
-        conditions.push(json!({"expression": "!('system:masters' in request.groups)"}));
+        conditions.push(
+            json!({"expression": format!("!({} in request.groups)", cel_str(wiring::PRIVILEGED_GROUP))}),
+        );
     }
     let version = match args.authorization_config_version {
         AuthorizationConfigVersion::V1 => "v1",
@@ -205,36 +202,67 @@ fn admission_match_conditions(self_identity: &str) -> Value {
         {"name": "skip-access-reviews", "expression":
             "!(request.resource.group in ['authentication.k8s.io', 'authorization.k8s.io'])"},
         // Break-glass: system:masters can always repair the cluster, even with Rampart down.
-        {"name": "break-glass-masters", "expression": "!('system:masters' in request.userInfo.groups)"},
+        {"name": "break-glass-masters", "expression": format!("!({} in request.userInfo.groups)", cel_str(wiring::PRIVILEGED_GROUP))},
         // Kubelets write node and pod status; NodeRestriction already confines them to their node.
-        {"name": "skip-nodes", "expression": "!('system:nodes' in request.userInfo.groups)"},
+        {"name": "skip-nodes", "expression": format!("!({} in request.userInfo.groups)", cel_str(wiring::NODES_GROUP))},
         // Rampart itself.
         {"name": "skip-rampart", "expression": format!("request.userInfo.username != {}", cel_str(self_identity))},
         // The control plane keeps working without Rampart, except for the pods it creates or
         // updates: those still meet Pod Security, as they do with upstream PSA (a Deployment
         // must not become a way around the pod rules).
         {"name": "control-plane-except-pods", "expression": format!(
-            "!((request.userInfo.username in {users} || 'system:serviceaccounts:kube-system' in request.userInfo.groups) && !({pods_written}))",
-            users = cel_list(&CONTROL_PLANE_USERS))},
+            "!((request.userInfo.username in {users} || {controllers} in request.userInfo.groups) && !({pods_written}))",
+            users = cel_list(&wiring::CONTROL_PLANE_USERS), controllers = cel_str(wiring::KUBE_SYSTEM_SERVICE_ACCOUNTS))},
     ])
 }
 
-fn validating_webhook(url: &str, ca_b64: &str, self_identity: &str) -> Value {
+/// How the webhook configurations reach Rampart and the knobs an installer sets; the printed
+/// wiring and the Helm chart's template fill it differently, from the same objects.
+pub(crate) struct WebhookSite<'a> {
+    /// `clientConfig` for a path (`/v1/admit`): a URL and CA bundle, or a Service reference.
+    pub client: &'a dyn Fn(&str) -> Value,
+    pub self_identity: &'a str,
+    /// Rampart's own namespace (never sent to the webhooks: Rampart must be able to restart).
+    pub namespace: &'a str,
+    /// Names of the two configuration objects.
+    pub validating_name: &'a str,
+    pub mutating_name: &'a str,
+    /// failurePolicy of the policy webhook (`Fail` when printed).
+    pub failure_policy: Value,
+    pub timeout_seconds: Value,
+}
+
+impl WebhookSite<'_> {
+    /// The printed wiring's site: a URL with its CA bundle.
+    fn url<'a>(client: &'a dyn Fn(&str) -> Value, self_identity: &'a str) -> WebhookSite<'a> {
+        WebhookSite {
+            client,
+            self_identity,
+            namespace: "rampart-system",
+            validating_name: "rampart",
+            mutating_name: "rampart-workload-identity",
+            failure_policy: json!("Fail"),
+            timeout_seconds: json!(5),
+        }
+    }
+}
+
+pub(crate) fn validating_webhook(site: &WebhookSite<'_>) -> Value {
     json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": "rampart"},
+        "metadata": {"name": site.validating_name},
         "webhooks": [{
             "name": "vpolicy.rampart.dev",
-            "clientConfig": {"url": format!("{url}/v1/admit"), "caBundle": ca_b64},
+            "clientConfig": (site.client)("/v1/admit"),
             "rules": [{"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE", "CONNECT"], "resources": ["*/*"], "scope": "*"}],
-            "failurePolicy": "Fail",
+            "failurePolicy": site.failure_policy,
             // kube-system and kube-node-lease hold the control plane's own objects; Rampart's
             // namespace holds Rampart (it must be able to restart itself).
-            "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "kube-node-lease", "rampart-system"]}]},
-            "matchConditions": admission_match_conditions(self_identity),
+            "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "kube-node-lease", site.namespace]}]},
+            "matchConditions": admission_match_conditions(site.self_identity),
             "sideEffects": "None",
-            "timeoutSeconds": 5,
+            "timeoutSeconds": site.timeout_seconds,
             "admissionReviewVersions": ["v1"],
         }, {
             // Policy objects that would not load are refused at `kubectl apply` time, for every
@@ -242,34 +270,34 @@ fn validating_webhook(url: &str, ca_b64: &str, self_identity: &str) -> Value {
             // apiserver, and a bad one would otherwise be dropped silently. Status writes
             // (a subresource) are not sent here.
             "name": "policies.rampart.dev",
-            "clientConfig": {"url": format!("{url}/v1/admit"), "caBundle": ca_b64},
+            "clientConfig": (site.client)("/v1/admit"),
             "rules": [{"apiGroups": ["cedar.k8s.aws"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"], "resources": ["policies"], "scope": "Cluster"}],
             "failurePolicy": "Fail",
             "sideEffects": "None",
-            "timeoutSeconds": 5,
+            "timeoutSeconds": site.timeout_seconds,
             "admissionReviewVersions": ["v1"],
         }],
     })
 }
 
-fn mutating_webhook(url: &str, ca_b64: &str) -> Value {
+pub(crate) fn mutating_webhook(site: &WebhookSite<'_>) -> Value {
     json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": "rampart-workload-identity"},
+        "metadata": {"name": site.mutating_name},
         "webhooks": [{
             "name": "pod-identity.rampart.dev",
-            "clientConfig": {"url": format!("{url}/v1/mutate"), "caBundle": ca_b64},
+            "clientConfig": (site.client)("/v1/mutate"),
             "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"], "scope": "Namespaced"}],
             // Ignore, as upstream: the webhook only adds plumbing, and a pod without it
             // falls back to no AWS identity rather than failing to start.
             "failurePolicy": "Ignore",
             "reinvocationPolicy": "IfNeeded",
-            "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["rampart-system"]}]},
+            "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [site.namespace]}]},
             // Upstream's opt-out label: any value keeps the pod away from the webhook.
             "objectSelector": {"matchExpressions": [{"key": "eks.amazonaws.com/skip-pod-identity-webhook", "operator": "DoesNotExist"}]},
             "sideEffects": "None",
-            "timeoutSeconds": 5,
+            "timeoutSeconds": site.timeout_seconds,
             "admissionReviewVersions": ["v1"],
         }],
     })
@@ -296,6 +324,7 @@ fn documents(args: &Args, url: &str, ca_b64: &str) -> anyhow::Result<Vec<Documen
         (None, None) => "/etc/rampart".to_owned(),
     };
     let in_config_dir = |file: &str| format!("{config_dir}/{file}");
+    let client = |path: &str| json!({"url": format!("{url}{path}"), "caBundle": ca_b64});
     let mut docs = vec![
         Document {
             file: "authorization-config.yaml",
@@ -312,7 +341,7 @@ fn documents(args: &Args, url: &str, ca_b64: &str) -> anyhow::Result<Vec<Documen
         Document {
             file: "validating-webhook.yaml",
             comment: "3. ValidatingWebhookConfiguration: kubectl apply -f <this document>".into(),
-            body: Body::Yaml(validating_webhook(url, ca_b64, &args.self_identity)),
+            body: Body::Yaml(validating_webhook(&WebhookSite::url(&client, &args.self_identity))),
         },
     ];
     let mut flags = vec![format!("--authorization-config={}", in_config_dir("authorization-config.yaml"))];
@@ -424,7 +453,7 @@ fn documents(args: &Args, url: &str, ca_b64: &str) -> anyhow::Result<Vec<Documen
             comment: "7. MutatingWebhookConfiguration: kubectl apply -f <this document>\n   \
                       (pods created while Rampart is unreachable get no AWS identity: recreate them)"
                 .into(),
-            body: Body::Yaml(mutating_webhook(url, ca_b64)),
+            body: Body::Yaml(mutating_webhook(&WebhookSite::url(&client, &args.self_identity))),
         });
     }
     Ok(docs)

@@ -4,12 +4,16 @@ pub mod agent;
 pub mod audit;
 pub mod broker;
 pub mod can_i;
+pub mod certificate;
 pub mod check;
 pub mod check_manifests;
 pub mod cluster;
 pub mod convert;
 pub mod demo;
 pub mod guardrails;
+// Generates the Helm chart's webhook template; run by its test (the chart is committed).
+#[cfg(test)]
+mod helm_webhooks;
 pub mod kube_config;
 pub mod policy_objects;
 pub mod rbac_query;
@@ -153,6 +157,21 @@ impl PolicyArgs {
             );
         }
         Ok(())
+    }
+
+    /// The path tiers, and the `-p cluster:[SELECTOR]` tiers as `(position among the path
+    /// tiers, selector)`.
+    pub fn split_cluster_tiers(&self) -> (PolicyArgs, Vec<(usize, String)>) {
+        let mut paths = self.clone();
+        paths.tiers.clear();
+        let mut cluster = Vec::new();
+        for tier in &self.tiers {
+            match tier.to_str().and_then(|t| t.strip_prefix("cluster:")) {
+                Some(selector) => cluster.push((paths.tiers.len(), selector.to_owned())),
+                None => paths.tiers.push(tier.clone()),
+            }
+        }
+        (paths, cluster)
     }
 
     pub fn sources(&self, options: EngineOptions) -> anyhow::Result<PolicySources> {

@@ -140,8 +140,7 @@ impl Request {
 
 fn cedar_verdict(engine: &Engine, spec: &SubjectAccessReviewSpec) -> (Decision, String) {
     let v = engine.authorize(spec);
-    let policies =
-        v.diagnostic.reasons.iter().map(|r| format!("{} ({})", r.policy, r.position)).collect::<Vec<_>>();
+    let policies = v.diagnostic.reasons.iter().map(|r| r.describe()).collect::<Vec<_>>();
     (v.decision, policies.join(", "))
 }
 

@@ -193,15 +193,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ReasonFormatArg::CedarGo => rampart_types::ReasonFormat::CedarGo,
     };
     // `-p cluster:[SELECTOR]` tiers sit among the path tiers; --policies-from-cluster ones follow.
-    let mut policy_args = args.policies.clone();
-    let mut cluster_tiers: Vec<(usize, String)> = Vec::new();
-    policy_args.tiers.clear();
-    for tier in &args.policies.tiers {
-        match tier.to_str().and_then(|t| t.strip_prefix("cluster:")) {
-            Some(selector) => cluster_tiers.push((policy_args.tiers.len(), selector.to_owned())),
-            None => policy_args.tiers.push(tier.clone()),
-        }
-    }
+    let (policy_args, mut cluster_tiers) = args.policies.split_cluster_tiers();
     for selector in &args.policies_from_cluster {
         cluster_tiers.push((policy_args.tiers.len(), selector.clone()));
     }

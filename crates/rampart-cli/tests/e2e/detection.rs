@@ -58,6 +58,26 @@ fn rampart_audit_on_the_real_audit_log() {
         assert_eq!(String::from_utf8_lossy(&anonymous.stdout), "403");
     }
 
+    // The same token theft tried three times (with no kubelet each fails after it was
+    // authorized; kubectl tries a websocket `get`, then an SPDY `create`).
+    for _ in 0..3 {
+        c.admin()
+            .run(&[
+                "exec",
+                "e2e-detect-priv",
+                "-n",
+                "e2e-detect",
+                "--",
+                "cat",
+                "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            ])
+            .fails();
+    }
+    // The demo's denials, run as a script would run them: a burst of 403s for sample-user.
+    for _ in 0..25 {
+        c.user("sample-user").run(&["get", "configmaps", "-n", "default", "--request-timeout=5s"]).fails();
+    }
+
     // The apiserver writes the audit log asynchronously; give it a moment to flush.
     let report =
         crate::eventually("the actions are in the audit log", std::time::Duration::from_secs(20), || {
@@ -66,6 +86,8 @@ fn rampart_audit_on_the_real_audit_log() {
             if text.contains("e2e-detect-admin")
                 && text.contains("e2e-detect-priv")
                 && text.contains("AnonymousProbing")
+                && text.contains("SuspiciousExecCommand")
+                && text.contains("denied (401/403) requests by sample-user")
             {
                 Ok(report)
             } else {
@@ -96,6 +118,26 @@ fn rampart_audit_on_the_real_audit_log() {
     assert!(anonymous("rampart/SecretReadDenied"), "{report:#}");
     assert!(anonymous("rampart/AnonymousProbing"), "{report:#}");
     assert!(report["stats"]["events"].as_u64().unwrap() > 100);
+    // The tries are one finding with a count (each try is two requests: websocket, then SPDY).
+    let theft: Vec<&Value> = findings.iter().filter(|f| f["id"] == "rampart/SuspiciousExecCommand").collect();
+    assert_eq!(theft.len(), 1, "{theft:#?}");
+    let tries = theft[0]["count"].as_u64().unwrap();
+    assert!(tries >= 3, "{theft:#?}");
+    assert!(
+        theft[0]["message"].as_str().unwrap().contains("tried to run `cat /var/run/secrets/"),
+        "{theft:#?}"
+    );
+    // The demo's 403 burst.
+    let burst = findings.iter().any(|f| {
+        f["id"] == "rampart/ForbiddenSpike"
+            && f["message"].as_str().unwrap_or_default().contains("denied (401/403) requests by sample-user")
+    });
+    assert!(burst, "{report:#}");
+    // --no-group lists each occurrence.
+    let each = audit(c, &["--no-group"]);
+    let listed =
+        each["findings"].as_array().unwrap().iter().filter(|f| f["id"] == "rampart/SuspiciousExecCommand");
+    assert_eq!(listed.count() as u64, tries);
 
     // Quiet on the control plane: no finding made only of control-plane or Rampart traffic.
     let control_plane = |user: &str| {
@@ -113,6 +155,6 @@ fn rampart_audit_on_the_real_audit_log() {
         .collect();
     assert!(noisy.is_empty(), "control-plane traffic raised findings: {noisy:#?}");
     // Falco's rules as shipped are noisier: "Disallowed K8s User" fires on ordinary users.
-    let strict = audit(c, &["--strict-falco"]);
-    assert!(strict["findings"].as_array().unwrap().len() > findings.len());
+    let strict = audit(c, &["--strict-falco", "--no-group"]);
+    assert!(strict["findings"].as_array().unwrap().len() > each["findings"].as_array().unwrap().len());
 }

@@ -14,10 +14,12 @@ mod common;
 mod demo;
 mod detection;
 mod failure;
+mod helm;
 mod iam;
 mod mutation;
 mod pod_identity;
 mod policy_objects;
+mod replay;
 mod scan;
 mod tokens;
 
