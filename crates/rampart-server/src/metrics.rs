@@ -54,6 +54,11 @@ pub struct Metrics {
     pub source_errors: Family<SourceLabels, Counter>,
     /// Live sources whose last refresh failed, with the error (they keep their last good state).
     failing_sources: Mutex<std::collections::BTreeMap<&'static str, String>>,
+    /// Live sources expected to be read but not read successfully yet: until each has been,
+    /// the replica is not ready and answers no review.
+    pending_sources: Mutex<std::collections::BTreeSet<&'static str>>,
+    /// No source pending: the fast path every review checks (no lock).
+    all_synced: std::sync::atomic::AtomicBool,
     /// Handles into `latency` for the two endpoints, fetched once (no label lookup per request).
     pub authorize_latency: Histogram,
     pub admit_latency: Histogram,
@@ -103,6 +108,8 @@ impl Metrics {
             cache_hits,
             source_errors,
             failing_sources: Mutex::default(),
+            pending_sources: Mutex::default(),
+            all_synced: std::sync::atomic::AtomicBool::new(true),
             registry: Mutex::new(registry),
             decisions,
             latency,
@@ -120,12 +127,32 @@ impl Metrics {
         match outcome {
             Ok(()) => {
                 failing.remove(source);
+                let mut pending = self.pending_sources.lock().unwrap_or_else(|e| e.into_inner());
+                if pending.remove(source) && pending.is_empty() {
+                    self.all_synced.store(true, std::sync::atomic::Ordering::Release);
+                }
             }
             Err(message) => {
                 self.source_errors.get_or_create(&SourceLabels { source }).inc();
                 failing.insert(source, message);
             }
         }
+    }
+
+    /// A live source this replica must read once before it is ready (see [`Metrics::synced`]).
+    pub fn expect_source(&self, source: &'static str) {
+        self.pending_sources.lock().unwrap_or_else(|e| e.into_inner()).insert(source);
+        self.all_synced.store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether every expected live source has been read once.
+    pub fn synced(&self) -> bool {
+        self.all_synced.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The expected live sources not read yet.
+    pub fn pending_sources(&self) -> Vec<&'static str> {
+        self.pending_sources.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect()
     }
 
     /// The live sources whose last refresh failed, with their errors.

@@ -94,11 +94,14 @@ impl std::ops::Deref for AppState {
 
 /// Build the router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let reviews = Router::new()
         .route("/v1/authorize", post(authorize))
         .route("/v1/admit", post(admit))
         .route("/v1/authenticate", post(authenticate))
         .route("/v1/mutate", post(crate::mutate::mutate))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), until_synced));
+    Router::new()
+        .merge(reviews)
         .route("/.well-known/openid-configuration", get(oidc_discovery))
         .route("/openid/v1/jwks", get(oidc_jwks))
         .route("/healthz", get(|| async { "ok" }))
@@ -300,7 +303,37 @@ async fn authenticate(State(state): State<AppState>, body: Bytes) -> Response {
 
 /// Ready while a policy set serves. A refused reload keeps the replica ready (the last good
 /// set still decides) but is reported here, as in the metrics, until the files are fixed.
-async fn readyz(State(state): State<AppState>) -> String {
+/// Reviews are answered only once every live source has been read: a replica that has not
+/// seen the namespace labels, aws-auth or the service accounts yet would decide with empty
+/// state. Until then it answers 503 — fail closed: the apiserver applies the webhook's
+/// failure policy, under which break-glass users and the control plane still work.
+async fn until_synced(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.metrics.synced() {
+        return next.run(request).await;
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, not_synced(&state)).into_response()
+}
+
+fn not_synced(state: &AppState) -> String {
+    let pending = state.metrics.pending_sources();
+    let failing = state.metrics.failing_sources();
+    let mut text =
+        format!("not ready: waiting for the first read of {} from the cluster", pending.join(", "));
+    for (source, error) in failing.iter().filter(|(s, _)| pending.contains(s)) {
+        text.push_str(&format!("; {source}: {error}"));
+    }
+    text.push('\n');
+    text
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if !state.metrics.synced() {
+        return (StatusCode::SERVICE_UNAVAILABLE, not_synced(&state)).into_response();
+    }
     let count = state.live.engine().policy_count();
     let mut text = format!("ok: {count} policies loaded");
     let refused = state.live.refused();
@@ -316,7 +349,7 @@ async fn readyz(State(state): State<AppState>) -> String {
         text.push_str(&format!("; {source} from the cluster is stale (last refresh failed: {error})"));
     }
     text.push('\n');
-    text
+    text.into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

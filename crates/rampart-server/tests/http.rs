@@ -262,3 +262,38 @@ async fn guardrails_run_before_cedar_in_the_admission_path() {
     assert!(warning.starts_with(r#"would violate PodSecurity "restricted:latest""#), "{warning}");
     assert!(h.get("/metrics").await.contains(r#"decision="deny",tier="guardrails""#));
 }
+
+/// A replica that has not read every live source once answers no review (503, fail closed)
+/// and `/readyz` names what it waits for, with the last error; once read, both work.
+#[tokio::test]
+async fn not_ready_until_every_live_source_is_read_once() {
+    let h = harness(POLICY).await;
+    h.metrics.expect_source("namespaces");
+    h.metrics.expect_source("aws-auth");
+    h.metrics.report_source("aws-auth", Err("forbidden: cannot get configmaps".into()));
+    let url = |path: &str| format!("https://localhost:{}{path}", h.server.addr.port());
+    let review = h
+        .client
+        .post(url("/v1/authorize"))
+        .body(sar("alice", &["viewers"], "get", "pods"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(review.status(), 503);
+    let ready = h.client.get(url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let text = ready.text().await.unwrap();
+    assert!(
+        text.contains("waiting for the first read of aws-auth, namespaces")
+            && text.contains("aws-auth: forbidden: cannot get configmaps"),
+        "{text}"
+    );
+    assert_eq!(h.get("/healthz").await, "ok", "alive while not ready");
+    h.metrics.report_source("namespaces", Ok(()));
+    h.metrics.report_source("aws-auth", Ok(()));
+    assert_eq!(
+        h.post("/v1/authorize", sar("alice", &["viewers"], "get", "pods")).await["status"]["allowed"],
+        true
+    );
+    assert!(h.get("/readyz").await.starts_with("ok: 3 policies"));
+}

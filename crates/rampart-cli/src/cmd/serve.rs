@@ -250,137 +250,76 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(guard)
         };
         let config = ServeConfig { addr: args.listen, transport };
-        if let (true, Some(authn)) = (args.aws_auth_from_cluster, authenticator.clone()) {
-            // Fail at start if aws-auth cannot be read: an empty mapping would lock users out
-            // silently; later read errors keep the last good mapping.
-            let client = super::cluster::client(args.kubeconfig.as_deref()).await?;
-            let load = async |client: &kube::Client| -> anyhow::Result<rampart_identity::mapping::AwsAuth> {
-                let text = super::cluster::aws_auth_configmap(client).await?.unwrap_or_default();
-                let (auth, warnings) =
-                    rampart_identity::mapping::AwsAuth::from_configmap(if text.is_empty() {
-                        "{}"
-                    } else {
-                        &text
-                    })?;
-                warnings.iter().for_each(|w| tracing::warn!("{w}"));
-                Ok(auth)
-            };
-            authn.set_aws_auth(load(&client).await?).await;
-            let health = metrics.clone();
-            tokio::spawn(async move {
-                let mut last: Option<String> = None;
-                loop {
-                    tokio::time::sleep(refresh).await;
-                    match super::cluster::aws_auth_configmap(&client).await {
-                        Ok(text) if text != last => {
-                            match rampart_identity::mapping::AwsAuth::from_configmap(
-                                text.as_deref().unwrap_or("{}"),
-                            ) {
-                                Ok((auth, _)) => {
-                                    authn.set_aws_auth(auth).await;
-                                    health.report_source("aws-auth", Ok(()));
-                                }
-                                Err(e) => {
-                                    tracing::warn!("aws-auth is invalid, keeping the last mapping: {e}");
-                                    health.report_source("aws-auth", Err(format!("invalid: {e}")));
-                                }
-                            }
-                            last = text;
-                        }
-                        Ok(_) => health.report_source("aws-auth", Ok(())),
-                        Err(e) => {
-                            tracing::warn!("aws-auth refresh failed, keeping the last mapping: {e:#}");
-                            health.report_source("aws-auth", Err(e.to_string()));
-                        }
-                    }
-                }
-            });
+        // Live sources from the cluster: each must be read once before this replica answers a
+        // review (until then /readyz says which is missing and reviews get 503); later read
+        // errors keep the last good state.
+        let mut cluster: Option<kube::Client> = None;
+        if args.aws_auth_from_cluster || args.identity_from_cluster || args.namespaces_from_cluster {
+            cluster = Some(super::cluster::client(args.kubeconfig.as_deref()).await?);
         }
         let mut injection = injection;
-        let identity_client = match (&mut injection, args.identity_from_cluster) {
-            (Some(inj), true) => {
-                // Fail at start if the cluster cannot be read: an empty source set would
-                // silently stop injecting credentials.
-                let client = super::cluster::client(args.kubeconfig.as_deref()).await?;
-                let mut sources = super::cluster::identity_sources(&client).await?;
-                sources.merge(IdentitySources::clone(&inj.sources.load()));
-                tracing::info!(
-                    service_accounts = sources.service_accounts.len(),
-                    "identity sources read from the cluster"
-                );
-                inj.sources.store(Arc::new(sources));
-                let lookup: Arc<dyn rampart_server::mutate::ServiceAccountLookup> =
-                    Arc::new(super::cluster::KubeServiceAccounts(client.clone()));
-                inj.lookup = Some((lookup, args.service_account_lookup_grace_period));
-                Some(client)
-            }
-            _ => None,
-        };
-        let state = AppState::from_parts(live, metrics, guardrails, authenticator, injection, issuer);
-        if args.namespaces_from_cluster {
-            // Fail at start if the cluster cannot be read: Pod Security without namespace
-            // labels would silently enforce the defaults everywhere.
-            let client = super::cluster::client(args.kubeconfig.as_deref()).await?;
-            let labels = super::cluster::namespace_labels(&client).await?;
-            tracing::info!(namespaces = labels.len(), "namespace labels read from the cluster");
-            if let Some(g) = state.guardrails.as_ref() {
-                let base = g.load_full();
-                state.replace_guardrails(base.with_namespace_labels(labels));
-                let refresh_state = state.clone();
-                tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(refresh).await;
-                        match super::cluster::namespace_labels(&client).await {
-                            Ok(labels) => {
-                                refresh_state.replace_guardrails(base.with_namespace_labels(labels));
-                                refresh_state.metrics.report_source("namespaces", Ok(()));
-                            }
-                            Err(e) => {
-                                tracing::warn!("namespace refresh failed, keeping the last labels: {e:#}");
-                                refresh_state.metrics.report_source("namespaces", Err(e.to_string()));
-                            }
-                        }
-                    }
-                });
-            }
+        if let (Some(inj), true, Some(client)) = (&mut injection, args.identity_from_cluster, &cluster) {
+            let lookup: Arc<dyn rampart_server::mutate::ServiceAccountLookup> =
+                Arc::new(super::cluster::KubeServiceAccounts(client.clone()));
+            inj.lookup = Some((lookup, args.service_account_lookup_grace_period));
         }
-        if state.injection.is_some() {
-            let refresh_state = state.clone();
-            tokio::spawn(async move {
-                let mut last = read_all(&injection_files);
-                loop {
-                    tokio::time::sleep(refresh).await;
-                    let now = read_all(&injection_files);
-                    if now == last && identity_client.is_none() {
-                        continue;
-                    }
-                    let merged = async {
-                        let mut sources = sources_from(&injection_files, &now)?;
-                        if let Some(client) = &identity_client {
-                            sources.merge(super::cluster::identity_sources(client).await?);
-                        }
-                        anyhow::Ok(sources)
-                    };
-                    match merged.await {
-                        Ok(sources) => {
-                            if let Some(i) = refresh_state.injection.as_ref() {
-                                tracing::debug!(
-                                    service_accounts = sources.service_accounts.len(),
-                                    associations = sources.pod_identity.len(),
-                                    "identity sources reloaded"
-                                );
-                                i.sources.store(Arc::new(sources));
-                            }
-                            refresh_state.metrics.report_source("identity", Ok(()));
-                        }
-                        Err(e) => {
-                            tracing::warn!("identity sources invalid, keeping the last good set: {e:#}");
-                            refresh_state.metrics.report_source("identity", Err(format!("{e:#}")));
-                        }
-                    }
-                    last = now;
+        let state = AppState::from_parts(live, metrics, guardrails, authenticator, injection, issuer);
+        if let (true, Some(authn), Some(client)) =
+            (args.aws_auth_from_cluster, state.authenticator.clone(), cluster.clone())
+        {
+            // An empty mapping would lock every IAM user out silently: not ready until read.
+            live_source(&state, "aws-auth", refresh, move || {
+                let (client, authn) = (client.clone(), authn.clone());
+                async move {
+                    let text = super::cluster::aws_auth_configmap(&client).await?;
+                    let (auth, warnings) =
+                        rampart_identity::mapping::AwsAuth::from_configmap(text.as_deref().unwrap_or("{}"))
+                            .map_err(|e| anyhow::anyhow!("invalid: {e}"))?;
+                    warnings.iter().for_each(|w| tracing::debug!("{w}"));
+                    authn.set_aws_auth(auth).await;
+                    Ok(())
                 }
             });
+        }
+        if let (true, Some(g), Some(client)) =
+            (args.namespaces_from_cluster, state.guardrails.as_ref(), cluster.clone())
+        {
+            // Pod Security without namespace labels would enforce the defaults everywhere.
+            let base = g.load_full();
+            let target = state.clone();
+            live_source(&state, "namespaces", refresh, move || {
+                let (client, base, target) = (client.clone(), base.clone(), target.clone());
+                async move {
+                    let labels = super::cluster::namespace_labels(&client).await?;
+                    target.replace_guardrails(base.with_namespace_labels(labels));
+                    Ok(())
+                }
+            });
+        }
+        if state.injection.is_some() {
+            let target = state.clone();
+            let files = injection_files.clone();
+            let read_identity = move || {
+                let (target, files, client) = (target.clone(), files.clone(), cluster.clone());
+                async move {
+                    let contents = read_all(&files);
+                    let mut sources = sources_from(&files, &contents)?;
+                    if let (true, Some(client)) = (args.identity_from_cluster, &client) {
+                        sources.merge(super::cluster::identity_sources(client).await?);
+                    }
+                    if let Some(i) = target.injection.as_ref() {
+                        tracing::debug!(
+                            service_accounts = sources.service_accounts.len(),
+                            associations = sources.pod_identity.len(),
+                            "identity sources read"
+                        );
+                        i.sources.store(Arc::new(sources));
+                    }
+                    Ok(())
+                }
+            };
+            // An empty source set would silently stop injecting credentials.
+            live_source(&state, "identity", refresh, read_identity);
         }
         let server = rampart_server::start(&config, state)?;
         let handle = server.handle();
@@ -392,6 +331,48 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         server.wait().await.context("server failed")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Keep a live source current: read it until the first read succeeds (retrying with backoff;
+/// the replica is not ready meanwhile), then every `refresh`. A failed read is logged and
+/// counted, shown by `/readyz`, and the last good state keeps serving.
+fn live_source<F, Fut>(state: &AppState, name: &'static str, refresh: Duration, mut read: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let metrics = state.metrics.clone();
+    metrics.expect_source(name);
+    tokio::spawn(async move {
+        let mut synced = false;
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            match read().await {
+                Ok(()) => {
+                    if !synced {
+                        tracing::info!(source = name, "read from the cluster");
+                        synced = true;
+                    }
+                    metrics.report_source(name, Ok(()));
+                    tokio::time::sleep(refresh).await;
+                }
+                Err(e) if synced => {
+                    tracing::warn!(source = name, "refresh failed, keeping the last good state: {e:#}");
+                    metrics.report_source(name, Err(format!("{e:#}")));
+                    tokio::time::sleep(refresh).await;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        source = name,
+                        "not ready: the first read failed, retrying in {backoff:?}: {e:#}"
+                    );
+                    metrics.report_source(name, Err(format!("{e:#}")));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    });
 }
 
 /// Log and count one reload attempt (file watch or Policy objects).

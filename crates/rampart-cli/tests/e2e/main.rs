@@ -20,6 +20,7 @@ mod mutation;
 mod pod_identity;
 mod policy_objects;
 mod replay;
+mod rotation;
 mod scan;
 mod tokens;
 
