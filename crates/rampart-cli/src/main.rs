@@ -27,13 +27,14 @@ use clap::{Parser, Subcommand};
 ///
 /// Start with `rampart demo`: it needs no cluster and no cloud account.
 #[derive(Debug, Parser)]
-#[command(name = "rampart", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "rampart", version, propagate_version = true, max_term_width = 80)]
 #[command(after_long_help = "EXAMPLES:
     Replay the label-enforcement demo against an in-process HTTPS server:
         rampart demo
 
     Ask whether a user may list secrets, offline:
-        rampart check --policies ./policies --user alice --group dev --verb list --resource secrets -n default
+        rampart check --policies ./policies --user alice --group dev \\
+            --verb list --resource secrets -n default
 
     Check workload manifests against Pod Security restricted (exit 1 on violations):
         rampart check-manifests k8s/ -o sarif > rampart.sarif
@@ -48,19 +49,30 @@ use clap::{Parser, Subcommand};
         rampart kube-config --target kind --cert-dir /var/run/rampart/certs
 
     Findings from an EKS cluster's audit logs, as SARIF:
-        aws logs filter-log-events --log-group-name /aws/eks/prod/cluster | rampart audit - -o sarif
+        aws logs filter-log-events --log-group-name /aws/eks/prod/cluster \\
+            | rampart audit - -o sarif
 
     Posture of a cluster (CIS EKS checks without node access, RBAC risk, Pod Security):
         rampart scan --from-cluster
 
     Pod Identity on a self-managed cluster (node agent, talking to a Rampart broker):
-        rampart agent --cluster-name c1 --broker https://rampart-broker.rampart-system.svc:10289
+        rampart agent --cluster-name c1 \\
+            --broker https://rampart-broker.rampart-system.svc:10289
 
 ENVIRONMENT:
     RUST_LOG    log filter, e.g. `info` (default) or `rampart=debug`")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr: `text` for people, `json` (one object per line) for collectors.
+    #[arg(long, global = true, value_enum, default_value = "text", value_name = "FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,22 +120,21 @@ enum Command {
     Certificate(cmd::certificate::Args),
 }
 
-fn init_logging(default: &str) {
+fn init_logging(default: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Colours only for a person at a terminal: log files and `kubectl logs` get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .try_init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => logs.json().try_init(),
+        // Colours only for a person at a terminal: log files and `kubectl logs` get plain text.
+        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init(),
+    };
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = !matches!(cli.command, Command::Serve(_) | Command::Agent(_) | Command::Broker(_));
-    init_logging(if quiet { "warn" } else { "info" });
+    init_logging(if quiet { "warn" } else { "info" }, cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(*args),
         Command::Check(args) => cmd::check::run(args),
@@ -141,7 +152,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => cmd::scan::run(args),
         Command::Broker(args) => cmd::broker::run(*args),
         Command::Schema => {
-            print!("{}", rampart_policy::schema::K8S_SCHEMA);
+            crate::out!("{}", rampart_policy::schema::K8S_SCHEMA);
             Ok(ExitCode::SUCCESS)
         }
         Command::KubeConfig(args) => cmd::kube_config::run(args),
@@ -149,9 +160,59 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader went away (`| head`): end quietly, as Unix tools do.
+        Err(e) if output::is_closed_pipe(&e) => ExitCode::from(output::CLOSED_PIPE),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", output::error_chain(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command, flag and positional explains itself in `--help`.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.get_help().is_none()
+                    && arg.get_long_help().is_none()
+                    && !["help", "version"].contains(&id)
+                {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {}", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "rampart", &mut missing);
+        assert!(missing.is_empty(), "arguments without help:\n{}", missing.join("\n"));
+    }
+
+    /// `--help` fits 80 columns: prose wraps, and no example is long enough to wrap mid-command.
+    #[test]
+    fn help_fits_80_columns() {
+        fn walk(cmd: &mut clap::Command, path: &str, long: &mut Vec<String>) {
+            let help = cmd.render_long_help().to_string();
+            long.extend(help.lines().filter(|l| l.chars().count() > 80).map(|l| format!("{path}: {l}")));
+            for sub in cmd.get_subcommands_mut() {
+                let name = format!("{path} {}", sub.get_name());
+                walk(sub, &name, long);
+            }
+        }
+        let mut long = Vec::new();
+        let mut cli = super::Cli::command().term_width(80);
+        cli.build();
+        walk(&mut cli, "rampart", &mut long);
+        assert!(long.is_empty(), "help lines over 80 columns:\n{}", long.join("\n"));
     }
 }

@@ -719,3 +719,24 @@ async fn serve_picks_up_service_account_changes_and_survives_a_bad_edit() {
     tokio::time::sleep(std::time::Duration::from_secs(11)).await;
     assert!(patched().await, "a bad edit keeps the last good set");
 }
+
+/// `rampart schema | head -1`: a reader that goes away ends the program quietly (no panic, no
+/// message), with the status a process ended by SIGPIPE reports.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    for args in [&["schema"][..], &["kube-config", "--help"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone before the first write
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        if args[0] == "schema" {
+            assert_eq!(out.status.code(), Some(141), "{args:?}");
+        }
+    }
+}

@@ -100,32 +100,20 @@ fn allowed(e: &AuditEvent<'_>) -> bool {
 
 /// An IP network from a threat list line (`203.0.113.0/24`, `2001:db8::/32`, or one address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(ipnet::IpNet);
 
 impl Cidr {
     pub fn parse(text: &str) -> Option<Cidr> {
-        let (a, p) = text.trim().split_once('/').unwrap_or((text.trim(), ""));
-        let addr: IpAddr = a.parse().ok()?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = if p.is_empty() { max } else { p.parse().ok().filter(|p| *p <= max)? };
-        Some(Cidr { addr, prefix })
+        let text = text.trim();
+        let net = text
+            .parse::<ipnet::IpNet>()
+            .ok()
+            .or_else(|| text.parse::<IpAddr>().ok().map(ipnet::IpNet::from))?;
+        Some(Cidr(net))
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
 }
 

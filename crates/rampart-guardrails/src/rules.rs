@@ -72,16 +72,7 @@ pub struct RuleViolation {
 
 /// `*` matches any run of characters; everything else literally.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let [first, middle @ .., last] = parts.as_slice() else { return pattern == text };
-    let Some(mut rest) = text.strip_prefix(first) else { return false };
-    for part in middle {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
+    rampart_types::glob::star(pattern, text)
 }
 
 fn quoted(items: &[&str]) -> String {

@@ -268,14 +268,9 @@ impl std::fmt::Debug for AccessPolicyAuthorizer {
     }
 }
 
-/// `*` matches any run of characters (namespace globs such as `dev-*`).
+/// Namespace scopes such as `dev-*`: `*` matches any run of characters.
 fn glob(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, rest)) => text
-            .strip_prefix(head)
-            .is_some_and(|t| (0..=t.len()).any(|i| t.is_char_boundary(i) && glob(rest, &t[i..]))),
-    }
+    rampart_types::glob::star(pattern, text)
 }
 
 impl AccessPolicyAuthorizer {

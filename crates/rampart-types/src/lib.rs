@@ -6,9 +6,11 @@
 //! * [`workload`]: where pod specs live in workload objects; image references.
 //! * [`decision`]: authorization decisions and the reason strings the kube-apiserver shows,
 //!   byte-compatible with cedar-access-control-for-k8s.
+//! * [`glob`]: `*` (and `?`) wildcard patterns, matched in linear time.
 //! * [`wiring`]: the apiserver authorizer chain Rampart's wiring installs, as data.
 
 pub mod decision;
+pub mod glob;
 pub mod review;
 pub mod selector;
 pub mod wiring;

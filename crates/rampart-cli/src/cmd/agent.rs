@@ -54,10 +54,11 @@ pub struct Args {
     /// Metrics listener address (`/metrics`, `/healthz`, `/readyz`).
     #[arg(long, default_value = "0.0.0.0")]
     pub metrics_address: IpAddr,
+    /// Port of the Prometheus metrics endpoint (/metrics).
     #[arg(long, default_value_t = 2705)]
     pub metrics_port: u16,
     /// Longest time credentials are cached before a refresh (e.g. 3h, 90m); 0 disables the cache.
-    #[arg(long, default_value = "3h", value_parser = super::parse_duration)]
+    #[arg(long, default_value = "3h", value_parser = super::parse_duration, value_name = "DURATION")]
     pub max_credential_retention_before_renewal: Duration,
     /// Cached entries at most; 0 disables the cache.
     #[arg(long, default_value_t = 2000)]
@@ -89,7 +90,7 @@ pub struct Args {
     #[command(flatten)]
     pub validation: super::token_validation::ValidationArgs,
     /// Timeout of one upstream attempt (3 attempts on 5xx and transport errors).
-    #[arg(long, default_value = "5s", value_parser = super::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = super::parse_duration, value_name = "DURATION")]
     pub upstream_timeout: Duration,
 }
 

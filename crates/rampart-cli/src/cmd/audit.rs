@@ -54,6 +54,7 @@ pub struct Args {
     /// Audit log files (`-` for stdin).
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: ReportFormat,
     /// Report findings at or above this severity (critical, high, medium, low, info).
@@ -88,7 +89,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub learning_events: u64,
     /// Sliding window for the rate findings (e.g. 5m).
-    #[arg(long, default_value = "5m", value_parser = super::parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = super::parse_duration, value_name = "DURATION")]
     pub window: std::time::Duration,
     /// 401/403 responses per user and source IP within the window that raise a spike finding.
     #[arg(long, default_value_t = 20, value_name = "N")]
@@ -304,7 +305,7 @@ fn summary(stats: &Stats, grouped: &[Grouped<Located>]) -> String {
 
 fn print_table(grouped: &[Grouped<Located>]) {
     if grouped.is_empty() {
-        println!("No findings.");
+        crate::outln!("No findings.");
         return;
     }
     let mut t = crate::output::table(&["severity", "finding", "tactic", "time", "count", "what happened"]);
@@ -322,7 +323,7 @@ fn print_table(grouped: &[Grouped<Located>]) {
             format!("{}\n→ {}", f.message, f.remediation),
         ]);
     }
-    println!("{t}");
+    crate::outln!("{t}");
 }
 
 fn sarif(grouped: &[Grouped<Located>]) -> SarifLog<SarifResults<'_>> {

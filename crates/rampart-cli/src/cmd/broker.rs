@@ -37,6 +37,7 @@ pub struct Args {
     /// Region of STS and of the cluster ARN.
     #[arg(long, env = "AWS_REGION")]
     pub region: String,
+    /// AWS partition (aws, aws-cn, aws-us-gov…) of the role ARNs and STS endpoint.
     #[arg(long, default_value = "aws")]
     pub partition: String,
     /// PodIdentityAssociation manifests (repeatable; re-read every 10 s, a bad edit keeps the
@@ -58,7 +59,8 @@ pub struct Args {
     /// Session duration of the first role (EKS uses 6 h); retried at 1 h when STS refuses it.
     #[arg(long, default_value_t = 21600, value_name = "SECONDS")]
     pub session_duration: u32,
-    #[arg(long, default_value = "0.0.0.0:10289")]
+    /// Address to listen on (IP:PORT or HOST:PORT).
+    #[arg(long, default_value = "0.0.0.0:10289", value_parser = super::parse_listen, value_name = "ADDR:PORT")]
     pub listen: SocketAddr,
     #[command(flatten)]
     pub tls: super::TlsArgs,

@@ -32,6 +32,7 @@ pub struct Args {
     pub resource: Option<String>,
     /// Object name.
     pub name: Option<String>,
+    /// Namespace of the request (empty: cluster-scoped).
     #[arg(long, short = 'n', default_value = "")]
     pub namespace: String,
     /// User to ask for.
@@ -52,6 +53,7 @@ pub struct Args {
     /// EKS access entries, for --list and decisions (as `rampart serve --access-entries`).
     #[arg(long, value_name = "FILE")]
     pub access_entries: Option<PathBuf>,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Format,
 }
@@ -132,7 +134,7 @@ fn list(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     match args.output {
-        Format::Json => println!(
+        Format::Json => crate::outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({"rules": listed, "cedar": policies}))?
         ),
@@ -162,11 +164,11 @@ fn list(args: &Args) -> anyhow::Result<ExitCode> {
                     r.source.clone(),
                 ]);
             }
-            println!("{t}");
+            crate::outln!("{t}");
             if !policies.is_empty() {
-                println!("\nCedar policies whose scope can apply (conditions decide):");
+                crate::outln!("\nCedar policies whose scope can apply (conditions decide):");
                 for p in &policies {
-                    println!(
+                    crate::outln!(
                         "\n{} {} ({}, tier {}):\n{}",
                         p.effect,
                         p.policy,
@@ -326,11 +328,11 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
+        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&answer)?),
         Format::Table => {
-            println!("{}", if answer.allowed { "yes" } else { "no" });
+            crate::outln!("{}", if answer.allowed { "yes" } else { "no" });
             if !answer.reason.is_empty() {
-                println!("  {} ({})", answer.reason, answer.decided_by);
+                crate::outln!("  {} ({})", answer.reason, answer.decided_by);
             }
         }
     }

@@ -59,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
     let ca = read(&dir.join("ca.crt"))?;
     if args.ca_bundle {
-        println!("{}", b64(ca));
+        crate::outln!("{}", b64(ca));
         return Ok(ExitCode::SUCCESS);
     }
     if !args.secret {
@@ -78,6 +78,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/part-of": "rampart"}},
         "data": {"tls.crt": b64(read(&cert)?), "tls.key": b64(read(&key)?), "ca.crt": b64(ca)},
     });
-    print!("{}", serde_yaml::to_string(&secret)?);
+    crate::out!("{}", serde_yaml::to_string(&secret)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -51,6 +51,7 @@ pub struct Args {
     /// API version of the resource.
     #[arg(long, default_value = "v1")]
     pub api_version: String,
+    /// Namespace of the request (empty: cluster-scoped).
     #[arg(long, short = 'n')]
     pub namespace: Option<String>,
     /// Object name.
@@ -65,6 +66,7 @@ pub struct Args {
     /// Non-resource URL path (e.g. /healthz); replaces --resource.
     #[arg(long)]
     pub path: Option<String>,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Format,
 }
@@ -189,7 +191,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let r = decide(&report.engine, &args)?;
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&r)?),
         Format::Table => {
             let mut t = output::table(&["", ""]);
             t.add_row(vec!["request", r.kind]);
@@ -202,7 +204,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if !r.would_deny.is_empty() {
                 t.add_row(vec!["audit: would deny", &r.would_deny.join("\n")]);
             }
-            println!("{t}");
+            crate::outln!("{t}");
         }
     }
     Ok(ExitCode::SUCCESS)

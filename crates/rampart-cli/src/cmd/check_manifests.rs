@@ -51,6 +51,7 @@ pub struct Args {
     /// Exit 1 on warnings too.
     #[arg(long)]
     pub fail_on_warnings: bool,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "table")]
     pub output: ReportFormat,
 }
@@ -236,8 +237,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         checked += check_file(file, &args, &guardrails, forced, &mut findings)?;
     }
     match args.output {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&findings)?),
-        ReportFormat::Sarif => println!("{}", serde_json::to_string_pretty(&sarif(&findings))?),
+        ReportFormat::Json => crate::outln!("{}", serde_json::to_string_pretty(&findings)?),
+        ReportFormat::Sarif => crate::outln!("{}", serde_json::to_string_pretty(&sarif(&findings))?),
         ReportFormat::Table => {
             if !findings.is_empty() {
                 let mut t = output::table(&["object", "file:line", "rule", "level", "finding"]);
@@ -250,10 +251,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         f.message.clone(),
                     ]);
                 }
-                println!("{t}");
+                crate::outln!("{t}");
             }
             let errors = findings.iter().filter(|f| f.level == "error").count();
-            println!(
+            crate::outln!(
                 "{checked} workloads in {} files checked: {errors} errors, {} warnings",
                 files.len(),
                 findings.len() - errors

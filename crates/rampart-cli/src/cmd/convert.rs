@@ -18,6 +18,7 @@ pub enum Command {
         /// RBAC manifests (files or directories).
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Output: Cedar text or a Policy object.
         #[arg(long, short = 'o', value_enum, default_value = "cedar")]
         output: ConvertFormat,
     },
@@ -39,7 +40,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         eprintln!("warning: skipped {m}");
     }
     match output {
-        ConvertFormat::Cedar => print!("{text}"),
+        ConvertFormat::Cedar => crate::out!("{text}"),
         ConvertFormat::Crd => {
             let policy = serde_json::json!({
                 "apiVersion": "cedar.k8s.aws/v1alpha1",
@@ -47,7 +48,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                 "metadata": {"name": "converted-rbac"},
                 "spec": {"validation": {"enforced": true, "validationMode": "strict"}, "content": text},
             });
-            print!("{}", serde_yaml::to_string(&policy)?);
+            crate::out!("{}", serde_yaml::to_string(&policy)?);
         }
     }
     Ok(ExitCode::SUCCESS)

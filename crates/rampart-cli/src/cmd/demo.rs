@@ -29,6 +29,7 @@ Against a real cluster, Rampart must serve the demo policies
 (examples/policies/demo) and the kubeconfig's user must be allowed to impersonate
 sample-user and its groups (system:masters can).")]
 pub struct Args {
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Format,
     /// Run the demo through this cluster's apiserver instead of an in-process server.
@@ -202,8 +203,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let rows = runtime.block_on(live::run(kubeconfig, &args.namespace))?;
         if args.output == Format::Table {
-            println!("Rampart demo through the cluster of {}\n", kubeconfig.display());
-            println!("{USER} (impersonated) is in groups {GROUPS:?}\n");
+            crate::outln!("Rampart demo through the cluster of {}\n", kubeconfig.display());
+            crate::outln!("{USER} (impersonated) is in groups {GROUPS:?}\n");
         }
         return report(args.output, rows);
     }
@@ -229,11 +230,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .timeout(Duration::from_secs(10))
             .build()?;
         if args.output == Format::Table {
-            println!(
+            crate::outln!(
                 "Rampart demo: policies of the cedar-access-control-for-k8s demo, served over HTTPS at {}\n",
                 server.url()
             );
-            println!("{USER} is in groups {GROUPS:?}\n");
+            crate::outln!("{USER} is in groups {GROUPS:?}\n");
         }
         let mut rows = Vec::new();
         for (i, step) in steps().into_iter().enumerate() {
@@ -260,7 +261,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn report(output: Format, rows: Vec<Row>) -> anyhow::Result<ExitCode> {
     let all_good = rows.iter().all(|r| r.as_expected);
     match output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&rows)?),
         Format::Table => {
             let mut t =
                 output::table(&["#", "request", "webhook", "decision", "deciding policy (file:line:col)"]);
@@ -274,9 +275,9 @@ fn report(output: Format, rows: Vec<Row>) -> anyhow::Result<ExitCode> {
                     r.reason.clone(),
                 ]);
             }
-            println!("{t}");
+            crate::outln!("{t}");
             if all_good {
-                println!("\nEvery request was decided as in the talk.");
+                crate::outln!("\nEvery request was decided as in the talk.");
             }
         }
     }

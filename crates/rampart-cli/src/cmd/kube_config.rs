@@ -52,6 +52,7 @@ pub enum AuthorizationConfigVersion {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Where the apiserver runs: a kind cluster, a kubeadm-style cluster, or flags for your own.
     #[arg(long, value_enum, default_value = "kind")]
     pub target: Target,
     /// Base URL of Rampart as the apiserver reaches it (https only). Its host goes into the
@@ -478,7 +479,7 @@ fn write_all(dir: &Path, docs: &[Document]) -> anyhow::Result<()> {
         std::fs::write(&path, render(doc, false)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
         let first = doc.comment.lines().next().unwrap_or_default();
-        println!("{}\t{first}", path.display());
+        crate::outln!("{}\t{first}", path.display());
     }
     Ok(())
 }
@@ -509,7 +510,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(dir) => write_all(dir, &docs)?,
         None => {
             let text: String = docs.iter().map(|d| render(d, true)).collect::<anyhow::Result<_>>()?;
-            print!("{text}");
+            crate::out!("{text}");
         }
     }
     Ok(ExitCode::SUCCESS)

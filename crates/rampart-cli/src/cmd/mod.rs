@@ -31,17 +31,30 @@ use anyhow::Context;
 use rampart_policy::EngineOptions;
 use rampart_policy::store::{PolicySources, Validation};
 
-/// `90`, `90s`, `15m`, `3h`.
+/// A duration as people write it: `90` (seconds), `90s`, `500ms`, `15m`, `1h30m`.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = digits.parse().map_err(|_| format!("{text:?}: expected a number with s, m or h"))?;
-    let seconds = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{text:?}: unit must be s, m or h")),
-    };
-    Ok(std::time::Duration::from_secs(seconds))
+    // A bare number is seconds, as before humantime (`--window 90`).
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().map(std::time::Duration::from_secs).map_err(|e| format!("{text:?}: {e}"));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e} (e.g. 500ms, 10s, 5m, 1h30m)"))
+}
+
+/// A listen address: `IP:PORT`, or `HOST:PORT` with a host name that resolves
+/// (`localhost:10288`; IPv4 preferred, as most clients try it first).
+pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|e| format!("{text:?}: expected IP:PORT or HOST:PORT ({e})"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?}: the host name resolves to no address"))
 }
 
 /// How a server talks to its clients: TLS from given files, TLS with a self-signed
@@ -225,6 +238,11 @@ mod tests {
     fn durations() {
         assert_eq!(super::parse_duration("3h").unwrap().as_secs(), 10800);
         assert_eq!(super::parse_duration("90").unwrap().as_secs(), 90);
-        assert!(super::parse_duration("3d").is_err());
+        assert!(super::parse_listen("localhost:10288").unwrap().ip().is_loopback());
+        assert_eq!(super::parse_listen("0.0.0.0:1").unwrap().port(), 1);
+        assert!(super::parse_listen("nowhere").is_err());
+        assert_eq!(super::parse_duration("1h30m").unwrap().as_secs(), 5400);
+        assert_eq!(super::parse_duration("500ms").unwrap().as_millis(), 500);
+        assert!(super::parse_duration("3 parsecs").unwrap_err().contains("3 parsecs"));
     }
 }

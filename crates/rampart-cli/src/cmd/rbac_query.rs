@@ -17,10 +17,13 @@ use crate::output::{self, Format};
     rampart who-can get secrets -n default --rbac rbac.yaml
     rampart who-can create pods/exec -n prod --rbac rbac/ -p policies/   # and which Cedar forbid removes it")]
 pub struct WhoCanArgs {
+    /// The verb (get, list, create, delete, impersonate, …).
     pub verb: String,
     /// Resource (`pods`, `pods/exec`, `deployments.apps`) or a non-resource path (`/metrics`).
     pub resource: String,
+    /// Object name (optional).
     pub name: Option<String>,
+    /// Namespace of the request (empty: cluster-scoped).
     #[arg(long, short = 'n', default_value = "")]
     pub namespace: String,
     #[command(flatten)]
@@ -28,6 +31,7 @@ pub struct WhoCanArgs {
     /// Cedar policy tiers: show which forbid removes an RBAC grant, and who a Cedar permit adds.
     #[arg(long = "policies", short = 'p', value_name = "PATH")]
     pub policies: Vec<PathBuf>,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Format,
 }
@@ -38,6 +42,7 @@ pub struct LookupArgs {
     pub subject: Option<String>,
     #[command(flatten)]
     pub source: super::cluster::RbacSource,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Format,
 }
@@ -189,14 +194,14 @@ pub fn who_can(args: WhoCanArgs) -> anyhow::Result<ExitCode> {
         }
     }
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&rows)?),
         Format::Table => {
             let mut t = output::table(&["subject", "granted by", "role", "scope", "cedar"]);
             for r in &rows {
                 t.add_row(vec![&r.subject, &r.granted_by, &r.role, &r.scope, &r.cedar]);
             }
-            println!("{t}");
-            println!(
+            crate::outln!("{t}");
+            crate::outln!(
                 "{} subjects can {} {}",
                 rows.iter().filter(|r| !r.cedar.starts_with("removed")).count(),
                 args.verb,
@@ -212,7 +217,7 @@ pub fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
     let grants = authz.lookup(args.subject.as_deref());
     let risks = authz.risks(args.subject.as_deref());
     match args.output {
-        Format::Json => println!(
+        Format::Json => crate::outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({"grants": grants, "risks": risks}))?
         ),
@@ -221,13 +226,13 @@ pub fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
             for g in &grants {
                 t.add_row(vec![&g.subject, &g.role, &g.binding, &g.scope]);
             }
-            println!("{t}");
+            crate::outln!("{t}");
             if !risks.is_empty() {
                 let mut r = output::table(&["subject", "risk", "via"]);
                 for risk in &risks {
                     r.add_row(vec![risk.subject.as_str(), risk.flag, risk.via.as_str()]);
                 }
-                println!("\nRisks:\n{r}");
+                crate::outln!("\nRisks:\n{r}");
             }
         }
     }

@@ -60,6 +60,7 @@ pub struct Args {
     /// Send every request to the policies, without modelling the apiserver's chain.
     #[arg(long)]
     pub engine_only: bool,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Format,
 }
@@ -134,7 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let groups = replay.groups();
     match args.output {
-        Format::Json => println!(
+        Format::Json => crate::outln!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({"stats": replay.stats, "changes": groups, "auditModeWouldDeny": replay.would_deny})
@@ -142,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
         Format::Table => {
             if groups.is_empty() {
-                println!("No decision would change.");
+                crate::outln!("No decision would change.");
             } else {
                 let mut t = crate::output::table(&["change", "user", "requests", "count", "decided by"]);
                 for g in &groups {
@@ -158,10 +159,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         g.decided_by.clone(),
                     ]);
                 }
-                println!("{t}");
+                crate::outln!("{t}");
             }
             for (policy, n) in &replay.would_deny {
-                println!("audit-mode policy {policy} would have denied {n} request(s)");
+                crate::outln!("audit-mode policy {policy} would have denied {n} request(s)");
             }
         }
     }

@@ -42,6 +42,7 @@ pub struct Args {
     /// Approved image registries for CIS 5.1.4 (repeatable).
     #[arg(long = "allowed-registry", value_name = "HOST")]
     pub allowed_registries: Vec<String>,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: ReportFormat,
     /// Also list passed and skipped checks in the table.
@@ -75,8 +76,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = scan(&snapshot, &ScanOptions { allowed_registries: args.allowed_registries.clone() });
     let source = args.snapshot.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "cluster".into());
     match args.output {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        ReportFormat::Sarif => println!("{}", serde_json::to_string_pretty(&sarif(&report, &source))?),
+        ReportFormat::Json => crate::outln!("{}", serde_json::to_string_pretty(&report)?),
+        ReportFormat::Sarif => crate::outln!("{}", serde_json::to_string_pretty(&sarif(&report, &source))?),
         ReportFormat::Table => print_table(&report, args.all),
     }
     eprintln!(
@@ -113,7 +114,7 @@ fn print_table(report: &Report, all: bool) {
             shown.join("\n"),
         ]);
     }
-    println!("{t}");
+    crate::outln!("{t}");
 }
 
 fn sarif(report: &Report, source: &str) -> Value {

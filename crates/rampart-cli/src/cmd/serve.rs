@@ -25,7 +25,7 @@ pub struct Args {
     pub policies: PolicyArgs,
     /// Address to listen on. The upstream wiring runs the webhook beside the apiserver on
     /// loopback; use 0.0.0.0:10288 behind a Service.
-    #[arg(long, default_value = "127.0.0.1:10288")]
+    #[arg(long, default_value = "127.0.0.1:10288", value_parser = super::parse_listen, value_name = "ADDR:PORT")]
     pub listen: SocketAddr,
     #[command(flatten)]
     pub tls: super::TlsArgs,

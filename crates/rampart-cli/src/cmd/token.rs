@@ -54,6 +54,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .and_then(|info| serde_json::from_str::<serde_json::Value>(&info).ok())
         .and_then(|v| v.get("apiVersion").and_then(|a| a.as_str()).map(str::to_owned))
         .unwrap_or_else(|| "client.authentication.k8s.io/v1beta1".into());
-    println!("{}", serde_json::to_string(&exec_credential(&api_version, &token, expires))?);
+    crate::outln!("{}", serde_json::to_string(&exec_credential(&api_version, &token, expires))?);
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,7 @@ use crate::output::{self, Format};
 pub struct Args {
     #[command(flatten)]
     pub policies: PolicyArgs,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Format,
 }
@@ -48,23 +49,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
     };
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&report)?),
         Format::Table => {
             if !report.tiers.is_empty() {
                 let mut t = output::table(&["tier", "policies"]);
                 for (name, n) in &report.tiers {
                     t.add_row(vec![name.clone(), n.to_string()]);
                 }
-                println!("{t}");
+                crate::outln!("{t}");
             }
             for e in &report.errors {
-                println!("error: {e}");
+                crate::outln!("error: {e}");
             }
             for w in &report.warnings {
-                println!("warning: {w}");
+                crate::outln!("warning: {w}");
             }
             if report.ok {
-                println!(
+                crate::outln!(
                     "ok: {} policies parse{}",
                     report.policies,
                     if report.warnings.is_empty() {

@@ -709,19 +709,6 @@ impl Rule {
     }
 }
 
-fn glob(pattern: &str, text: &str) -> bool {
-    fn rec(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => rec(&p[1..], t) || (!t.is_empty() && rec(p, &t[1..])),
-            (Some(b'?'), Some(_)) => rec(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => rec(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    rec(pattern.as_bytes(), text.as_bytes())
-}
-
 fn eval(expr: &Expr, event: &AuditEvent<'_>) -> bool {
     match expr {
         Expr::And(parts) => parts.iter().all(|p| eval(p, event)),
@@ -789,7 +776,7 @@ fn compare(
         Op::EndsWith => got.iter().any(|v| v.ends_with(first)),
         Op::Contains => got.iter().any(|v| v.contains(first)),
         Op::IContains => got.iter().any(|v| v.to_lowercase().contains(&first.to_lowercase())),
-        Op::Glob => got.iter().any(|v| glob(first, v)),
+        Op::Glob => got.iter().any(|v| rampart_types::glob::star_question(first, v)),
         Op::PMatch => got.iter().any(|v| {
             values.iter().any(|p| v.as_ref() == p || v.starts_with(&format!("{}/", p.trim_end_matches('/'))))
         }),
