@@ -43,7 +43,8 @@ use clap::{Parser, Subcommand};
         rampart validate --policies ./policies
 
     Serve the webhooks (HTTPS, self-signed certificate on first start):
-        rampart serve --policies /etc/rampart/policies --cert-dir /var/run/rampart/certs
+        rampart serve --policies /etc/rampart/policies \\
+            --cert-dir /var/run/rampart/certs
 
     Print what to give the kube-apiserver:
         rampart kube-config --target kind --cert-dir /var/run/rampart/certs
@@ -204,6 +205,20 @@ mod tests {
         fn walk(cmd: &mut clap::Command, path: &str, long: &mut Vec<String>) {
             let help = cmd.render_long_help().to_string();
             long.extend(help.lines().filter(|l| l.chars().count() > 80).map(|l| format!("{path}: {l}")));
+            // Examples are written, not wrapped: clap would break a long one mid-command.
+            let examples = cmd.get_after_long_help().map(|h| h.to_string()).unwrap_or_default();
+            let command = |l: &&str| {
+                ["rampart ", "kubectl ", "aws ", "helm ", "--", "| "]
+                    .iter()
+                    .any(|p| l.trim_start().starts_with(p))
+            };
+            long.extend(
+                examples
+                    .lines()
+                    .filter(command)
+                    .filter(|l| l.chars().count() > 80)
+                    .map(|l| format!("{path} (example as written): {l}")),
+            );
             for sub in cmd.get_subcommands_mut() {
                 let name = format!("{path} {}", sub.get_name());
                 walk(sub, &name, long);

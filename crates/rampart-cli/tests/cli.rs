@@ -43,11 +43,28 @@ fn check_from_flags_explains_the_decision() {
         "-o",
         "json",
     ]);
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(1), "a denial exits 1, as can-i");
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["decision"], "Deny");
     assert_eq!(r["diagnostic"]["reasons"][0]["policy"], "label-enforcement-policy1");
     assert_eq!(r["diagnostic"]["reasons"][0]["position"]["line"], 21);
+}
+
+/// An RBAC tier's decision is explained in the table as in JSON, and allowed exits 0.
+#[test]
+fn check_shows_the_rbac_reason_and_exits_like_can_i() {
+    let rbac = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/who-can-rbac.yaml");
+    let args =
+        ["check", "--rbac", rbac, "--user", "bob", "-g", "devs", "--verb", "get", "--resource", "secrets"];
+    let allowed = rampart(&[&args[..], &["-n", "default"]].concat());
+    assert_eq!(allowed.status.code(), Some(0));
+    assert!(
+        stdout(&allowed).contains("RBAC: allowed by RoleBinding \"devs-secrets/default\""),
+        "{}",
+        stdout(&allowed)
+    );
+    let elsewhere = rampart(&[&args[..], &["-n", "prod"]].concat());
+    assert_eq!(elsewhere.status.code(), Some(1), "nothing allows it: exit 1");
 }
 
 #[test]
@@ -56,7 +73,7 @@ fn check_reads_review_files() {
     let review = dir.path().join("review.yaml");
     std::fs::write(&review, "apiVersion: admission.k8s.io/v1\nkind: AdmissionReview\nrequest:\n  uid: u\n  kind: {group: '', version: v1, kind: ConfigMap}\n  resource: {group: '', version: v1, resource: configmaps}\n  name: c\n  namespace: default\n  operation: CREATE\n  userInfo: {username: sample-user, groups: [requires-labels]}\n  object: {apiVersion: v1, kind: ConfigMap, metadata: {name: c}}\n").unwrap();
     let out = rampart(&["check", "-p", DEMO, review.to_str().unwrap(), "-o", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["decision"], "Denied");
 }

@@ -24,12 +24,14 @@ use rampart_server::agent::{
         rampart agent --cluster-name prod --region eu-west-1
 
     On any cluster, with a Rampart broker:
-        rampart agent --cluster-name c1 --broker https://rampart-broker.rampart-system.svc:10289 \\
+        rampart agent --cluster-name c1 \\
+            --broker https://rampart-broker.rampart-system.svc:10289 \\
             --broker-ca /etc/rampart/broker-ca.pem
 
     Locally, for tests (SDKs accept loopback URLs):
         rampart agent --cluster-name c1 --broker http://127.0.0.1:10289 \\
-            --bind-hosts 127.0.0.1 --port 2710 --accepted-hosts 127.0.0.1 --probe-port 0 --metrics-port 0
+            --bind-hosts 127.0.0.1 --port 2710 --accepted-hosts 127.0.0.1 \\
+                --probe-port 0 --metrics-port 0
 
 Pods reach the agent at http://169.254.170.23/v1/credentials (the webhook injects it). Run it as a
 hostNetwork DaemonSet; an init container adds the addresses to a dummy link (see the README).")]

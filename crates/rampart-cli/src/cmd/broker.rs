@@ -18,11 +18,14 @@ use rampart_server::broker::{BrokerState, broker_router};
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "EXAMPLES:
     Validate tokens with the apiserver (TokenReview) and serve TLS with a generated certificate:
-        rampart broker --cluster-name c1 --region eu-west-1 --associations /etc/rampart/associations.yaml
+        rampart broker --cluster-name c1 --region eu-west-1 \\
+            --associations /etc/rampart/associations.yaml
 
     Validate tokens locally against the service-account key, checking pods through the API:
-        rampart broker --cluster-name c1 --region eu-west-1 --associations assoc.yaml \\
-            --token-validation jwks --issuer https://oidc.example.com/c1 --service-account-key-file sa.pub
+        rampart broker --cluster-name c1 --region eu-west-1 \\
+            --associations assoc.yaml \\
+            --token-validation jwks --issuer https://oidc.example.com/c1 \\
+                --service-account-key-file sa.pub
 
 The broker's own AWS credentials come from the standard chain (environment, web identity,
 shared file, container, IMDS). Each association's role must trust the broker's principal with

@@ -15,8 +15,10 @@ use crate::output::Format;
 
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "EXAMPLES:
-    rampart can-i list secrets -n default --as alice --as-group dev --rbac rbac.yaml
-    rampart can-i get /healthz --as system:anonymous --as-group system:unauthenticated --rbac rbac/
+    rampart can-i list secrets -n default --as alice --as-group dev \\
+        --rbac rbac.yaml
+    rampart can-i get /healthz --as system:anonymous \\
+        --as-group system:unauthenticated --rbac rbac/
     rampart can-i delete pods --as bob -n prod --rbac rbac.yaml -p policies/
 
 EXIT STATUS:

@@ -15,9 +15,11 @@ use serde_json::json;
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "EXAMPLES:
     The Helm chart's Secret and CA bundle (release `rampart` in rampart-system):
-        rampart certificate --service rampart --namespace rampart-system --secret | kubectl apply -f -
+        rampart certificate --service rampart --namespace rampart-system \\
+            --secret | kubectl apply -f -
         helm install rampart deploy/helm/rampart -n rampart-system \\
-            --set tls.caBundle=$(rampart certificate --service rampart --namespace rampart-system --ca-bundle)
+            --set tls.caBundle=$(rampart certificate --service rampart \\
+                --namespace rampart-system --ca-bundle)
 
     Run it again before the certificate expires (a year): it is reissued by the same CA, so
     only the Secret changes and Rampart picks it up without a restart.")]

@@ -18,8 +18,12 @@ use crate::selector;
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "EXAMPLES:
     rampart check -p policies/ review.json
-    rampart check -p policies/ --user sample-user --group requires-labels --verb list --resource configmaps -n default -l owner=sample-user
-    rampart check -p policies/ --user alice --verb get --path /healthz")]
+    rampart check -p policies/ --user sample-user --group requires-labels \\
+        --verb list --resource configmaps -n default -l owner=sample-user
+    rampart check -p policies/ --user alice --verb get --path /healthz
+
+EXIT STATUS:
+    0 allowed; 1 denied, or nothing allows it (no opinion); 2 usage or I/O error")]
 pub struct Args {
     #[command(flatten)]
     pub policies: PolicyArgs,
@@ -198,6 +202,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             t.add_row(vec!["decision", &r.decision]);
             t.add_row(vec!["tier", r.tier.as_deref().unwrap_or("-")]);
             t.add_row(vec!["deciding policies", &output::reasons(&r.diagnostic)]);
+            // An RBAC or access-policy tier decides without Cedar policies: its reason is the
+            // explanation (`RBAC: allowed by ClusterRoleBinding …`).
+            if r.diagnostic.reasons.is_empty() && !r.reason.is_empty() {
+                t.add_row(vec!["reason", &r.reason]);
+            }
             if let Some(m) = &r.message {
                 t.add_row(vec!["message", m]);
             }
@@ -207,5 +216,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             crate::outln!("{t}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // As `can-i`: 0 allowed, 1 not (denied, or nothing allows it), 2 usage or I/O error.
+    Ok(if matches!(r.decision.as_str(), "Allow" | "Allowed") { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

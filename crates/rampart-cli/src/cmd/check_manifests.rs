@@ -24,12 +24,14 @@ pub enum ReportFormat {
 
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "EXAMPLES:
-    rampart check-manifests k8s/                       # restricted:latest, table
+    rampart check-manifests k8s/            # restricted:latest, as a table
     rampart check-manifests --level baseline:v1.30 deploy.yaml
-    rampart check-manifests --guardrails guardrails.yaml --namespaces namespaces.yaml -o sarif k8s/ > rampart.sarif
+    rampart check-manifests --guardrails guardrails.yaml \\
+        --namespaces namespaces.yaml -o sarif k8s/ > rampart.sarif
 
 EXIT STATUS:
-    0 no violations; 1 violations at error level (or warnings with --fail-on-warnings); 2 usage or I/O error")]
+    0 no violations; 1 violations at error level (or warnings with
+    --fail-on-warnings); 2 usage or I/O error")]
 pub struct Args {
     /// Manifest files or directories (searched recursively for .yaml, .yml, .json).
     #[arg(required = true, value_name = "PATH")]

@@ -11,7 +11,8 @@ pub enum Command {
     /// Convert RoleBindings and ClusterRoleBindings (with their roles) to Cedar `permit`s that
     /// allow exactly what RBAC allows (upstream converter bugs fixed; see the README).
     #[command(after_long_help = "EXAMPLES:
-    kubectl get roles,rolebindings,clusterroles,clusterrolebindings -A -o yaml > rbac.yaml
+    kubectl get roles,rolebindings,clusterroles,clusterrolebindings -A \\
+        -o yaml > rbac.yaml
     rampart convert rbac rbac.yaml > rbac.cedar
     rampart convert rbac -o crd manifests/rbac/ > policies.yaml")]
     Rbac {

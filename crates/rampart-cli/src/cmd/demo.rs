@@ -22,8 +22,8 @@ use crate::output::{self, Format};
 
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "EXAMPLES:
-    rampart demo                                  # in-process, no cluster needed
-    rampart demo --kubeconfig ~/.kube/config      # through a real cluster running Rampart
+    rampart demo                             # in-process, no cluster needed
+    rampart demo --kubeconfig ~/.kube/config # through a cluster running Rampart
 
 Against a real cluster, Rampart must serve the demo policies
 (examples/policies/demo) and the kubeconfig's user must be allowed to impersonate

@@ -15,7 +15,9 @@ use crate::output::{self, Format};
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "EXAMPLES:
     rampart who-can get secrets -n default --rbac rbac.yaml
-    rampart who-can create pods/exec -n prod --rbac rbac/ -p policies/   # and which Cedar forbid removes it")]
+
+    And which Cedar forbid removes a grant:
+        rampart who-can create pods/exec -n prod --rbac rbac/ -p policies/")]
 pub struct WhoCanArgs {
     /// The verb (get, list, create, delete, impersonate, …).
     pub verb: String,

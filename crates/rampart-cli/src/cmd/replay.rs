@@ -21,7 +21,8 @@ use crate::output::Format;
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "EXAMPLES:
     What would the new policies change for last week's traffic? (Cedar over RBAC, like the apiserver)
-        rampart replay -p ./new-policies --rbac rbac.yaml --bootstrap-roles audit-*.log.gz
+        rampart replay -p ./new-policies --rbac rbac.yaml \\
+            --bootstrap-roles audit-*.log.gz
 
     The policies and RBAC a live cluster runs with (its Policy objects, tier `cluster:`):
         rampart replay -p ./org -p cluster: --rbac-from-cluster audit.log

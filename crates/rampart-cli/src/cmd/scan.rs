@@ -14,15 +14,18 @@ use super::audit::ReportFormat;
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "SNAPSHOT:
     A directory (or file) of `kubectl get … -o yaml` output, e.g.
-        kubectl get ns,pods,deploy,ds,sts,rs,jobs,cronjobs,sa,svc,ing,netpol -A -o yaml > snap/objects.yaml
-        kubectl get roles,rolebindings,clusterroles,clusterrolebindings -A -o yaml > snap/rbac.yaml
+        kubectl get ns,pods,deploy,ds,sts,rs,jobs,cronjobs,sa,svc,ing,netpol \\
+            -A -o yaml > snap/objects.yaml
+        kubectl get roles,rolebindings,clusterroles,clusterrolebindings -A \\
+            -o yaml > snap/rbac.yaml
         kubectl get cm aws-auth -n kube-system -o yaml > snap/aws-auth.yaml
         aws eks describe-cluster --name prod > snap/cluster.json
     or the live cluster with --from-cluster (kubeconfig as kubectl finds it).
 
 EXAMPLES:
     rampart scan snap/
-    rampart scan --from-cluster --cluster-description cluster.json -o sarif > posture.sarif
+    rampart scan --from-cluster --cluster-description cluster.json \\
+        -o sarif > posture.sarif
 
 EXIT STATUS:
     0 no check failed, 1 some check failed, 2 the snapshot could not be read.")]

@@ -8,12 +8,14 @@ use rampart_identity::client::{assume_role, exec_credential, now, presign, resol
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "EXAMPLES:
     rampart token --cluster-id my-cluster --region eu-west-1
-    rampart token --cluster-id my-cluster --role-arn arn:aws:iam::111122223333:role/k8s-admin
+    rampart token --cluster-id my-cluster \\
+        --role-arn arn:aws:iam::111122223333:role/k8s-admin
 
 CREDENTIALS:
-    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else the shared credentials
-    file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile AWS_PROFILE). With
-    --role-arn the role is assumed first (AWS_ENDPOINT_URL_STS overrides the STS endpoint).")]
+    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else the shared
+    credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile
+    AWS_PROFILE). With --role-arn the role is assumed first (AWS_ENDPOINT_URL_STS
+    overrides the STS endpoint).")]
 pub struct Args {
     /// The cluster id signed into the token (`x-k8s-aws-id`; the cluster name on EKS).
     #[arg(long, short = 'i')]
