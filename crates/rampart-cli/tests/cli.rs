@@ -390,7 +390,48 @@ fn check_manifests_reports_table_json_sarif_and_exit_codes() {
     assert_eq!(sarif["version"], "2.1.0");
     let result = &sarif["runs"][0]["results"][0];
     assert_eq!(result["ruleId"], "pss/hostNamespaces");
-    assert_eq!(result["locations"][0]["physicalLocation"]["region"]["startLine"], 5);
+    // The line of the offending field, not of the document.
+    assert_eq!(result["locations"][0]["physicalLocation"]["region"]["startLine"], 11);
+    // stdin; a file that does not parse is reported and the others still checked (exit 2);
+    // artifact URIs are percent-encoded.
+    let spaced = dir.path().join("with space.yaml");
+    std::fs::copy(&bad, &spaced).unwrap();
+    let piped = {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["check-manifests", "-", "--level", "baseline", "-o", "json"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &std::fs::read(&bad).unwrap()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(piped.status.code(), Some(1));
+    let findings: serde_json::Value = serde_json::from_slice(&piped.stdout).unwrap();
+    assert_eq!(findings[0]["file"], "<stdin>");
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "kind: [oops\n").unwrap();
+    let both = rampart(&[
+        "check-manifests",
+        broken.to_str().unwrap(),
+        spaced.to_str().unwrap(),
+        "--level",
+        "baseline",
+        "-o",
+        "sarif",
+    ]);
+    assert_eq!(both.status.code(), Some(2), "a file that did not parse makes the run fail");
+    let sarif: serde_json::Value = serde_json::from_slice(&both.stdout).unwrap();
+    let uris: Vec<String> = sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(uris.iter().any(|u| u.ends_with("broken.yaml")), "{uris:?}");
+    assert!(uris.iter().any(|u| u.ends_with("with%20space.yaml") && u.starts_with("file:///")), "{uris:?}");
     // Rules from a guardrails config: a warning does not fail unless asked to.
     let config = dir.path().join("guardrails.yaml");
     std::fs::write(&config, "rules:\n  disallowLatestTag: warn\n").unwrap();

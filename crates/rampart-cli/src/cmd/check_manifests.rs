@@ -26,14 +26,17 @@ pub enum ReportFormat {
 #[command(after_long_help = "EXAMPLES:
     rampart check-manifests k8s/            # restricted:latest, as a table
     rampart check-manifests --level baseline:v1.30 deploy.yaml
+    helm template ./chart | rampart check-manifests -
     rampart check-manifests --guardrails guardrails.yaml \\
         --namespaces namespaces.yaml -o sarif k8s/ > rampart.sarif
 
 EXIT STATUS:
     0 no violations; 1 violations at error level (or warnings with
-    --fail-on-warnings); 2 usage or I/O error")]
+    --fail-on-warnings); 2 a file could not be read or parsed (it is reported
+    with the others' findings, which were all checked), or a usage error")]
 pub struct Args {
-    /// Manifest files or directories (searched recursively for .yaml, .yml, .json).
+    /// Manifest files or directories (searched recursively for .yaml, .yml, .json);
+    /// `-` reads stdin.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Pod Security level to enforce everywhere, `LEVEL[:VERSION]`. Default: the namespaces'
@@ -74,6 +77,10 @@ fn manifest_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack: Vec<PathBuf> = paths.to_vec();
     while let Some(p) = stack.pop() {
+        if p.as_os_str() == "-" {
+            out.push(p);
+            continue;
+        }
         let meta = std::fs::metadata(&p).with_context(|| format!("cannot read {}", p.display()))?;
         if meta.is_dir() {
             for entry in std::fs::read_dir(&p).with_context(|| format!("cannot list {}", p.display()))? {
@@ -127,6 +134,89 @@ fn objects(value: Value) -> Vec<Value> {
     }
 }
 
+/// The YAML key a Pod Security check or rule is about, to point a finding at its line.
+fn field_of(rule: &str) -> Option<&'static str> {
+    let id = rule.rsplit('/').next().unwrap_or(rule);
+    Some(match id {
+        "privileged" => "privileged",
+        "allowPrivilegeEscalation" => "allowPrivilegeEscalation",
+        "capabilities_baseline" | "capabilities_restricted" => "capabilities",
+        "runAsNonRoot" => "runAsNonRoot",
+        "runAsUser" => "runAsUser",
+        "seccompProfile_baseline" | "seccompProfile_restricted" => "seccompProfile",
+        "hostPathVolumes" => "hostPath",
+        "hostPorts" => "hostPort",
+        "procMount" => "procMount",
+        "sysctls" => "sysctls",
+        "appArmorProfile" => "appArmorProfile",
+        "seLinuxOptions" => "seLinuxOptions",
+        "restrictedVolumes" => "volumes",
+        "hostProbesAndHostLifecycle" => "host",
+        "windowsHostProcess" => "hostProcess",
+        "disallowLatestTag" | "imageRegistries" | "requireDigest" => "image",
+        "resources" | "requireResources" => "resources",
+        _ => return None,
+    })
+}
+
+/// The line a finding points at, within the document `lines[start..end]` (0-based indexes):
+/// the offending field of the named container, else that container, else the first
+/// occurrence of the field (pod-level settings such as `hostNetwork`), else the document.
+fn locate(lines: &[&str], start: usize, end: usize, rule: &str, message: &str) -> usize {
+    let doc = &lines[start.min(lines.len())..end.min(lines.len())];
+    // `key:` in block style (`  privileged: true`) or flow style (`{privileged: true}`).
+    let key_at = |from: usize, key: &str| {
+        let needle = format!("{key}:");
+        doc.iter().enumerate().skip(from).find_map(|(i, l)| {
+            l.match_indices(&needle)
+                .any(|(at, _)| at == 0 || matches!(l.as_bytes()[at - 1], b' ' | b'{' | b',' | b'"' | b'-'))
+                .then_some(i)
+        })
+    };
+    // `container "app"`, `containers "a", "b"`, `pod or container "app"`.
+    let container = message.split("ontainer").nth(1).and_then(|rest| rest.split('"').nth(1));
+    let container_line = container.and_then(|name| {
+        doc.iter().position(|l| {
+            let t = l.trim_start().trim_start_matches("- ");
+            t == format!("name: {name}") || t == format!("name: \"{name}\"") || t == format!("name: '{name}'")
+        })
+    });
+    // A container's block ends at the next line indented no deeper than its `- name:`.
+    let block_end = |c: usize| {
+        let indent = |l: &str| l.len() - l.trim_start().len();
+        let own = doc.get(c).map_or(0, |l| indent(l));
+        doc.iter()
+            .enumerate()
+            .skip(c + 1)
+            .find(|(_, l)| !l.trim().is_empty() && indent(l) <= own)
+            .map_or(doc.len(), |(i, _)| i)
+    };
+    let key_in_container = |c: usize, key: &str| key_at(c, key).filter(|&i| i < block_end(c));
+    let found = if rule.ends_with("hostNamespaces") {
+        ["hostNetwork", "hostPID", "hostIPC"].iter().find_map(|k| key_at(0, k))
+    } else {
+        match (container_line, field_of(rule)) {
+            (Some(c), Some(f)) => key_in_container(c, f).or(Some(c)),
+            (Some(c), None) => Some(c),
+            (None, Some(f)) => key_at(0, f),
+            (None, None) => None,
+        }
+    };
+    start + found.unwrap_or(0) + 1
+}
+
+/// A manifest's text and the name it is reported under (`-`: stdin).
+fn read_manifest(path: &Path) -> anyhow::Result<(String, String)> {
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
+            .context("cannot read stdin")?;
+        return Ok(("<stdin>".to_owned(), text));
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok((path.display().to_string(), text))
+}
+
 fn check_file(
     path: &Path,
     args: &Args,
@@ -134,12 +224,31 @@ fn check_file(
     forced: Option<LevelVersion>,
     findings: &mut Vec<Finding>,
 ) -> anyhow::Result<usize> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (shown, text) = read_manifest(path)?;
     let lines = document_lines(&text);
+    let text_lines: Vec<&str> = text.lines().collect();
     let mut checked = 0;
     for (n, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-        let value = Value::deserialize(doc).with_context(|| format!("{}: invalid YAML", path.display()))?;
         let line = lines.get(n).copied().unwrap_or(1);
+        let value = match Value::deserialize(doc) {
+            Ok(v) => v,
+            Err(e) => {
+                // The rest of the files are still checked; the exit status says one was not.
+                let at = e.location().map_or(line, |l| l.line());
+                findings.push(Finding {
+                    file: shown.clone(),
+                    line: at,
+                    kind: String::new(),
+                    namespace: String::new(),
+                    name: String::new(),
+                    rule: "manifest/parse".into(),
+                    level: "error",
+                    message: format!("invalid YAML: {e}"),
+                });
+                return Err(anyhow::anyhow!("{shown}:{at}: invalid YAML: {e}"));
+            }
+        };
+        let doc_end = lines.get(n + 1).map_or(text_lines.len(), |next| next - 1);
         for object in objects(value) {
             let Some(pod) = pod_of(&object) else { continue };
             checked += 1;
@@ -153,8 +262,8 @@ fn check_file(
                 .to_owned();
             let mut add = |rule: String, level: &'static str, message: String| {
                 findings.push(Finding {
-                    file: path.display().to_string(),
-                    line,
+                    file: shown.clone(),
+                    line: locate(&text_lines, line - 1, doc_end, &rule, &message),
                     kind: kind.clone(),
                     namespace: namespace.clone(),
                     name: name.clone(),
@@ -202,6 +311,22 @@ fn pss_message(lv: LevelVersion, r: &pss::CheckResult) -> String {
     format!("violates PodSecurity \"{lv}\": {body}")
 }
 
+/// A SARIF artifact URI: a relative reference for relative paths, a `file://` URL for absolute
+/// ones, each path segment percent-encoded (`a b.yaml` → `a%20b.yaml`).
+fn artifact_uri(file: &str) -> String {
+    let path = Path::new(file);
+    let Ok(mut url) = url::Url::parse("file:///") else { return file.to_owned() };
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.clear();
+        segments.extend(path.components().filter_map(|c| match c {
+            std::path::Component::Normal(s) => s.to_str(),
+            std::path::Component::ParentDir => Some(".."),
+            _ => None,
+        }));
+    }
+    if path.is_absolute() { url.to_string() } else { url.path().trim_start_matches('/').to_owned() }
+}
+
 fn sarif(findings: &[Finding]) -> Value {
     let mut rules: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
     rules.sort_unstable();
@@ -216,7 +341,7 @@ fn sarif(findings: &[Finding]) -> Value {
                     "level": f.level,
                     "message": {"text": format!("{} {}/{}: {}", f.kind, f.namespace, f.name, f.message)},
                     "locations": [{"physicalLocation": {
-                        "artifactLocation": {"uri": f.file},
+                        "artifactLocation": {"uri": artifact_uri(&f.file)},
                         "region": {"startLine": f.line},
                     }}],
                 })
@@ -235,8 +360,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut findings = Vec::new();
     let mut checked = 0;
     let files = manifest_files(&args.paths)?;
+    let mut unreadable = 0;
     for file in &files {
-        checked += check_file(file, &args, &guardrails, forced, &mut findings)?;
+        match check_file(file, &args, &guardrails, forced, &mut findings) {
+            Ok(n) => checked += n,
+            Err(e) => {
+                eprintln!("error: {}", crate::output::error_chain(&e));
+                unreadable += 1;
+            }
+        }
     }
     match args.output {
         ReportFormat::Json => crate::outln!("{}", serde_json::to_string_pretty(&findings)?),
@@ -245,8 +377,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if !findings.is_empty() {
                 let mut t = output::table(&["object", "file:line", "rule", "level", "finding"]);
                 for f in &findings {
+                    let object = if f.kind.is_empty() {
+                        "(not parsed)".to_owned()
+                    } else {
+                        format!("{} {}/{}", f.kind, f.namespace, f.name)
+                    };
                     t.add_row(vec![
-                        format!("{} {}/{}", f.kind, f.namespace, f.name),
+                        object,
                         format!("{}:{}", f.file, f.line),
                         f.rule.clone(),
                         f.level.to_owned(),
@@ -262,6 +399,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 findings.len() - errors
             );
         }
+    }
+    if unreadable > 0 {
+        eprintln!(
+            "{unreadable} of {} files could not be read or parsed; the others were checked",
+            files.len()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    if checked == 0 {
+        // A check that read nothing must not pass silently.
+        eprintln!("no workloads found in {} files: nothing was checked", files.len());
+        return Ok(ExitCode::from(2));
     }
     let failing =
         findings.iter().any(|f| f.level == "error" || (args.fail_on_warnings && f.level == "warning"));
