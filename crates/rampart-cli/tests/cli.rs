@@ -350,8 +350,22 @@ fn help_reads_like_a_man_page() {
 #[test]
 fn shipped_examples_validate_strictly() {
     let basic = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/basic");
-    let out = rampart(&["validate", "-p", basic, "--validation", "enforce"]);
-    assert!(out.status.success(), "{}", stdout(&out));
+    for tier in ["basic", "demo", "guardrails"] {
+        let dir = format!("{}/../../examples/policies/{tier}", env!("CARGO_MANIFEST_DIR"));
+        let out = rampart(&["validate", "-p", &dir, "--validation", "enforce"]);
+        assert!(out.status.success(), "examples/policies/{tier}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // Every Cedar block of the README, too.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let blocks: Vec<&str> =
+        readme.split("```cedar\n").skip(1).map(|rest| rest.split("```").next().unwrap_or_default()).collect();
+    assert!(blocks.len() >= 3, "the README's Cedar examples were found");
+    let dir = tempfile::tempdir().unwrap();
+    for (i, block) in blocks.iter().enumerate() {
+        std::fs::write(dir.path().join(format!("readme-block-{i}.cedar")), block).unwrap();
+    }
+    let out = rampart(&["validate", "-p", dir.path().to_str().unwrap(), "--validation", "enforce"]);
+    assert!(out.status.success(), "README Cedar blocks: {}", String::from_utf8_lossy(&out.stderr));
     // The audit-mode forbid reports but never enforces.
     let out = rampart(&[
         "check",
