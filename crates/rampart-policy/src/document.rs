@@ -71,6 +71,8 @@ pub struct LoadedPolicy {
     pub description: Option<String>,
     /// `@id("…")`, if any: how messages for people name the policy.
     pub label: Option<String>,
+    /// `@reason("…")`, if any: shown to a denied user after the policy's name.
+    pub message: Option<String>,
 }
 
 /// A document that failed to parse.
@@ -126,6 +128,7 @@ pub fn parse_document(kind: &DocumentKind, text: &str) -> Result<Vec<LoadedPolic
             mode,
             description: policy.annotation("description").map(str::to_owned),
             label: policy.annotation("id").map(str::to_owned),
+            message: policy.annotation("reason").map(str::to_owned),
             policy: renamed,
             single,
         });

@@ -447,6 +447,7 @@ impl Engine {
                         policy: ALLOW_ALL_ADMISSION.into(),
                         position: SourcePosition::default(),
                         label: None,
+                        message: None,
                     }],
                     errors: vec![],
                 },

@@ -59,7 +59,12 @@ pub struct TierOutcome {
 }
 
 fn policy_ref(p: &LoadedPolicy) -> PolicyRef {
-    PolicyRef { policy: p.id.clone(), position: p.position.clone(), label: p.label.clone() }
+    PolicyRef {
+        policy: p.id.clone(),
+        position: p.position.clone(),
+        label: p.label.clone(),
+        message: p.message.clone(),
+    }
 }
 
 impl Tier {

@@ -65,6 +65,10 @@ pub struct PolicyRef {
     /// people. Not part of the Go-compatible JSON.
     #[serde(skip)]
     pub label: Option<String>,
+    /// The policy's `@reason("…")` annotation: what a denied user reads, after the policy's
+    /// name. Not part of the Go-compatible JSON.
+    #[serde(skip)]
+    pub message: Option<String>,
 }
 
 impl PolicyRef {
@@ -142,6 +146,16 @@ impl Diagnostic {
                 names(self.reasons.iter().map(PolicyRef::describe).collect())
             ),
         };
+        let mut messages: Vec<&str> = Vec::new();
+        for m in self.reasons.iter().filter_map(|r| r.message.as_deref()) {
+            if !messages.contains(&m) {
+                messages.push(m);
+            }
+        }
+        if !messages.is_empty() {
+            text.push_str(": ");
+            text.push_str(&messages.join("; "));
+        }
         for e in &self.errors {
             if !text.is_empty() {
                 text.push_str("; ");
@@ -186,6 +200,7 @@ mod tests {
                 policy: "first-policy1-uid".into(),
                 position: pos("first-policy", 312, 11, 1),
                 label: Some("not-in-the-json".into()),
+                message: None,
             }],
             errors: vec![],
         };
@@ -223,6 +238,7 @@ mod tests {
                 policy: "org.policy0".into(),
                 position: pos("org.cedar", 0, 3, 1),
                 label: None,
+                message: None,
             }],
             errors: vec![],
         };
@@ -231,11 +247,31 @@ mod tests {
             policy: "org.policy1".into(),
             position: pos("org.cedar", 9, 7, 1),
             label: Some("no-prod".into()),
+            message: None,
         });
         assert_eq!(
             d.admission_message(ReasonFormat::Text),
             "forbidden by policies org.policy0 (org.cedar:3:1), no-prod (org.cedar:7:1)"
         );
         assert!(d.reason(ReasonFormat::CedarGo, "forbidden").starts_with("{\"reasons\""));
+    }
+
+    #[test]
+    fn a_reason_annotation_is_what_the_denied_user_reads() {
+        let d = Diagnostic {
+            reasons: vec![PolicyRef {
+                policy: "org.policy4".into(),
+                position: pos("org.cedar", 0, 12, 1),
+                label: Some("no-prod-configmaps".into()),
+                message: Some("ConfigMaps named prod-* are managed by the release pipeline".into()),
+            }],
+            errors: vec![],
+        };
+        assert_eq!(
+            d.admission_message(ReasonFormat::Text),
+            "forbidden by policy no-prod-configmaps (org.cedar:12:1): ConfigMaps named prod-* are managed by \
+             the release pipeline"
+        );
+        assert!(!d.to_reason_string().contains("release pipeline"), "the Go-compatible JSON is unchanged");
     }
 }

@@ -57,7 +57,7 @@ fn cedar_policies_pod_security_and_best_practices_at_admission() {
     build(c, &["create", "configmap", "staging-settings", "-n", "e2e-admission"], None).ok();
     let err = build(c, &["create", "configmap", "prod-settings", "-n", "e2e-admission"], None).fails();
     assert!(
-        err.contains("admission webhook \"vpolicy.rampart.dev\" denied the request: forbidden by policy e2e-no-prod-configmaps (admission.cedar:4:1)"),
+        err.contains("admission webhook \"vpolicy.rampart.dev\" denied the request: forbidden by policy e2e-no-prod-configmaps (admission.cedar:4:1): prod-* ConfigMaps are written by the release pipeline only"),
         "{err}"
     );
 
