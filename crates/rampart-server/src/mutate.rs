@@ -12,10 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine as _;
 use rampart_identity::inject::{IdentitySources, InjectConfig};
 use rampart_types::admission::{self, AdmissionRequest, AdmissionResponse, Operation};
@@ -119,25 +118,63 @@ fn namespace_of<'a>(request: &'a AdmissionRequest, pod: &'a serde_json::Value) -
         .unwrap_or("default")
 }
 
-pub(crate) async fn mutate(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let started = Instant::now();
-    let endpoint = "mutate";
-    // As upstream (spec W25): the apiserver always sends JSON; anything else is not a review.
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if content_type.split(';').next().map(str::trim) != Some("application/json") {
-        state.metrics.bad_requests.get_or_create(&EndpointLabels { endpoint }).inc();
-        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Invalid Content-Type, expected `application/json`\n")
-            .into_response();
-    }
+/// Read and decode an AdmissionReview, within the limits; the refusal is itself a
+/// well-formed AdmissionReview (with the request's uid when it can be read).
+pub(crate) async fn read_admission(
+    state: &AppState,
+    endpoint: &'static str,
+    body: axum::body::Body,
+) -> Result<admission::AdmissionReview, Response> {
+    let bad = || state.metrics.bad_requests.get_or_create(&EndpointLabels { endpoint }).inc();
+    let Some(body) = crate::router::read_body(body).await else {
+        bad();
+        return Err(json(&AdmissionResponse::reject("", 413, crate::router::too_large()).into_review()));
+    };
     let review = match admission::decode(&body) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "undecodable AdmissionReview");
-            state.metrics.bad_requests.get_or_create(&EndpointLabels { endpoint }).inc();
-            return json(
+            bad();
+            return Err(json(
                 &AdmissionResponse::reject(admission::salvage_uid(&body), 400, e.to_string()).into_review(),
-            );
+            ));
         }
+    };
+    let user = &review.request.user_info;
+    if let Err(over) = rampart_types::review::limits::check_user(
+        "request.userInfo",
+        user.groups.as_deref(),
+        user.extra.as_ref(),
+    ) {
+        tracing::warn!("AdmissionReview refused: {over}");
+        bad();
+        return Err(json(&AdmissionResponse::reject(&review.request.uid, 400, over).into_review()));
+    }
+    Ok(review)
+}
+
+pub(crate) async fn mutate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let started = Instant::now();
+    let endpoint = "mutate";
+    // The apiserver always sends JSON. A missing Content-Type (curl, scripts) is read as
+    // JSON; another type is refused with a review saying so (upstream answers a bare 415).
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    if content_type.split(';').next().map(str::trim) != Some("application/json") {
+        state.metrics.bad_requests.get_or_create(&EndpointLabels { endpoint }).inc();
+        let message =
+            format!("Content-Type {content_type:?} is not application/json: send an AdmissionReview as JSON");
+        let mut response = json(&AdmissionResponse::reject("", 415, message).into_review());
+        *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        return response;
+    }
+    let review = match read_admission(&state, endpoint, body).await {
+        Ok(r) => r,
+        Err(refusal) => return refusal,
     };
     let request = &review.request;
     let patch = match state.injection.as_ref() {

@@ -23,8 +23,7 @@ use crate::cache::{CachedAnswer, DecisionCache};
 use crate::metrics::{EndpointLabels, Metrics, PolicyLabels};
 use crate::mutate::Injection;
 
-/// Admission objects can be large (etcd allows ~1.5 MiB objects, and UPDATE sends two).
-const MAX_BODY: usize = 8 * 1024 * 1024;
+use rampart_types::review::limits::{self, MAX_BODY};
 
 /// What the handlers share.
 #[derive(Debug)]
@@ -107,8 +106,20 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        // Each review handler reads its body itself ([`read_body`]), so that an oversized one
+        // still gets a well-formed review back rather than a bare 413 or a stream reset.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// A review body, at most [`MAX_BODY`] bytes; `None` when it is larger (or unreadable).
+pub(crate) async fn read_body(body: axum::body::Body) -> Option<Bytes> {
+    axum::body::to_bytes(body, MAX_BODY).await.ok()
+}
+
+/// What an oversized body is told.
+pub(crate) fn too_large() -> String {
+    format!("the request body is larger than {MAX_BODY} bytes, the most Rampart reads")
 }
 
 pub(crate) fn json(body: &impl serde::Serialize) -> Response {
@@ -135,9 +146,13 @@ fn json_response(bytes: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
-async fn authorize(State(state): State<AppState>, body: Bytes) -> Response {
+async fn authorize(State(state): State<AppState>, body: axum::body::Body) -> Response {
     let started = Instant::now();
     let endpoint = "authorize";
+    let Some(body) = read_body(body).await else {
+        state.metrics.bad_requests.get_or_create(&EndpointLabels { endpoint }).inc();
+        return json(&SarResponse::refused(too_large()));
+    };
     let generation = state.live.generation();
     if let Some(hit) = state.cache.get(generation, &body) {
         state.metrics.cache_hits.inc();
@@ -154,6 +169,11 @@ async fn authorize(State(state): State<AppState>, body: Bytes) -> Response {
             return json(&SarResponse::decode_failure(&e));
         }
     };
+    if let Err(over) = limits::check_user("spec", review.spec.groups.as_deref(), review.spec.extra.as_ref()) {
+        tracing::warn!("SubjectAccessReview refused: {over}");
+        state.metrics.bad_requests.get_or_create(&EndpointLabels { endpoint }).inc();
+        return json(&SarResponse::refused(over));
+    }
     let verdict = state.live.engine().authorize(&review.spec);
     let user = review.spec.user.as_deref().unwrap_or_default();
     tracing::debug!(user, decision = %verdict.decision, reason = %verdict.reason, "authorize");
@@ -175,17 +195,12 @@ async fn authorize(State(state): State<AppState>, body: Bytes) -> Response {
     json_response(response)
 }
 
-async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
+async fn admit(State(state): State<AppState>, body: axum::body::Body) -> Response {
     let started = Instant::now();
     let endpoint = "admit";
-    let review = match admission::decode(&body) {
+    let review = match crate::mutate::read_admission(&state, endpoint, body).await {
         Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(error = %e, "undecodable AdmissionReview");
-            state.metrics.bad_requests.get_or_create(&EndpointLabels { endpoint }).inc();
-            let uid = admission::salvage_uid(&body);
-            return json(&AdmissionResponse::reject(uid, 400, e.to_string()).into_review());
-        }
+        Err(refusal) => return refusal,
     };
     if let Some(error) = invalid_policy_object(&state, &review.request) {
         state.metrics.decision_counter(endpoint, "deny", "policy-objects").inc();
@@ -255,24 +270,43 @@ async fn oidc_jwks(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn authenticate(State(state): State<AppState>, body: Bytes) -> Response {
+/// A TokenReview that authenticates no one, with why (the apiserver logs `status.error`).
+fn token_review_refused(code: StatusCode, error: String) -> Response {
+    let body = serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "status": {"authenticated": false, "error": error},
+    });
+    let mut response = json(&body);
+    *response.status_mut() = code;
+    response
+}
+
+async fn authenticate(State(state): State<AppState>, body: axum::body::Body) -> Response {
     let started = Instant::now();
     let Some(authenticator) = state.authenticator.clone() else {
-        return (
+        return token_review_refused(
             StatusCode::NOT_FOUND,
-            "authentication is not configured: start rampart serve with --cluster-id",
-        )
-            .into_response();
+            "authentication is not configured: start rampart serve with --cluster-id".into(),
+        );
+    };
+    let Some(body) = read_body(body).await else {
+        return token_review_refused(StatusCode::PAYLOAD_TOO_LARGE, too_large());
     };
     let review: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
-            return (StatusCode::BAD_REQUEST, format!("expected a request body to be a TokenReview: {e}"))
-                .into_response();
+            return token_review_refused(
+                StatusCode::BAD_REQUEST,
+                format!("expected a request body to be a TokenReview: {e}"),
+            );
         }
     };
     let Some(token) = review.pointer("/spec/token").and_then(|t| t.as_str()) else {
-        return (StatusCode::BAD_REQUEST, "expected a TokenReview with spec.token").into_response();
+        return token_review_refused(
+            StatusCode::BAD_REQUEST,
+            "expected a TokenReview with spec.token".into(),
+        );
     };
     let api_version =
         review.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("authentication.k8s.io/v1").to_owned();

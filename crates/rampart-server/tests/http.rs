@@ -297,3 +297,24 @@ async fn not_ready_until_every_live_source_is_read_once() {
     );
     assert!(h.get("/readyz").await.starts_with("ok: 3 policies"));
 }
+
+/// Oversized and over-limit SubjectAccessReviews are refused with a well-formed review naming
+/// the problem (denied: not passed on to RBAC), instead of a stream reset or seconds of CPU.
+#[tokio::test]
+async fn oversized_and_over_limit_reviews_get_a_review_back() {
+    use rampart_types::review::limits::{MAX_BODY, MAX_GROUPS};
+    let h = harness(POLICY).await;
+    let groups: Vec<String> = (0..=MAX_GROUPS).map(|i| format!("g{i}")).collect();
+    let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+    let crowded = h.post("/v1/authorize", sar("alice", &groups, "get", "pods")).await;
+    assert_eq!(crowded["status"]["denied"], true);
+    assert!(
+        crowded["status"]["evaluationError"].as_str().unwrap().starts_with("spec.groups has 2049 entries")
+    );
+    let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_BODY));
+    let refused = h.post("/v1/authorize", huge.clone()).await;
+    assert_eq!(refused["status"]["denied"], true);
+    assert!(refused["status"]["evaluationError"].as_str().unwrap().contains("larger than"), "{refused}");
+    let admission = h.post("/v1/admit", huge).await;
+    assert_eq!(admission["response"]["status"]["code"], 413);
+}

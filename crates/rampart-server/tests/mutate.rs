@@ -216,7 +216,33 @@ async fn other_requests_pass_unchanged_and_bad_bodies_get_a_clear_rejection() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 415);
-    assert_eq!(resp.text().await.unwrap(), "Invalid Content-Type, expected `application/json`\n");
+    let refused: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(refused["kind"], "AdmissionReview", "a well-formed review, not plain text");
+    assert!(
+        refused["response"]["status"]["message"].as_str().unwrap().contains("application/xml"),
+        "{refused}"
+    );
+    // No Content-Type at all (curl, scripts): read as JSON.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/mutate", server.url()))
+        .body(pod_review("team-a", "reader").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Over the body limit: still a review, saying why.
+    let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(rampart_types::review::limits::MAX_BODY));
+    let response = post(&server, huge).await;
+    assert_eq!(response["response"]["status"]["code"], 413, "{response}");
+    // A user with more groups than Rampart evaluates: refused, naming the field.
+    let mut crowded = pod_review("team-a", "reader");
+    crowded["request"]["userInfo"]["groups"] =
+        json!(vec!["g"; rampart_types::review::limits::MAX_GROUPS + 1]);
+    let response = post(&server, crowded.to_string()).await;
+    assert_eq!(response["response"]["allowed"], false);
+    assert!(
+        response["response"]["status"]["message"].as_str().unwrap().starts_with("request.userInfo.groups")
+    );
 }
 
 /// A ServiceAccount that only appears in the apiserver after `appears_after` (None: never).

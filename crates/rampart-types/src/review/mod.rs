@@ -1,6 +1,7 @@
 //! Kubernetes webhook wire formats and their decoding.
 
 pub mod admission;
+pub mod limits;
 pub mod sar;
 
 /// A request body that could not be decoded, with the JSON path of the offending field.

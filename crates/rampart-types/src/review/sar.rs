@@ -58,6 +58,17 @@ impl SarResponse {
 
     /// The reply for a body that could not be decoded: NoOpinion, so RBAC still decides,
     /// with the decoder's message as the evaluation error (as the Go webhook does).
+    /// A request refused outright (over a limit, unreadable): denied, with the reason, so the
+    /// apiserver neither allows it nor passes it on to the next authorizer.
+    pub fn refused(message: String) -> Self {
+        SarResponse::new(SarStatus {
+            allowed: false,
+            denied: true,
+            reason: "refused by Rampart".into(),
+            evaluation_error: message,
+        })
+    }
+
     pub fn decode_failure(err: &DecodeError) -> Self {
         SarResponse::new(SarStatus {
             allowed: false,
