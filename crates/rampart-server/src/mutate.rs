@@ -126,9 +126,10 @@ pub(crate) async fn read_admission(
     body: axum::body::Body,
 ) -> Result<admission::AdmissionReview, Response> {
     let bad = || state.metrics.bad_requests.get_or_create(&EndpointLabels { endpoint }).inc();
-    let Some(body) = crate::router::read_body(body).await else {
+    let limit = rampart_types::review::limits::MAX_BODY;
+    let Some(body) = crate::router::read_body(body, limit).await else {
         bad();
-        return Err(json(&AdmissionResponse::reject("", 413, crate::router::too_large()).into_review()));
+        return Err(json(&AdmissionResponse::reject("", 413, crate::router::too_large(limit)).into_review()));
     };
     let review = match admission::decode(&body) {
         Ok(r) => r,

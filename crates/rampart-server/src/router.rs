@@ -23,7 +23,7 @@ use crate::cache::{CachedAnswer, DecisionCache};
 use crate::metrics::{EndpointLabels, Metrics, PolicyLabels};
 use crate::mutate::Injection;
 
-use rampart_types::review::limits::{self, MAX_BODY};
+use rampart_types::review::limits::{self, MAX_SAR_BODY, MAX_TOKEN_REVIEW_BODY};
 
 /// What the handlers share.
 #[derive(Debug)]
@@ -112,14 +112,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A review body, at most [`MAX_BODY`] bytes; `None` when it is larger (or unreadable).
-pub(crate) async fn read_body(body: axum::body::Body) -> Option<Bytes> {
-    axum::body::to_bytes(body, MAX_BODY).await.ok()
+/// A review body, at most `limit` bytes; `None` when it is larger (or unreadable).
+pub(crate) async fn read_body(body: axum::body::Body, limit: usize) -> Option<Bytes> {
+    axum::body::to_bytes(body, limit).await.ok()
 }
 
 /// What an oversized body is told.
-pub(crate) fn too_large() -> String {
-    format!("the request body is larger than {MAX_BODY} bytes, the most Rampart reads")
+pub(crate) fn too_large(limit: usize) -> String {
+    format!("the request body is larger than {limit} bytes, the most Rampart reads for this review")
 }
 
 pub(crate) fn json(body: &impl serde::Serialize) -> Response {
@@ -149,9 +149,9 @@ fn json_response(bytes: Bytes) -> Response {
 async fn authorize(State(state): State<AppState>, body: axum::body::Body) -> Response {
     let started = Instant::now();
     let endpoint = "authorize";
-    let Some(body) = read_body(body).await else {
+    let Some(body) = read_body(body, MAX_SAR_BODY).await else {
         state.metrics.bad_requests.get_or_create(&EndpointLabels { endpoint }).inc();
-        return json(&SarResponse::refused(too_large()));
+        return json(&SarResponse::refused(too_large(MAX_SAR_BODY)));
     };
     let generation = state.live.generation();
     if let Some(hit) = state.cache.get(generation, &body) {
@@ -169,7 +169,7 @@ async fn authorize(State(state): State<AppState>, body: axum::body::Body) -> Res
             return json(&SarResponse::decode_failure(&e));
         }
     };
-    if let Err(over) = limits::check_user("spec", review.spec.groups.as_deref(), review.spec.extra.as_ref()) {
+    if let Err(over) = limits::check_sar(&review.spec) {
         tracing::warn!("SubjectAccessReview refused: {over}");
         state.metrics.bad_requests.get_or_create(&EndpointLabels { endpoint }).inc();
         return json(&SarResponse::refused(over));
@@ -290,8 +290,8 @@ async fn authenticate(State(state): State<AppState>, body: axum::body::Body) -> 
             "authentication is not configured: start rampart serve with --cluster-id".into(),
         );
     };
-    let Some(body) = read_body(body).await else {
-        return token_review_refused(StatusCode::PAYLOAD_TOO_LARGE, too_large());
+    let Some(body) = read_body(body, MAX_TOKEN_REVIEW_BODY).await else {
+        return token_review_refused(StatusCode::PAYLOAD_TOO_LARGE, too_large(MAX_TOKEN_REVIEW_BODY));
     };
     let review: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
