@@ -135,9 +135,9 @@ pub struct Args {
     /// Inject AWS_STS_REGIONAL_ENDPOINTS=regional unless a service account says otherwise.
     #[arg(long)]
     pub sts_regional_endpoints: bool,
-    /// Default audience of injected IRSA tokens.
-    #[arg(long, default_value = "sts.amazonaws.com", value_name = "AUD")]
-    pub token_audience: String,
+    /// Injection settings with amazon-eks-pod-identity-webhook's flag names and defaults.
+    #[command(flatten)]
+    pub injection: InjectionArgs,
     /// Publish `/.well-known/openid-configuration` and `/openid/v1/jwks` for this issuer (the
     /// apiserver's --service-account-issuer, an https URL where STS can fetch them), so IAM can
     /// trust IRSA tokens of a self-managed cluster. Needs --service-account-key-file.
@@ -155,6 +155,43 @@ pub struct Args {
     /// byte for byte, for log parsers written against it.
     #[arg(long, value_enum, default_value = "text")]
     pub reason_format: ReasonFormatArg,
+}
+
+/// The pod-identity webhook's knobs, named and defaulted as upstream names them, so its
+/// deployments' flags carry over.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InjectionArgs {
+    /// Prefix of the service-account and pod annotations (`<prefix>/role-arn`, …).
+    #[arg(long, default_value = "eks.amazonaws.com", value_name = "PREFIX")]
+    pub annotation_prefix: String,
+    /// Default audience of injected IRSA tokens.
+    #[arg(long, default_value = "sts.amazonaws.com", value_name = "AUD")]
+    pub token_audience: String,
+    /// Where the IRSA token is mounted in each container.
+    #[arg(long, default_value = "/var/run/secrets/eks.amazonaws.com/serviceaccount", value_name = "DIR")]
+    pub token_mount_path: String,
+    /// Default lifetime of injected tokens, in seconds (below 600 is raised to 600).
+    #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
+    pub token_expiration: i64,
+    /// Audience of Pod Identity tokens.
+    #[arg(long, default_value = "pods.eks.amazonaws.com", value_name = "AUD")]
+    pub container_credentials_audience: String,
+    /// Where the Pod Identity token is mounted.
+    #[arg(
+        long,
+        default_value = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount",
+        value_name = "DIR"
+    )]
+    pub container_credentials_token_mount_path: String,
+    /// Name of the Pod Identity token volume.
+    #[arg(long, default_value = "eks-pod-identity-token", value_name = "NAME")]
+    pub container_credentials_token_volume_name: String,
+    /// File name of the Pod Identity token inside its mount.
+    #[arg(long, default_value = "eks-pod-identity-token", value_name = "FILE")]
+    pub container_credentials_token_path: String,
+    /// `AWS_CONTAINER_CREDENTIALS_FULL_URI` injected for Pod Identity (the node agent).
+    #[arg(long, default_value = "http://169.254.170.23/v1/credentials", value_name = "URL")]
+    pub container_credentials_full_uri: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -435,7 +472,6 @@ fn issuer(args: &Args) -> anyhow::Result<Option<rampart_identity::oidc::Issuer>>
 
 /// The `/v1/mutate` injector, when service accounts or associations are given.
 fn injection(args: &Args) -> anyhow::Result<Option<rampart_server::mutate::Injection>> {
-    use rampart_identity::inject::InjectConfig;
     if args.service_accounts.is_empty()
         && args.pod_identity_associations.is_empty()
         && !args.identity_from_cluster
@@ -449,17 +485,30 @@ fn injection(args: &Args) -> anyhow::Result<Option<rampart_server::mutate::Injec
         associations = sources.pod_identity.len(),
         "workload identity injection enabled"
     );
-    let config = InjectConfig {
+    Ok(Some(rampart_server::mutate::Injection::new(inject_config(args), sources)))
+}
+
+/// The injection settings from the flags.
+fn inject_config(args: &Args) -> rampart_identity::inject::InjectConfig {
+    use rampart_identity::inject::InjectConfig;
+    InjectConfig {
         region: args.aws_default_region.clone(),
         sts_regional: args.sts_regional_endpoints,
-        audience: args.token_audience.clone(),
+        annotation_prefix: args.injection.annotation_prefix.clone(),
+        audience: args.injection.token_audience.clone(),
+        mount_path: args.injection.token_mount_path.clone(),
+        token_expiration: args.injection.token_expiration,
+        pi_audience: args.injection.container_credentials_audience.clone(),
+        pi_mount_path: args.injection.container_credentials_token_mount_path.clone(),
+        pi_volume_name: args.injection.container_credentials_token_volume_name.clone(),
+        pi_token_path: args.injection.container_credentials_token_path.clone(),
+        pi_full_uri: args.injection.container_credentials_full_uri.clone(),
         compose_role_arn: args
             .compose_role_arn
             .clone()
             .map(|account| (account, args.aws_default_region.clone().unwrap_or_default())),
         ..InjectConfig::default()
-    };
-    Ok(Some(rampart_server::mutate::Injection::new(config, sources)))
+    }
 }
 
 /// The TokenReview authenticator, when `--cluster-id` is given.
@@ -496,4 +545,49 @@ fn authenticator(args: &Args) -> anyhow::Result<Option<Arc<rampart_identity::aut
     }
     tracing::info!(cluster_id, mode = %args.authentication_mode, "IAM authentication enabled on /v1/authenticate");
     Ok(Some(Arc::new(rampart_identity::authenticator::Authenticator::new(hosts, sts, mapper))))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: super::Args,
+    }
+
+    /// The pod-identity webhook's flags carry over with its names; defaults are upstream's.
+    #[test]
+    fn upstream_injection_flags_reach_the_injector() {
+        let defaults = super::inject_config(&Cli::parse_from(["serve"]).serve);
+        let upstream = rampart_identity::inject::InjectConfig::default();
+        assert_eq!(
+            (defaults.mount_path.as_str(), defaults.pi_full_uri.as_str(), defaults.token_expiration),
+            (upstream.mount_path.as_str(), upstream.pi_full_uri.as_str(), upstream.token_expiration)
+        );
+        let set = super::inject_config(
+            &Cli::parse_from([
+                "serve",
+                "--annotation-prefix=irsa.example.com",
+                "--token-audience=sts.example.com",
+                "--token-mount-path=/irsa",
+                "--token-expiration=3600",
+                "--container-credentials-audience=pods.example.com",
+                "--container-credentials-token-mount-path=/pi",
+                "--container-credentials-token-volume-name=pi-token",
+                "--container-credentials-token-path=t",
+                "--container-credentials-full-uri=http://169.254.170.23/v2/credentials",
+            ])
+            .serve,
+        );
+        assert_eq!(set.annotation_prefix, "irsa.example.com");
+        assert_eq!(
+            (set.audience.as_str(), set.mount_path.as_str(), set.token_expiration),
+            ("sts.example.com", "/irsa", 3600)
+        );
+        assert_eq!((set.pi_audience.as_str(), set.pi_mount_path.as_str()), ("pods.example.com", "/pi"));
+        assert_eq!((set.pi_volume_name.as_str(), set.pi_token_path.as_str()), ("pi-token", "t"));
+        assert_eq!(set.pi_full_uri, "http://169.254.170.23/v2/credentials");
+    }
 }
