@@ -35,3 +35,7 @@ scripts/peers.sh >/dev/null
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+
+# Every fuzz target, briefly: 30 s each keeps a fresh machine's run under 45 minutes
+# (scripts/fuzz.sh SECONDS for longer runs).
+scripts/fuzz.sh "${RAMPART_FUZZ_SECONDS:-30}"
