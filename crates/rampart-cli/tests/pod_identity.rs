@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 mod common;
-use common::{Kill, free_port, peers, start_moto, wait_for_port};
+use common::{Kill, free_port, peers, start_agent, start_moto, wait_for_port};
 
 const ISSUER: &str = "https://oidc.example.com/c1";
 const KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../rampart-identity/tests/data/test-sa-key.pem");
@@ -108,27 +108,8 @@ async fn boto3_gets_pod_identity_credentials_through_agent_broker_and_moto() {
             .spawn()
             .unwrap(),
     );
-    let (agent_port, probe_port, metrics_port) = (free_port(), free_port(), free_port());
-    let _agent = Kill(
-        Command::new(env!("CARGO_BIN_EXE_rampart"))
-            .args(["agent", "--cluster-name", "c1", "--broker", &format!("http://127.0.0.1:{broker_port}")])
-            .args([
-                "--bind-hosts",
-                "127.0.0.1",
-                "--port",
-                &agent_port.to_string(),
-                "--accepted-hosts",
-                "127.0.0.1",
-            ])
-            .args(["--probe-port", &probe_port.to_string(), "--metrics-address", "127.0.0.1"])
-            .args(["--metrics-port", &metrics_port.to_string()])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(broker_port);
-    wait_for_port(agent_port);
-    wait_for_port(metrics_port);
+    let agent = start_agent("c1", broker_port);
+    let (agent_port, probe_port, metrics_port) = (agent.port, agent.probe_port, agent.metrics_port);
 
     // The token file as kubelet projects it (no trailing newline: botocore refuses one).
     let token_file = dir.path().join("eks-pod-identity-token");

@@ -36,6 +36,39 @@ pub fn wait_for_port(port: u16) {
     panic!("nothing listens on {port}");
 }
 
+/// A `rampart agent` on loopback talking to the broker on `broker_port`, listening once this
+/// returns; the process dies with the guard.
+pub struct Agent {
+    pub process: Kill,
+    pub port: u16,
+    pub probe_port: u16,
+    pub metrics_port: u16,
+}
+
+pub fn start_agent(cluster_name: &str, broker_port: u16) -> Agent {
+    let (port, probe_port, metrics_port) = (free_port(), free_port(), free_port());
+    let process = Kill(
+        Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args([
+                "agent",
+                "--cluster-name",
+                cluster_name,
+                "--broker",
+                &format!("http://127.0.0.1:{broker_port}"),
+            ])
+            .args(["--bind-hosts", "127.0.0.1", "--port", &port.to_string(), "--accepted-hosts", "127.0.0.1"])
+            .args(["--probe-port", &probe_port.to_string(), "--metrics-address", "127.0.0.1"])
+            .args(["--metrics-port", &metrics_port.to_string()])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(broker_port);
+    wait_for_port(port);
+    wait_for_port(metrics_port);
+    Agent { process, port, probe_port, metrics_port }
+}
+
 /// Start moto on a free port; the process dies with the returned guard.
 pub fn start_moto(moto: &std::path::Path) -> (Kill, String) {
     let port = free_port();

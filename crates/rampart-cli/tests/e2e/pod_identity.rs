@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use crate::common::{Kill, free_port, wait_for_port};
+use crate::common::{Kill, free_port, start_agent};
 use crate::{Cluster, shared};
 
 const SCRIPT: &str = r#"
@@ -71,32 +71,8 @@ fn pod_bound_tokens_get_credentials_through_agent_broker_and_sts() {
             .spawn()
             .unwrap(),
     );
-    let (agent_port, probe_port, metrics_port) = (free_port(), free_port(), free_port());
-    let _agent = Kill(
-        Command::new(env!("CARGO_BIN_EXE_rampart"))
-            .args([
-                "agent",
-                "--cluster-name",
-                "rampart-e2e",
-                "--broker",
-                &format!("http://127.0.0.1:{broker_port}"),
-            ])
-            .args([
-                "--bind-hosts",
-                "127.0.0.1",
-                "--port",
-                &agent_port.to_string(),
-                "--accepted-hosts",
-                "127.0.0.1",
-            ])
-            .args(["--probe-port", &probe_port.to_string(), "--metrics-address", "127.0.0.1"])
-            .args(["--metrics-port", &metrics_port.to_string()])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(broker_port);
-    wait_for_port(agent_port);
+    let agent = start_agent("rampart-e2e", broker_port);
+    let agent_port = agent.port;
 
     // The token kubelet would project for this pod, minted by this apiserver.
     let token = c
