@@ -8,8 +8,8 @@ use std::path::PathBuf;
 pub enum PolicyLoadError {
     #[error("{location}: {message}")]
     Parse { location: String, message: String },
-    #[error("{location}: policy fails schema validation (validation.enforced is true): {message}")]
-    Validation { location: String, message: String },
+    #[error("{location}: policy {policy} fails schema validation (enforced by {enforced_by}): {message}")]
+    Validation { location: String, policy: String, enforced_by: EnforcedBy, message: String },
     #[error("{}: cannot read: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -18,6 +18,24 @@ pub enum PolicyLoadError {
     },
     #[error("{location}: duplicate policy id {id:?}; rename the Policy object or file")]
     DuplicateId { location: String, id: String },
+}
+
+/// What made a schema-validation failure an error rather than a warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnforcedBy {
+    /// The `Policy` object's `spec.validation.enforced: true`.
+    PolicyObject,
+    /// The server's or command's validation setting (`--validation enforce`).
+    Setting,
+}
+
+impl std::fmt::Display for EnforcedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EnforcedBy::PolicyObject => "its Policy object's spec.validation.enforced",
+            EnforcedBy::Setting => "--validation enforce",
+        })
+    }
 }
 
 /// A request that cannot be turned into Cedar entities.

@@ -25,5 +25,5 @@ pub mod tier;
 
 pub use document::{DocumentKind, LoadedPolicy, PolicyMode};
 pub use engine::{AdmissionVerdict, AuthorizationVerdict, Engine, EngineOptions};
-pub use error::{EntityError, PolicyLoadError};
+pub use error::{EnforcedBy, EntityError, PolicyLoadError};
 pub use tier::{Tier, TierOutcome};

@@ -82,6 +82,8 @@ fn policy_objects_from_the_cluster() {
         .replace("resource.resource ==", "resource.no_such_attribute ==");
     let err = policy_admin(c, &["apply", "-f", "-"], &unknown).fails();
     assert!(err.contains("this Policy would not load") && err.contains("no_such_attribute"), "{err}");
+    // It names where, and that the object (not the server's --validation) made it an error.
+    assert!(err.contains("spec.content:") && err.contains("enforced by its Policy object's"), "{err}");
 
     // Deleting the object removes its policies.
     policy_admin(c, &["delete", "policy", "e2e-objects-no-configmaps"], "").ok();

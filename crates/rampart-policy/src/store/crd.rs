@@ -112,8 +112,14 @@ fn policy_object(
         .ok_or_else(|| err(&location, "spec is required"))?;
     let content = spec.content.ok_or_else(|| err(&location, "spec.content is required"))?;
     let kind = DocumentKind::PolicyObject { name, uid: metadata.uid };
-    let policies = parse_located(&kind, &content, &format!("{location} spec.content"))?;
-    Ok(Some(ParsedDocument { location, policies, enforce_validation: spec.validation.enforced }))
+    let content_location = format!("{location} spec.content");
+    let policies = parse_located(&kind, &content, &content_location)?;
+    Ok(Some(ParsedDocument {
+        location,
+        content_location,
+        policies,
+        enforce_validation: spec.validation.enforced,
+    }))
 }
 
 #[cfg(test)]

@@ -61,6 +61,7 @@ pub(super) fn read_tier(path: &Path) -> Result<TierDocuments, PolicyLoadError> {
         if file.extension().is_some_and(|e| e == "cedar") {
             let kind = DocumentKind::CedarFile { file_name };
             out.push(parse_located(&kind, &text, &location).map(|policies| ParsedDocument {
+                content_location: location.clone(),
                 location,
                 policies,
                 enforce_validation: false,

@@ -1,5 +1,6 @@
 //! A hot-reloading engine: readers get a consistent snapshot; reloads swap atomically.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,9 @@ pub struct LiveEngine {
     counts: Mutex<PolicyCounts>,
     /// What the last refused reload would have emptied; cleared by a successful reload.
     refused: Mutex<Vec<String>>,
+    /// The schema warnings of the engine serving now, so a reload reports only new ones:
+    /// every Policy object change reloads, and repeating each warning then buries the news.
+    warned: Mutex<BTreeSet<String>>,
 }
 
 /// What a reload did; passed to the observer (metrics, logs).
@@ -30,15 +34,14 @@ pub struct LiveEngine {
 pub enum ReloadEvent {
     Reloaded {
         policies: usize,
+        /// Schema warnings the previous engine did not have (each reported once).
         warnings: Vec<String>,
     },
     /// The new files are bad; the previous engine keeps serving.
     Failed(LoadFailure),
     /// The new files parse, but would remove every policy of these files or tiers; the previous
     /// engine keeps serving (`allow_policy_removal` lets such a reload through).
-    Refused {
-        emptied: Vec<String>,
-    },
+    Refused { emptied: Vec<String> },
 }
 
 /// Keeps the file watcher alive; dropping it stops reloading.
@@ -62,6 +65,7 @@ impl LiveEngine {
                 generation: AtomicU64::new(0),
                 counts: Mutex::new(counts),
                 refused: Mutex::new(Vec::new()),
+                warned: Mutex::new(warnings.iter().cloned().collect()),
             }),
             warnings,
         ))
@@ -75,6 +79,7 @@ impl LiveEngine {
             generation: AtomicU64::new(0),
             counts: Mutex::new(PolicyCounts::new()),
             refused: Mutex::new(Vec::new()),
+            warned: Mutex::default(),
         })
     }
 
@@ -131,7 +136,10 @@ impl LiveEngine {
                 let policies = engine.policy_count();
                 self.current.store(Arc::new(engine));
                 self.generation.fetch_add(1, Ordering::AcqRel);
-                ReloadEvent::Reloaded { policies, warnings }
+                let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+                let fresh = warnings.iter().filter(|w| !warned.contains(*w)).cloned().collect();
+                *warned = warnings.into_iter().collect();
+                ReloadEvent::Reloaded { policies, warnings: fresh }
             }
             Err(failure) => ReloadEvent::Failed(failure),
         }
@@ -223,5 +231,23 @@ mod tests {
         let (live, _) = LiveEngine::load(sources).unwrap();
         std::fs::write(tier.join("a.cedar"), "// nothing left\n").unwrap();
         assert!(matches!(live.reload(), ReloadEvent::Reloaded { policies: 1, .. }));
+    }
+
+    #[test]
+    fn a_reload_reports_only_warnings_it_has_not_reported() {
+        let (_dir, tier) = tier();
+        let unguarded =
+            "permit(principal, action, resource is k8s::Resource) when { resource.name == \"x\" };";
+        std::fs::write(tier.join("c.cedar"), unguarded).unwrap();
+        let (live, warnings) =
+            LiveEngine::load(PolicySources::new(vec![tier.clone()], EngineOptions::default())).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("c.cedar:1:"), "{warnings:?}");
+        let ReloadEvent::Reloaded { warnings, .. } = live.reload() else { panic!("reload failed") };
+        assert!(warnings.is_empty(), "already reported: {warnings:?}");
+        std::fs::write(tier.join("d.cedar"), unguarded).unwrap();
+        let ReloadEvent::Reloaded { warnings, .. } = live.reload() else { panic!("reload failed") };
+        assert_eq!(warnings.len(), 1, "only the new file's: {warnings:?}");
+        assert!(warnings[0].contains("d.cedar:1:"), "{warnings:?}");
     }
 }

@@ -17,7 +17,7 @@ use cedar_policy::{PolicySet, Schema};
 
 use crate::document::{DocumentKind, LoadedPolicy, ParseFailure, parse_document};
 use crate::engine::{AllowOnly, Engine, EngineOptions, RbacTier};
-use crate::{PolicyLoadError, schema};
+use crate::{EnforcedBy, PolicyLoadError, schema};
 
 pub use live::LiveEngine;
 
@@ -129,6 +129,9 @@ impl ObjectTier {
 pub struct ParsedDocument {
     /// File (and object) the policies came from, for messages.
     pub location: String,
+    /// What the policies' own `line:col` positions count from: the file for `.cedar` files,
+    /// `… spec.content` for `Policy` objects.
+    pub content_location: String,
     pub policies: Vec<LoadedPolicy>,
     /// `spec.validation.enforced` of a `Policy` object.
     pub enforce_validation: bool,
@@ -262,17 +265,53 @@ impl PolicySources {
             // Ids are unique within a document, so `add` cannot fail here.
             let _ = set.add(p.policy.clone());
         }
-        let messages = schema::validate(schema, &set);
-        if messages.is_empty() {
-            return;
-        }
-        let message = messages.join("; ");
-        if doc.enforce_validation || self.validation == Validation::Enforce {
-            errors.push(PolicyLoadError::Validation { location: doc.location.clone(), message });
+        // The object's own setting is named first: it holds even under `--validation warn`.
+        let enforced_by = if doc.enforce_validation {
+            Some(EnforcedBy::PolicyObject)
+        } else if self.validation == Validation::Enforce {
+            Some(EnforcedBy::Setting)
         } else {
-            warnings.push(format!("{}: schema validation: {message}", doc.location));
+            None
+        };
+        for issue in schema::validate(schema, &set) {
+            let policy = doc.policies.iter().find(|p| p.id == issue.policy_id);
+            let (line, column) = match (policy, issue.offset) {
+                (Some(p), Some(offset)) => position_in_document(p, offset),
+                (Some(p), None) => (p.position.line, p.position.column),
+                (None, _) => (1, 1),
+            };
+            let location = format!("{}:{line}:{column}", doc.content_location);
+            let policy = policy.map_or(issue.policy_id.clone(), policy_name);
+            match enforced_by {
+                Some(enforced_by) => errors.push(PolicyLoadError::Validation {
+                    location,
+                    policy,
+                    enforced_by,
+                    message: issue.message,
+                }),
+                None => warnings
+                    .push(format!("{location}: policy {policy}: schema validation: {}", issue.message)),
+            }
         }
     }
+}
+
+/// How a policy is named to people: its `@id` when it has one, else its generated id.
+fn policy_name(policy: &LoadedPolicy) -> String {
+    match &policy.label {
+        Some(label) => format!("{label:?}"),
+        None => policy.id.clone(),
+    }
+}
+
+/// `line:col` in the document of byte `offset` (counted in the document's text), found from
+/// the policy's own position and text: a parsed policy's `to_cedar()` is its exact slice of
+/// the document, so the document itself need not be kept.
+fn position_in_document(policy: &LoadedPolicy, offset: usize) -> (usize, usize) {
+    let start = &policy.position;
+    let Some(text) = policy.policy.to_cedar() else { return (start.line, start.column) };
+    let (line, column) = crate::source::line_column(&text, offset.saturating_sub(start.offset));
+    if line == 1 { (start.line, start.column + column - 1) } else { (start.line + line - 1, column) }
 }
 
 /// Parse one document, turning a parse failure into a located load error.
@@ -285,4 +324,54 @@ fn parse_located(
         location: format!("{location}:{line}:{column}"),
         message,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UNGUARDED: &str = "// a comment\npermit(principal, action, resource is k8s::Resource)\n  when { resource.namespace == \"y\" && resource.name == \"x\" };\n";
+    const OBJECT: &str = "apiVersion: cedar.k8s.aws/v1alpha1\nkind: Policy\nmetadata:\n  name: objpol\nspec:\n  validation:\n    enforced: true\n  content: |\n    @id(\"named\")\n    permit(principal, action, resource is k8s::Resource) when { resource.name == \"x\" };\n";
+
+    fn load(files: &[(&str, &str)], validation: Validation) -> Result<LoadReport, LoadFailure> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let mut sources = PolicySources::new(vec![dir.path().to_path_buf()], EngineOptions::default());
+        sources.validation = validation;
+        sources.load()
+    }
+
+    #[test]
+    fn warnings_name_file_line_and_column_once_each_in_source_order() {
+        let report = load(&[("a.cedar", UNGUARDED)], Validation::Warn).unwrap();
+        let w = &report.warnings;
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("a.cedar:3:10: policy a.cedar.policy0: schema validation: unable to guarantee safety of access to optional attribute `namespace`"), "{w:?}");
+        assert!(w[1].contains("a.cedar:3:39: policy a.cedar.policy0:"), "{w:?}");
+        // Cedar's own order follows hash maps; ours must not.
+        let without_dir = |w: &[String]| {
+            w.iter().map(|w| w.split_once("a.cedar").unwrap().1.to_owned()).collect::<Vec<_>>()
+        };
+        for _ in 0..10 {
+            let again = load(&[("a.cedar", UNGUARDED)], Validation::Warn).unwrap().warnings;
+            assert_eq!(without_dir(&again), without_dir(w));
+        }
+    }
+
+    #[test]
+    fn errors_say_what_enforced_them() {
+        let failure = load(&[("a.cedar", UNGUARDED)], Validation::Enforce).unwrap_err();
+        let text = failure.to_string();
+        assert_eq!(failure.errors.len(), 2, "{text}");
+        assert!(text.contains("a.cedar:3:10: policy a.cedar.policy0 fails schema validation (enforced by --validation enforce)"), "{text}");
+        // A Policy object with validation.enforced fails even under warn, and says so; its
+        // position counts within spec.content and its @id names it.
+        let failure = load(&[("p.yaml", OBJECT)], Validation::Warn).unwrap_err();
+        let text = failure.to_string();
+        assert!(text.contains("Policy \"objpol\" spec.content:2:"), "{text}");
+        assert!(text.contains("policy \"named\" fails schema validation (enforced by its Policy object's spec.validation.enforced)"), "{text}");
+        assert!(load(&[("a.cedar", UNGUARDED)], Validation::Off).unwrap().warnings.is_empty());
+    }
 }
