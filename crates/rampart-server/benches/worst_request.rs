@@ -8,6 +8,11 @@
 
 use std::sync::Arc;
 
+/// The allocator the `rampart` binary (and so `rampart serve`) ships with, so the numbers are
+/// the server's: the system allocator maps and faults in every megabyte-sized string afresh.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use axum::body::Body;
 use axum::http::Request;
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};

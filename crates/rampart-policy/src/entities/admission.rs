@@ -1,11 +1,15 @@
 //! AdmissionReview → Cedar request (the admission webhook path).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
-use cedar_policy::{Context, Entity, EntityTypeName, Request, RestrictedExpression};
+use cedar_policy::{Context, Entity, EntityTypeName, Request};
+use cedar_policy_core::ast::Value;
+use cedar_policy_core::evaluator::RestrictedEvaluator;
+use cedar_policy_core::extensions::Extensions;
 use rampart_types::admission::{AdmissionRequest, Operation};
+use smol_str::SmolStr;
 
 use super::authorization::resource_path;
 use super::names::group_namespace;
@@ -91,32 +95,29 @@ pub fn from_admission(
         req.sub_resource.as_deref().unwrap_or_default(),
     );
     let resource_uid = uid(&type_name, &path);
-    let mut attrs: HashMap<String, RestrictedExpression> = converter.fields(source)?.into_iter().collect();
+    let mut attrs: BTreeMap<SmolStr, Value> = converter.fields(source)?.into_iter().collect();
 
     let mut entities = principal.entities;
-    let mut context_pairs: Vec<(String, RestrictedExpression)> = Vec::new();
+    let mut context: BTreeMap<SmolStr, Value> = BTreeMap::new();
     if let Some(facts) = super::workload::facts(source)? {
-        context_pairs.push(("workload".to_owned(), facts));
+        let facts = RestrictedEvaluator::new(Extensions::all_available())
+            .interpret(facts.as_ref().as_borrowed())
+            .map_err(|e| EntityError::Object(e.to_string()))?;
+        context.insert(SmolStr::new_static("workload"), facts);
     }
     if let (Operation::Update, Some(old)) = (req.operation, req.old_object.as_ref().filter(|v| !v.is_null()))
     {
-        let old_fields = converter.fields(old)?;
+        // One conversion, two uses: cloning the top-level map shares every value in it
+        // (strings, records and sets are reference-counted), so nothing large is copied.
+        let old_fields: BTreeMap<SmolStr, Value> = converter.fields(old)?.into_iter().collect();
         let old_uid = uid(&type_name, &req.uid);
-        let old_record = RestrictedExpression::new_record(old_fields.clone())
-            .map_err(|e| EntityError::Object(e.to_string()))?;
-        context_pairs.push(("oldObject".to_owned(), old_record));
-        entities.push(
-            Entity::new(old_uid.clone(), old_fields.into_iter().collect(), HashSet::new())
-                .map_err(|e| EntityError::Object(e.to_string()))?,
-        );
-        attrs.insert("oldObject".to_owned(), RestrictedExpression::new_entity_uid(old_uid));
+        entities.push(super::value_entity(old_uid.clone(), old_fields.clone()));
+        context.insert(SmolStr::new_static("oldObject"), Value::record_arc(Arc::new(old_fields), None));
+        attrs.insert(SmolStr::new_static("oldObject"), Value::from(old_uid.as_ref().clone()));
     }
-    entities.push(
-        Entity::new(resource_uid.clone(), attrs, HashSet::new())
-            .map_err(|e| EntityError::Object(e.to_string()))?,
-    );
+    entities.push(super::value_entity(resource_uid.clone(), attrs));
     entities.extend(admission_action_entities(names));
-    let context = Context::from_pairs(context_pairs).map_err(|e| EntityError::Request(e.to_string()))?;
+    let context = Context::from(cedar_policy_core::ast::Context::Value(Arc::new(context)));
     let request = Request::new(principal.uid.clone(), action.clone(), resource_uid.clone(), context, None)
         .map_err(|e| EntityError::Request(e.to_string()))?;
     Ok(CedarRequest {

@@ -34,6 +34,23 @@ pub fn uid(type_name: &EntityTypeName, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(type_name.clone(), EntityId::new(id))
 }
 
+/// An entity with already-converted attribute values and no parents (an object under
+/// admission). Cedar's public constructor takes expressions and evaluates them; values skip
+/// that, and share their strings and records with other uses of the same object.
+pub fn value_entity(
+    uid: EntityUid,
+    attrs: impl IntoIterator<Item = (smol_str::SmolStr, cedar_policy_core::ast::Value)>,
+) -> Entity {
+    let core = cedar_policy_core::ast::Entity::new_with_attr_partial_value(
+        uid.as_ref().clone(),
+        attrs.into_iter().map(|(k, v)| (k, v.into())),
+        Default::default(),
+        Default::default(),
+        std::iter::empty(),
+    );
+    Entity::from(core)
+}
+
 /// Collect entities into a store, keeping the last of any duplicate uid unless that would drop
 /// parents (`Entities` rejects duplicates; an impersonated group can also be one of the
 /// requester's groups, an impersonated service account the requester itself).

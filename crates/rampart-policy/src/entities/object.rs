@@ -11,8 +11,13 @@
 //! * floats become `decimal` when Cedar can hold them exactly, else strings (upstream
 //!   rejected the whole request with a 500, Appendix A #3).
 
-use cedar_policy::RestrictedExpression;
-use serde_json::{Map, Value};
+use std::sync::LazyLock;
+
+use cedar_policy_core::ast::{Literal, Name, RestrictedExpr, Value};
+use cedar_policy_core::evaluator::RestrictedEvaluator;
+use cedar_policy_core::extensions::Extensions;
+use serde_json::Map;
+use smol_str::SmolStr;
 
 use crate::EntityError;
 
@@ -41,15 +46,23 @@ pub const KV_FIELDS: &[(&str, &str, &str)] = &[
 ];
 
 /// Converts one object; knows its group namespace and kind for the key/value table.
+///
+/// Objects become Cedar values directly, not restricted expressions for Cedar to evaluate:
+/// an UPDATE's old object is both an entity and `context.oldObject`, and a value is shared
+/// between the two by reference, where an expression would be evaluated (and its strings
+/// copied) once per use. For the largest object the apiserver sends that is most of the cost
+/// of an admission request.
 pub struct ObjectConverter<'a> {
     pub group_namespace: &'a str,
     pub kind: &'a str,
 }
 
-fn record(
-    fields: impl IntoIterator<Item = (String, RestrictedExpression)>,
-) -> Result<RestrictedExpression, EntityError> {
-    RestrictedExpression::new_record(fields).map_err(|e| EntityError::Object(e.to_string()))
+fn string(s: &str) -> Value {
+    Value::from(Literal::String(SmolStr::new(s)))
+}
+
+fn key_value(key: &str, value: Value) -> Value {
+    Value::record([("key", string(key)), ("value", value)], None)
 }
 
 fn is_ip_or_cidr(s: &str) -> bool {
@@ -60,16 +73,28 @@ fn is_ip_or_cidr(s: &str) -> bool {
     addr.parse::<std::net::IpAddr>().is_ok() && prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|n| n <= 128))
 }
 
+static IP: LazyLock<Option<Name>> = LazyLock::new(|| "ip".parse().ok());
+static DECIMAL: LazyLock<Option<Name>> = LazyLock::new(|| "decimal".parse().ok());
+
+/// `function("text")` of a Cedar extension (`ip`, `decimal`), evaluated; `None` when Cedar
+/// refuses the text.
+fn extension(function: &LazyLock<Option<Name>>, text: &str) -> Option<Value> {
+    let function = Option::clone(function)?;
+    let call = RestrictedExpr::call_extension_fn(function, [RestrictedExpr::val(text)]);
+    RestrictedEvaluator::new(Extensions::all_available()).interpret(call.as_borrowed()).ok()
+}
+
 /// A JSON float as a Cedar value: `decimal` when it has at most four fractional digits and
 /// fits, else its decimal text as a string.
-fn float(f: f64) -> RestrictedExpression {
+fn float(f: f64) -> Value {
     let text = if f.fract() == 0.0 { format!("{f:.1}") } else { f.to_string() };
     let fraction_digits = text.split_once('.').map_or(0, |(_, frac)| frac.len());
     if f.is_finite() && f.abs() < 9.0e14 && fraction_digits <= 4 {
-        RestrictedExpression::new_decimal(text)
-    } else {
-        RestrictedExpression::new_string(text)
+        if let Some(decimal) = extension(&DECIMAL, &text) {
+            return decimal;
+        }
     }
+    string(&text)
 }
 
 impl ObjectConverter<'_> {
@@ -79,23 +104,23 @@ impl ObjectConverter<'_> {
     }
 
     /// The top-level fields of an object, ready to be entity attributes.
-    pub fn fields(&self, object: &Value) -> Result<Vec<(String, RestrictedExpression)>, EntityError> {
+    pub fn fields(&self, object: &serde_json::Value) -> Result<Vec<(SmolStr, Value)>, EntityError> {
         match object {
-            Value::Object(map) => self.record_fields(map, MAX_DEPTH),
-            Value::Null => Ok(vec![]),
+            serde_json::Value::Object(map) => self.record_fields(map, MAX_DEPTH),
+            serde_json::Value::Null => Ok(vec![]),
             other => Err(EntityError::Object(format!("object is a {}, not a JSON object", kind_of(other)))),
         }
     }
 
     fn record_fields(
         &self,
-        map: &Map<String, Value>,
+        map: &Map<String, serde_json::Value>,
         depth: usize,
-    ) -> Result<Vec<(String, RestrictedExpression)>, EntityError> {
+    ) -> Result<Vec<(SmolStr, Value)>, EntityError> {
         let mut out = Vec::with_capacity(map.len());
         for (key, value) in map {
             if let Some(v) = self.value(key, value, depth)? {
-                out.push((key.clone(), v));
+                out.push((SmolStr::new(key), v));
             }
         }
         Ok(out)
@@ -105,25 +130,26 @@ impl ObjectConverter<'_> {
     fn value(
         &self,
         key: &str,
-        value: &Value,
+        value: &serde_json::Value,
         depth: usize,
-    ) -> Result<Option<RestrictedExpression>, EntityError> {
+    ) -> Result<Option<Value>, EntityError> {
+        use serde_json::Value as Json;
         let depth = depth.checked_sub(1).ok_or_else(|| EntityError::Object("max depth reached".into()))?;
         Ok(match value {
-            Value::Null => None,
-            Value::Bool(b) => Some(RestrictedExpression::new_bool(*b)),
-            Value::Number(n) => Some(match n.as_i64() {
-                Some(i) => RestrictedExpression::new_long(i),
+            Json::Null => None,
+            Json::Bool(b) => Some(Value::from(*b)),
+            Json::Number(n) => Some(match n.as_i64() {
+                Some(i) => Value::from(i),
                 None => match n.as_f64() {
                     Some(f) if !n.is_u64() => float(f),
-                    _ => RestrictedExpression::new_string(n.to_string()),
+                    _ => string(&n.to_string()),
                 },
             }),
-            Value::String(s) if IP_KEYS.contains(&key) && is_ip_or_cidr(s) => {
-                Some(RestrictedExpression::new_ip(s))
+            Json::String(s) if IP_KEYS.contains(&key) && is_ip_or_cidr(s) => {
+                Some(extension(&IP, s).unwrap_or_else(|| string(s)))
             }
-            Value::String(s) => Some(RestrictedExpression::new_string(s.clone())),
-            Value::Array(items) => {
+            Json::String(s) => Some(string(s)),
+            Json::Array(items) => {
                 let mut set = Vec::with_capacity(items.len());
                 for item in items {
                     // Elements see the array's key, so `podIPs[]` strings become IPs.
@@ -131,80 +157,60 @@ impl ObjectConverter<'_> {
                         set.push(v);
                     }
                 }
-                Some(RestrictedExpression::new_set(set))
+                Some(Value::set(set, None))
             }
-            Value::Object(map) if key == "extra" && is_string_list_map(map) => Some(string_list_map(map)?),
-            Value::Object(map) if self.is_kv_field(key) => Some(string_map(map)?),
-            Value::Object(map) if map.is_empty() => None,
-            Value::Object(map) => {
+            Json::Object(map) if key == "extra" && is_string_list_map(map) => Some(string_list_map(map)),
+            Json::Object(map) if self.is_kv_field(key) => Some(string_map(map)),
+            Json::Object(map) if map.is_empty() => None,
+            Json::Object(map) => {
                 let fields = self.record_fields(map, depth)?;
-                if fields.is_empty() { None } else { Some(record(fields)?) }
+                if fields.is_empty() { None } else { Some(Value::record(fields, None)) }
             }
         })
     }
 }
 
-fn kind_of(v: &Value) -> &'static str {
+fn kind_of(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value as Json;
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+        Json::Null => "null",
+        Json::Bool(_) => "boolean",
+        Json::Number(_) => "number",
+        Json::String(_) => "string",
+        Json::Array(_) => "array",
+        Json::Object(_) => "object",
     }
 }
 
 /// `map[string]string` → `Set<{key, value}>`; entries with non-string values are skipped
 /// (upstream stopped at the first one, nondeterministically).
-fn string_map(map: &Map<String, Value>) -> Result<RestrictedExpression, EntityError> {
-    let mut set = Vec::with_capacity(map.len());
-    for (k, v) in map {
-        if let Value::String(s) = v {
-            set.push(record([
-                ("key".to_owned(), RestrictedExpression::new_string(k.clone())),
-                ("value".to_owned(), RestrictedExpression::new_string(s.clone())),
-            ])?);
-        }
-    }
-    Ok(RestrictedExpression::new_set(set))
+fn string_map(map: &Map<String, serde_json::Value>) -> Value {
+    let entries = map.iter().filter_map(|(k, v)| Some(key_value(k, string(v.as_str()?))));
+    Value::set(entries, None)
 }
 
-fn is_string_list_map(map: &Map<String, Value>) -> bool {
-    map.values().all(|v| v.as_array().is_some_and(|a| a.iter().all(Value::is_string)))
+fn is_string_list_map(map: &Map<String, serde_json::Value>) -> bool {
+    map.values().all(|v| v.as_array().is_some_and(|a| a.iter().all(serde_json::Value::is_string)))
 }
 
 /// `map[string][]string` → `Set<{key, value: Set<String>}>`.
-fn string_list_map(map: &Map<String, Value>) -> Result<RestrictedExpression, EntityError> {
-    let mut set = Vec::with_capacity(map.len());
-    for (k, v) in map {
-        let values = v.as_array().into_iter().flatten().filter_map(Value::as_str);
-        set.push(record([
-            ("key".to_owned(), RestrictedExpression::new_string(k.clone())),
-            (
-                "value".to_owned(),
-                RestrictedExpression::new_set(values.map(|s| RestrictedExpression::new_string(s.to_owned()))),
-            ),
-        ])?);
-    }
-    Ok(RestrictedExpression::new_set(set))
+fn string_list_map(map: &Map<String, serde_json::Value>) -> Value {
+    let entries = map.iter().map(|(k, v)| {
+        let values = v.as_array().into_iter().flatten().filter_map(serde_json::Value::as_str);
+        key_value(k, Value::set(values.map(string), None))
+    });
+    Value::set(entries, None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cedar_policy::{Entity, EntityUid};
-    use serde_json::json;
-    use std::str::FromStr;
+    use serde_json::{Value, json};
 
-    fn convert(group: &str, kind: &str, v: Value) -> serde_json::Value {
+    fn convert(group: &str, kind: &str, v: Value) -> Value {
         let c = ObjectConverter { group_namespace: group, kind };
         let fields = c.fields(&v).unwrap();
-        let uid = EntityUid::from_str("T::\"x\"").unwrap();
-        Entity::new(uid, fields.into_iter().collect(), Default::default())
-            .unwrap()
-            .to_json_value()
-            .unwrap()["attrs"]
+        crate::entities::value_entity("T::\"x\"".parse().unwrap(), fields).to_json_value().unwrap()["attrs"]
             .clone()
     }
 
