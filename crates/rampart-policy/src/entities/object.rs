@@ -89,12 +89,8 @@ fn extension(function: &LazyLock<Option<Name>>, text: &str) -> Option<Value> {
 fn float(f: f64) -> Value {
     let text = if f.fract() == 0.0 { format!("{f:.1}") } else { f.to_string() };
     let fraction_digits = text.split_once('.').map_or(0, |(_, frac)| frac.len());
-    if f.is_finite() && f.abs() < 9.0e14 && fraction_digits <= 4 {
-        if let Some(decimal) = extension(&DECIMAL, &text) {
-            return decimal;
-        }
-    }
-    string(&text)
+    let exact = f.is_finite() && f.abs() < 9.0e14 && fraction_digits <= 4;
+    exact.then(|| extension(&DECIMAL, &text)).flatten().unwrap_or_else(|| string(&text))
 }
 
 impl ObjectConverter<'_> {
