@@ -7,6 +7,7 @@ mod cmd;
 mod embedded;
 mod output;
 mod resource_arg;
+mod sarif;
 mod selector;
 
 use std::process::ExitCode;

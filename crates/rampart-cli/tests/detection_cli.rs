@@ -113,7 +113,10 @@ fn audit_sarif_points_at_file_and_line() {
     let run = &sarif["runs"][0];
     let result = &run["results"][0];
     assert_eq!(result["ruleId"], "falco/Create Privileged Pod");
-    assert_eq!(result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], path.as_str());
+    assert_eq!(
+        result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        format!("file://{path}")
+    );
     assert_eq!(result["locations"][0]["physicalLocation"]["region"]["startLine"], 1);
     let rules: Vec<&str> = run["tool"]["driver"]["rules"]
         .as_array()

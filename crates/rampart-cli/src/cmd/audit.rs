@@ -1,6 +1,7 @@
 //! `rampart audit`: Kubernetes audit logs → findings (GuardDuty EKS audit-log types, Falco's
 //! k8saudit rules, 401/403 spikes, sensitive changes), as a table, JSON or SARIF.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ use rampart_detect::group::{Grouped, group};
 use rampart_detect::guardduty::{Cidr, GuardDuty};
 use rampart_detect::window::WindowConfig;
 
-use crate::output::SarifLog;
+use crate::sarif::{self, Level, StreamedLog};
 use serde::Serialize;
 use serde_json::json;
 
@@ -326,22 +327,19 @@ fn print_table(grouped: &[Grouped<Located>]) {
     crate::outln!("{t}");
 }
 
-fn sarif(grouped: &[Grouped<Located>]) -> SarifLog<SarifResults<'_>> {
+fn sarif(grouped: &[Grouped<Located>]) -> StreamedLog<SarifResults<'_>> {
     let mut rules: Vec<&Finding> = grouped.iter().map(|g| &g.first.finding).collect();
     rules.sort_by(|a, b| a.id.cmp(&b.id));
     rules.dedup_by(|a, b| a.id == b.id);
     let rules = rules
         .iter()
         .map(|f| {
-            json!({
-                "id": f.id,
-                "shortDescription": {"text": f.title},
-                "help": {"text": f.remediation},
-                "properties": {"tags": [f.tactic.name(), f.tactic.id()], "family": f.family},
-            })
+            let tags = vec![f.tactic.name().to_owned(), f.tactic.id().to_owned()];
+            let family = BTreeMap::from([("family".to_owned(), json!(f.family))]);
+            sarif::rule(&f.id, &f.title, Some(&f.remediation), Some(sarif::properties(tags, family)))
         })
         .collect();
-    SarifLog::new(rules, SarifResults(grouped))
+    StreamedLog::new(rules, SarifResults(grouped))
 }
 
 /// The results of a SARIF log, each built as it is written (a busy log can have hundreds of
@@ -352,24 +350,29 @@ impl Serialize for SarifResults<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
         let level = |s: Severity| match s {
-            Severity::Critical | Severity::High => "error",
-            Severity::Medium => "warning",
-            Severity::Low | Severity::Info => "note",
+            Severity::Critical | Severity::High => Level::Error,
+            Severity::Medium => Level::Warning,
+            Severity::Low | Severity::Info => Level::Note,
         };
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for g in self.0 {
             let l = &g.first;
-            let mut location = json!({"artifactLocation": {"uri": l.file}});
-            if let Some(line) = l.line {
-                location["region"] = json!({"startLine": line});
-            }
-            seq.serialize_element(&json!({
-                "ruleId": l.finding.id,
-                "level": level(l.finding.severity),
-                "message": {"text": l.finding.message},
-                "locations": [{"physicalLocation": location}],
-                "properties": {"severity": l.finding.severity, "count": g.count, "lastSeen": g.last_seen, "auditIDs": l.finding.events.iter().map(|e| e.audit_id()).collect::<Vec<_>>()},
-            }))?;
+            let details = BTreeMap::from([
+                ("severity".to_owned(), json!(l.finding.severity)),
+                ("count".to_owned(), json!(g.count)),
+                ("lastSeen".to_owned(), json!(g.last_seen)),
+                (
+                    "auditIDs".to_owned(),
+                    json!(l.finding.events.iter().map(|e| e.audit_id()).collect::<Vec<_>>()),
+                ),
+            ]);
+            seq.serialize_element(&sarif::result(
+                &l.finding.id,
+                level(l.finding.severity),
+                &l.finding.message,
+                sarif::file_location(&sarif::artifact_uri(&l.file), l.line),
+                Some(sarif::properties(vec![], details)),
+            ))?;
         }
         seq.end()
     }

@@ -10,7 +10,7 @@ use rampart_guardrails::pss::{self, Level, LevelVersion, pod::PodView};
 use rampart_guardrails::rules::Mode;
 use rampart_types::workload::pod_template;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::output;
 
@@ -311,43 +311,26 @@ fn pss_message(lv: LevelVersion, r: &pss::CheckResult) -> String {
     format!("violates PodSecurity \"{lv}\": {body}")
 }
 
-/// A SARIF artifact URI: a relative reference for relative paths, a `file://` URL for absolute
-/// ones, each path segment percent-encoded (`a b.yaml` → `a%20b.yaml`).
-fn artifact_uri(file: &str) -> String {
-    let path = Path::new(file);
-    let Ok(mut url) = url::Url::parse("file:///") else { return file.to_owned() };
-    if let Ok(mut segments) = url.path_segments_mut() {
-        segments.clear();
-        segments.extend(path.components().filter_map(|c| match c {
-            std::path::Component::Normal(s) => s.to_str(),
-            std::path::Component::ParentDir => Some(".."),
-            _ => None,
-        }));
-    }
-    if path.is_absolute() { url.to_string() } else { url.path().trim_start_matches('/').to_owned() }
-}
-
-fn sarif(findings: &[Finding]) -> Value {
+fn sarif(findings: &[Finding]) -> serde_sarif::sarif::Sarif {
+    use crate::sarif::{self, Level};
     let mut rules: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
     rules.sort_unstable();
     rules.dedup();
-    crate::output::sarif_log(
-        rules.iter().map(|r| json!({"id": r, "shortDescription": {"text": r}})).collect(),
-        findings
-            .iter()
-            .map(|f| {
-                json!({
-                    "ruleId": f.rule,
-                    "level": f.level,
-                    "message": {"text": format!("{} {}/{}: {}", f.kind, f.namespace, f.name, f.message)},
-                    "locations": [{"physicalLocation": {
-                        "artifactLocation": {"uri": artifact_uri(&f.file)},
-                        "region": {"startLine": f.line},
-                    }}],
-                })
-            })
-            .collect(),
-    )
+    let results = findings
+        .iter()
+        .map(|f| {
+            let level = if f.level == "error" { Level::Error } else { Level::Warning };
+            let text = format!("{} {}/{}: {}", f.kind, f.namespace, f.name, f.message);
+            sarif::result(
+                &f.rule,
+                level,
+                &text,
+                sarif::file_location(&sarif::artifact_uri(&f.file), Some(f.line)),
+                None,
+            )
+        })
+        .collect();
+    sarif::log(rules.iter().map(|r| sarif::rule(r, r, None, None)).collect(), results, None)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {

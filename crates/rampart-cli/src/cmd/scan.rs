@@ -1,13 +1,14 @@
 //! `rampart scan`: posture of a cluster snapshot (CIS EKS checks without node access, RBAC
 //! risk, Pod Security levels, aws-auth hygiene, endpoint, logging and secrets encryption).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use rampart_detect::scan::snapshot::Snapshot;
 use rampart_detect::scan::{Report, ScanOptions, Status, scan};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::audit::ReportFormat;
 
@@ -120,34 +121,25 @@ fn print_table(report: &Report, all: bool) {
     crate::outln!("{t}");
 }
 
-fn sarif(report: &Report, source: &str) -> Value {
-    let failing: Vec<_> =
-        report.results.iter().filter(|r| matches!(r.status, Status::Fail | Status::Warn)).collect();
+fn sarif(report: &Report, source: &str) -> serde_sarif::sarif::Sarif {
+    use crate::sarif::{self, Level};
     use rampart_detect::finding::Severity;
-    let rules = report
-        .results
-        .iter()
-        .map(|r| json!({"id": r.id, "shortDescription": {"text": r.title}, "help": {"text": r.remediation}}))
-        .collect();
+    let rules =
+        report.results.iter().map(|r| sarif::rule(&r.id, &r.title, Some(&r.remediation), None)).collect();
+    let failing = report.results.iter().filter(|r| matches!(r.status, Status::Fail | Status::Warn));
     let results = failing
-        .iter()
         .flat_map(|r| {
             let level = match (r.status, r.severity) {
-                (Status::Warn, _) | (_, Severity::Medium) => "warning",
-                (_, Severity::Critical | Severity::High) => "error",
-                _ => "note",
+                (Status::Warn, _) | (_, Severity::Medium) => Level::Warning,
+                (_, Severity::Critical | Severity::High) => Level::Error,
+                _ => Level::Note,
             };
             r.offenders.iter().map(move |o| {
-                json!({
-                    "ruleId": r.id,
-                    "level": level,
-                    "message": {"text": format!("{}: {o}", r.title)},
-                    "locations": [{"physicalLocation": {"artifactLocation": {"uri": source}}, "logicalLocations": [{"name": o}]}],
-                })
+                let location = sarif::with_logical_name(sarif::file_location(source, None), o);
+                sarif::result(&r.id, level, &format!("{}: {o}", r.title), location, None)
             })
         })
         .collect();
-    let mut log = crate::output::sarif_log(rules, results);
-    log["runs"][0]["properties"] = json!({"score": report.score});
-    log
+    let score = BTreeMap::from([("score".to_owned(), json!(report.score))]);
+    sarif::log(rules, results, Some(sarif::properties(vec![], score)))
 }
