@@ -728,6 +728,47 @@ fn token_passes_the_servers_checks() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("aws configure"));
 }
 
+/// The authentication webhook alone (no policies, no other source): it answers TokenReviews,
+/// and the other endpoints say what is not configured rather than refusing to start.
+#[tokio::test]
+async fn serve_answers_token_reviews_with_nothing_else_configured() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["serve", "--insecure-http", "--no-watch", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--cluster-id", "c1"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let review = serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+        "spec": {"token": "k8s-aws-v1.bm90LWEtdG9rZW4"}});
+    for _ in 0..100 {
+        if let Ok(resp) = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/v1/authenticate"))
+            .json(&review)
+            .send()
+            .await
+        {
+            // aws-iam-authenticator's answer to a token it cannot verify: 403, not authenticated.
+            assert_eq!(resp.status(), 403);
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(body["kind"], "TokenReview", "{body}");
+            assert_eq!(body["status"]["authenticated"], false, "{body}");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("rampart serve --cluster-id alone did not answer");
+}
+
 /// `serve --service-accounts` re-reads the file: a role annotated after start is injected
 /// without a restart, and a broken edit keeps the last good set.
 #[tokio::test]
@@ -745,15 +786,8 @@ async fn serve_picks_up_service_account_changes_and_survives_a_bad_edit() {
     }
     let _server = KillOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
-            .args([
-                "serve",
-                "-p",
-                DEMO,
-                "--insecure-http",
-                "--no-watch",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
+            // No -p: the mutating webhook is servable on its own.
+            .args(["serve", "--insecure-http", "--no-watch", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--service-accounts", sa.to_str().unwrap()])
             .stderr(std::process::Stdio::null())
             .spawn()
