@@ -77,6 +77,15 @@ enum LogFormat {
     Json,
 }
 
+/// `rampart schema` options.
+#[derive(Debug, clap::Args)]
+struct SchemaArgs {
+    /// Print the unified schema instead: one action per verb, one resource type per API
+    /// group and resource, with the new and stored objects (unified policies, in progress).
+    #[arg(long)]
+    unified: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the authorization and admission webhooks over HTTPS.
@@ -114,7 +123,7 @@ enum Command {
     /// aws-auth hygiene, endpoint, logging, encryption; score and SARIF.
     Scan(cmd::scan::Args),
     /// Print the embedded Cedar schema for Kubernetes types.
-    Schema,
+    Schema(SchemaArgs),
     /// Print the kube-apiserver configuration that wires Rampart into a cluster.
     KubeConfig(cmd::kube_config::Args),
     /// Make the in-cluster webhook's serving certificate (a Secret and its CA bundle) for an
@@ -153,8 +162,12 @@ fn main() -> ExitCode {
         Command::Replay(args) => cmd::replay::run(args),
         Command::Scan(args) => cmd::scan::run(args),
         Command::Broker(args) => cmd::broker::run(*args),
-        Command::Schema => {
-            crate::out!("{}", rampart_policy::schema::K8S_SCHEMA);
+        Command::Schema(args) => {
+            if args.unified {
+                crate::out!("{}", rampart_unified::schema::schema_text());
+            } else {
+                crate::out!("{}", rampart_policy::schema::K8S_SCHEMA);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::KubeConfig(args) => cmd::kube_config::run(args),

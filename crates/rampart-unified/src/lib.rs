@@ -1,0 +1,30 @@
+//! Unified Cedar policies: one policy for authorization and admission.
+//!
+//! A unified policy names a verb and a resource type (`k8s::unified::Action::"create"`,
+//! `core::configmaps`) and may read the object being written (`resource.object`) and the one
+//! stored (`resource.oldObject`). Authorization sees no object, so it evaluates with Cedar's
+//! typed partial evaluation, the objects unknown: a policy decided without them decides; one
+//! that still depends on them makes the answer [`Outcome::Conditional`], and the admission
+//! phase, which has the objects, finishes the evaluation. See the README's "Unified policies".
+//!
+//! The tier is being built (issue #16); what exists is the schema, the authorization-phase
+//! decision with its folding rules, and the admission-phase completion.
+
+pub mod request;
+pub mod schema;
+pub mod tier;
+
+pub use tier::{Outcome, UnifiedTier};
+
+/// Why a unified tier could not load or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum UnifiedError {
+    #[error("the unified schema does not parse: {0}")]
+    Schema(String),
+    #[error("{location}: {message}")]
+    Policy { location: String, message: String },
+    #[error("cannot build the Cedar request: {0}")]
+    Request(String),
+    #[error("partial evaluation failed: {0}")]
+    Evaluation(String),
+}

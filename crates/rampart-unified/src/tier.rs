@@ -1,0 +1,200 @@
+//! A tier of unified policies and its two phases: authorization by typed partial evaluation
+//! (the objects unknown), and admission, which finishes what authorization left conditional.
+
+use cedar_policy::{
+    ActionConstraint, Context, Decision, PartialEntities, PartialEntityUid, PartialRequest, PolicyId,
+    PolicySet, Request,
+};
+use rampart_policy::entities::Names;
+use rampart_policy::{DocumentKind, LoadedPolicy};
+use serde_json::Value;
+
+use crate::UnifiedError;
+use crate::request::{self, Attributes};
+use crate::schema;
+
+/// What a phase decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A permit holds and no forbid can.
+    Allow { policies: Vec<String> },
+    /// A forbid holds (or, for a read, may hold). Denied at authorization, it names the
+    /// forbids known to hold then: a subset of a full evaluation's, never empty.
+    Deny { policies: Vec<String> },
+    /// The answer depends on the objects; admission decides. Each residual is the condition
+    /// left of one policy, as Cedar text.
+    Conditional { residuals: Vec<String> },
+    /// No unified policy applies: the next tier decides.
+    NoOpinion,
+}
+
+/// Verbs whose requests admission sees with their objects, so a conditional answer can be
+/// finished there. Reads (get, list, watch), deletecollection and anything else must be
+/// answered at authorization.
+pub fn may_be_conditional(verb: &str) -> bool {
+    matches!(verb, "create" | "update" | "patch" | "delete" | "connect")
+}
+
+/// A loaded tier of unified policies.
+#[derive(Debug)]
+pub struct UnifiedTier {
+    set: PolicySet,
+    policies: Vec<LoadedPolicy>,
+    names: Names,
+}
+
+impl UnifiedTier {
+    /// Parse and strictly validate unified policies. Refused: anything that does not validate
+    /// against the unified schema, and a policy naming `update` without `patch` or the reverse
+    /// (admission sees both as UPDATE and could not tell which the policy meant).
+    pub fn load(text: &str, file_name: &str) -> Result<Self, UnifiedError> {
+        let kind = DocumentKind::CedarFile { file_name: file_name.to_owned() };
+        let policies =
+            rampart_policy::document::parse_document(&kind, text).map_err(|f| UnifiedError::Policy {
+                location: format!("{file_name}:{}:{}", f.line, f.column),
+                message: f.message,
+            })?;
+        let mut set = PolicySet::new();
+        for p in &policies {
+            set.add(p.policy.clone()).map_err(|e| UnifiedError::Policy {
+                location: format!("{file_name}:{}:{}", p.position.line, p.position.column),
+                message: e.to_string(),
+            })?;
+            check_update_and_patch(p, file_name)?;
+        }
+        let issues = rampart_policy::schema::validate(schema::schema()?, &set);
+        if let Some(issue) = issues.first() {
+            let at = policies.iter().find(|p| p.id == issue.policy_id).map(|p| p.position.clone());
+            let location =
+                at.map_or(file_name.to_owned(), |p| format!("{file_name}:{}:{}", p.line, p.column));
+            return Err(UnifiedError::Policy {
+                location,
+                message: format!("does not validate against the unified schema: {}", issue.message),
+            });
+        }
+        let names = Names::new().map_err(|e| UnifiedError::Request(e.to_string()))?;
+        Ok(UnifiedTier { set, policies, names })
+    }
+
+    fn label(&self, id: &PolicyId) -> String {
+        let id = id.to_string();
+        self.policies.iter().find(|p| p.id == id).and_then(|p| p.label.clone()).unwrap_or(id)
+    }
+
+    fn labels<'a>(&self, ids: impl Iterator<Item = &'a PolicyId>) -> Vec<String> {
+        let mut out: Vec<String> = ids.map(|id| self.label(id)).collect();
+        out.sort();
+        out
+    }
+
+    /// The authorization phase: the objects unknown.
+    pub fn authorize(&self, a: &Attributes<'_>) -> Result<Outcome, UnifiedError> {
+        let schema = schema::schema()?;
+        let (principal, entities) = request::principal_entities(&self.names, a)?;
+        let partial_entities =
+            PartialEntities::from_json_value(request::partial_entities_json(&entities, a)?, schema)
+                .map_err(|e| UnifiedError::Request(e.to_string()))?;
+        let partial = PartialRequest::new(
+            PartialEntityUid::from_concrete(principal),
+            request::action(a.verb)?,
+            PartialEntityUid::from_concrete(request::resource_uid(a)?),
+            Some(Context::empty()),
+            schema,
+        )
+        .map_err(|e| UnifiedError::Request(e.to_string()))?;
+        let response = self
+            .set
+            .tpe(&partial, &partial_entities, schema)
+            .map_err(|e| UnifiedError::Evaluation(e.to_string()))?;
+        let conditional = may_be_conditional(a.verb);
+        let true_forbids = self.labels(response.true_forbids());
+        if !true_forbids.is_empty() {
+            return Ok(Outcome::Deny { policies: true_forbids });
+        }
+        let residual_forbids = self.labels(response.residual_forbids());
+        if !residual_forbids.is_empty() && !conditional {
+            // A read cannot be finished later: a forbid that may hold denies.
+            return Ok(Outcome::Deny { policies: residual_forbids });
+        }
+        let residuals = || response.residual_policies().map(|p| p.to_string()).collect::<Vec<_>>();
+        if !residual_forbids.is_empty() {
+            return Ok(Outcome::Conditional { residuals: residuals() });
+        }
+        // A permit that may still hold is finished at admission even when another already
+        // holds, so an Allow names exactly the permits a full evaluation would.
+        if response.residual_permits().next().is_some() && conditional {
+            return Ok(Outcome::Conditional { residuals: residuals() });
+        }
+        let true_permits = self.labels(response.true_permits());
+        if !true_permits.is_empty() {
+            return Ok(Outcome::Allow { policies: true_permits });
+        }
+        Ok(Outcome::NoOpinion)
+    }
+
+    /// The admission phase: the same partial evaluation from the admission request's
+    /// attributes (nothing is carried over from authorization), finished with the objects
+    /// when it is still conditional.
+    pub fn admit(
+        &self,
+        a: &Attributes<'_>,
+        object: Option<&Value>,
+        old_object: Option<&Value>,
+    ) -> Result<Outcome, UnifiedError> {
+        let partial = self.authorize(a)?;
+        if !matches!(partial, Outcome::Conditional { .. }) {
+            return Ok(partial);
+        }
+        self.evaluate(a, object, old_object)
+    }
+
+    /// One ordinary evaluation with everything known: what the two phases together must
+    /// always agree with.
+    pub fn evaluate(
+        &self,
+        a: &Attributes<'_>,
+        object: Option<&Value>,
+        old_object: Option<&Value>,
+    ) -> Result<Outcome, UnifiedError> {
+        let (principal, entities) = request::principal_entities(&self.names, a)?;
+        let entities = request::full_entities(entities, a, object, old_object)?;
+        let request = Request::new(
+            principal,
+            request::action(a.verb)?,
+            request::resource_uid(a)?,
+            Context::empty(),
+            None,
+        )
+        .map_err(|e| UnifiedError::Request(e.to_string()))?;
+        let response = cedar_policy::Authorizer::new().is_authorized(&request, &self.set, &entities);
+        let reasons = self.labels(response.diagnostics().reason());
+        Ok(match response.decision() {
+            Decision::Allow => Outcome::Allow { policies: reasons },
+            Decision::Deny if !reasons.is_empty() => Outcome::Deny { policies: reasons },
+            Decision::Deny => Outcome::NoOpinion,
+        })
+    }
+}
+
+/// `update` and `patch` reach admission as the same operation, so a policy must name both or
+/// neither.
+fn check_update_and_patch(p: &LoadedPolicy, file_name: &str) -> Result<(), UnifiedError> {
+    let actions: Vec<String> = match p.policy.action_constraint() {
+        ActionConstraint::Any => return Ok(()),
+        ActionConstraint::In(list) => list.iter().map(|a| a.id().unescaped().to_owned()).collect(),
+        ActionConstraint::Eq(a) => vec![a.id().unescaped().to_owned()],
+    };
+    let update = actions.iter().any(|a| a == "update");
+    let patch = actions.iter().any(|a| a == "patch");
+    if update != patch {
+        let (named, missing) = if update { ("update", "patch") } else { ("patch", "update") };
+        return Err(UnifiedError::Policy {
+            location: format!("{file_name}:{}:{}", p.position.line, p.position.column),
+            message: format!(
+                "names {named} without {missing}: admission sees both as UPDATE, so name both \
+                 (action in [k8s::unified::Action::\"update\", k8s::unified::Action::\"patch\"])"
+            ),
+        });
+    }
+    Ok(())
+}
