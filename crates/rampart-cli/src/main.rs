@@ -97,7 +97,7 @@ enum Command {
     /// Subjects and the roles bound to them, with risk flags (rbac-lookup style).
     Lookup(cmd::rbac_query::LookupArgs),
     /// Decide one request offline and explain the decision.
-    Check(cmd::check::Args),
+    Check(Box<cmd::check::Args>),
     /// Check manifests against Pod Security and the best-practice rules (CI use).
     CheckManifests(cmd::check_manifests::Args),
     /// Parse policies and validate them against the Kubernetes schema.
@@ -148,7 +148,7 @@ fn main() -> ExitCode {
     init_logging(if quiet { "warn" } else { "info" }, cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(*args),
-        Command::Check(args) => cmd::check::run(args),
+        Command::Check(args) => cmd::check::run(*args),
         Command::CanI(args) => cmd::can_i::run(args),
         Command::WhoCan(args) => cmd::rbac_query::who_can(args),
         Command::Lookup(args) => cmd::rbac_query::lookup(args),

@@ -851,3 +851,52 @@ fn a_closed_pipe_ends_quietly() {
         }
     }
 }
+
+/// `check --unified`: the authorization phase alone says "conditional" with the residual, and
+/// with the object the admission phase finishes it.
+#[test]
+fn check_unified_shows_both_phases() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("u.cedar");
+    std::fs::write(
+        &policies,
+        r#"@id("no-prod")
+forbid (principal, action in [k8s::unified::Action::"create", k8s::unified::Action::"update", k8s::unified::Action::"patch"], resource is core::configmaps)
+when { resource has object && resource.object has metadata && resource.object.metadata has name && resource.object.metadata.name like "prod*" };
+permit (principal in k8s::Group::"devs", action == k8s::unified::Action::"create", resource is core::configmaps);"#,
+    )
+    .unwrap();
+    let object = dir.path().join("cm.yaml");
+    std::fs::write(&object, "metadata: {name: prod-db}\n").unwrap();
+    let base = [
+        "check",
+        "--unified",
+        policies.to_str().unwrap(),
+        "--user",
+        "u",
+        "-g",
+        "devs",
+        "--verb",
+        "create",
+        "--resource",
+        "configmaps",
+        "-n",
+        "dev",
+        "-o",
+        "json",
+    ];
+    let out = rampart(&base);
+    assert_eq!(out.status.code(), Some(0), "a conditional answer is allowed at authorization");
+    let phases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(phases[0]["decision"], "conditional");
+    assert!(
+        phases[0]["residuals"][0].as_str().unwrap().contains("resource.object.metadata.name like"),
+        "{phases}"
+    );
+    let out = rampart(&[&base[..], &["--object", object.to_str().unwrap()]].concat());
+    assert_eq!(out.status.code(), Some(1));
+    let phases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(phases[1]["phase"], "admission");
+    assert_eq!(phases[1]["decision"], "deny");
+    assert_eq!(phases[1]["policies"][0], "no-prod");
+}

@@ -116,7 +116,19 @@ impl UnifiedTier {
             // A read cannot be finished later: a forbid that may hold denies.
             return Ok(Outcome::Deny { policies: residual_forbids });
         }
-        let residuals = || response.residual_policies().map(|p| p.to_string()).collect::<Vec<_>>();
+        // Residuals read the objects as the policy wrote them, not by their entity uids.
+        let (object, old_object) =
+            (format!("{}::\"object\"", a.kind.kind), format!("{}::\"oldObject\"", a.kind.kind));
+        let residuals = || {
+            response
+                .residual_policies()
+                .map(|p| {
+                    p.to_string()
+                        .replace(&object, "resource.object")
+                        .replace(&old_object, "resource.oldObject")
+                })
+                .collect::<Vec<_>>()
+        };
         if !residual_forbids.is_empty() {
             return Ok(Outcome::Conditional { residuals: residuals() });
         }

@@ -70,6 +70,17 @@ pub struct Args {
     /// Non-resource URL path (e.g. /healthz); replaces --resource.
     #[arg(long)]
     pub path: Option<String>,
+    /// Decide with a file of unified policies instead (one policy for authorization and
+    /// admission; in progress): the authorization phase, and with --object the admission
+    /// phase too. A conditional answer exits 0, as the apiserver would allow it.
+    #[arg(long, value_name = "FILE", conflicts_with = "review")]
+    pub unified: Option<PathBuf>,
+    /// With --unified: the object being written (JSON or YAML), to finish a conditional answer.
+    #[arg(long, value_name = "FILE", requires = "unified")]
+    pub object: Option<PathBuf>,
+    /// With --unified: the stored object (update, patch, delete).
+    #[arg(long, value_name = "FILE", requires = "unified")]
+    pub old_object: Option<PathBuf>,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Format,
@@ -86,7 +97,7 @@ struct Report {
     message: Option<String>,
 }
 
-fn read_review(path: &PathBuf) -> anyhow::Result<serde_json::Value> {
+pub(super) fn read_review(path: &PathBuf) -> anyhow::Result<serde_json::Value> {
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?
     } else {
@@ -187,6 +198,9 @@ fn decide(engine: &Engine, args: &Args) -> anyhow::Result<Report> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(file) = &args.unified {
+        return super::check_unified::run(&args, file);
+    }
     args.policies.ensure_any()?;
     let sources = args.policies.sources(Default::default())?;
     let report = sources.load()?;

@@ -7,6 +7,7 @@ pub mod can_i;
 pub mod certificate;
 pub mod check;
 pub mod check_manifests;
+pub mod check_unified;
 pub mod cluster;
 pub mod convert;
 pub mod demo;
