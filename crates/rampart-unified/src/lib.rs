@@ -10,6 +10,7 @@
 //! The tier is being built (issue #16); what exists is the schema, the authorization-phase
 //! decision with its folding rules, and the admission-phase completion.
 
+pub mod errors;
 pub mod request;
 pub mod schema;
 pub mod tier;

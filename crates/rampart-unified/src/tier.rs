@@ -45,8 +45,9 @@ pub struct UnifiedTier {
 
 impl UnifiedTier {
     /// Parse and strictly validate unified policies. Refused: anything that does not validate
-    /// against the unified schema, and a policy naming `update` without `patch` or the reverse
-    /// (admission sees both as UPDATE and could not tell which the policy meant).
+    /// against the unified schema, a policy naming `update` without `patch` or the reverse
+    /// (admission sees both as UPDATE and could not tell which the policy meant), and a forbid
+    /// that can error (see [`crate::errors`]).
     pub fn load(text: &str, file_name: &str) -> Result<Self, UnifiedError> {
         let kind = DocumentKind::CedarFile { file_name: file_name.to_owned() };
         let policies =
@@ -61,6 +62,17 @@ impl UnifiedTier {
                 message: e.to_string(),
             })?;
             check_update_and_patch(p, file_name)?;
+            if p.effect == cedar_policy::Effect::Forbid
+                && let Some(why) = crate::errors::can_error(&p.policy)
+            {
+                return Err(UnifiedError::Policy {
+                    location: format!("{file_name}:{}:{}", p.position.line, p.position.column),
+                    message: format!(
+                        "this forbid can error ({why}), and Cedar skips a policy that errors: it \
+                         would silently not apply. Guard or rewrite that part"
+                    ),
+                });
+            }
         }
         let issues = rampart_policy::schema::validate(schema::schema()?, &set);
         if let Some(issue) = issues.first() {

@@ -256,3 +256,10 @@ fn the_readme_unified_examples_load() {
         UnifiedTier::load(block, "README.md").unwrap_or_else(|e| panic!("{e}\n{block}"));
     }
 }
+
+#[test]
+fn a_forbid_that_can_error_is_refused_at_load() {
+    let text = "permit (principal, action, resource);\nforbid (principal, action == k8s::unified::Action::\"create\", resource is apps::deployments_scale)\nwhen { resource has object && resource.object has spec && resource.object.spec has replicas && resource.object.spec.replicas + 1 > 21 };";
+    let err = UnifiedTier::load(text, "u.cedar").unwrap_err().to_string();
+    assert!(err.starts_with("u.cedar:2:1: this forbid can error (`+`"), "{err}");
+}
