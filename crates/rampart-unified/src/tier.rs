@@ -1,9 +1,11 @@
 //! A tier of unified policies and its two phases: authorization by typed partial evaluation
 //! (the objects unknown), and admission, which finishes what authorization left conditional.
 
+use std::collections::HashMap;
+
 use cedar_policy::{
     ActionConstraint, Context, Decision, PartialEntities, PartialEntityUid, PartialRequest, PolicyId,
-    PolicySet, Request,
+    PolicySet, Request, ResourceConstraint,
 };
 use rampart_policy::entities::Names;
 use rampart_policy::{DocumentKind, LoadedPolicy};
@@ -38,9 +40,29 @@ pub fn may_be_conditional(verb: &str) -> bool {
 /// A loaded tier of unified policies.
 #[derive(Debug)]
 pub struct UnifiedTier {
-    set: PolicySet,
+    /// The policies whose scope can match each (verb, resource type): a request is evaluated
+    /// against its bucket only, so its cost follows the policies that can apply to it, not
+    /// the size of the tier. A policy outside a request's bucket can never be satisfied or
+    /// error for it, so leaving it out changes no decision.
+    buckets: HashMap<(String, String), PolicySet>,
     policies: Vec<LoadedPolicy>,
     names: Names,
+}
+
+/// The (verb, resource type) pairs a policy's scope can match.
+fn scope_keys(policy: &cedar_policy::Policy) -> Vec<(String, String)> {
+    let verbs: Vec<String> = match policy.action_constraint() {
+        ActionConstraint::Any => schema::VERBS.iter().map(|v| (*v).to_owned()).collect(),
+        ActionConstraint::In(list) => list.iter().map(|a| a.id().unescaped().to_owned()).collect(),
+        ActionConstraint::Eq(a) => vec![a.id().unescaped().to_owned()],
+    };
+    let types: Vec<String> = match policy.resource_constraint() {
+        ResourceConstraint::Any => schema::RESOURCES.iter().map(schema::ResourceKind::type_name).collect(),
+        // Unified resources have no parents, so `in` matches only the entity itself.
+        ResourceConstraint::In(uid) | ResourceConstraint::Eq(uid) => vec![uid.type_name().to_string()],
+        ResourceConstraint::Is(t) | ResourceConstraint::IsIn(t, _) => vec![t.to_string()],
+    };
+    verbs.iter().flat_map(|v| types.iter().map(move |t| (v.clone(), t.clone()))).collect()
 }
 
 impl UnifiedTier {
@@ -56,11 +78,16 @@ impl UnifiedTier {
                 message: f.message,
             })?;
         let mut set = PolicySet::new();
+        let mut buckets: HashMap<(String, String), PolicySet> = HashMap::new();
         for p in &policies {
-            set.add(p.policy.clone()).map_err(|e| UnifiedError::Policy {
+            let failed = |e: cedar_policy::PolicySetError| UnifiedError::Policy {
                 location: format!("{file_name}:{}:{}", p.position.line, p.position.column),
                 message: e.to_string(),
-            })?;
+            };
+            set.add(p.policy.clone()).map_err(failed)?;
+            for key in scope_keys(&p.policy) {
+                buckets.entry(key).or_default().add(p.policy.clone()).map_err(failed)?;
+            }
             check_update_and_patch(p, file_name)?;
             if p.effect == cedar_policy::Effect::Forbid
                 && let Some(why) = crate::errors::can_error(&p.policy)
@@ -85,7 +112,7 @@ impl UnifiedTier {
             });
         }
         let names = Names::new().map_err(|e| UnifiedError::Request(e.to_string()))?;
-        Ok(UnifiedTier { set, policies, names })
+        Ok(UnifiedTier { buckets, policies, names })
     }
 
     fn label(&self, id: &PolicyId) -> String {
@@ -99,8 +126,13 @@ impl UnifiedTier {
         out
     }
 
+    fn bucket(&self, a: &Attributes<'_>) -> Option<&PolicySet> {
+        self.buckets.get(&(a.verb.to_owned(), a.kind.type_name()))
+    }
+
     /// The authorization phase: the objects unknown.
     pub fn authorize(&self, a: &Attributes<'_>) -> Result<Outcome, UnifiedError> {
+        let Some(set) = self.bucket(a) else { return Ok(Outcome::NoOpinion) };
         let schema = schema::schema()?;
         let (principal, entities) = request::principal_entities(&self.names, a)?;
         let partial_entities =
@@ -114,8 +146,7 @@ impl UnifiedTier {
             schema,
         )
         .map_err(|e| UnifiedError::Request(e.to_string()))?;
-        let response = self
-            .set
+        let response = set
             .tpe(&partial, &partial_entities, schema)
             .map_err(|e| UnifiedError::Evaluation(e.to_string()))?;
         let conditional = may_be_conditional(a.verb);
@@ -180,6 +211,7 @@ impl UnifiedTier {
         object: Option<&Value>,
         old_object: Option<&Value>,
     ) -> Result<Outcome, UnifiedError> {
+        let Some(set) = self.bucket(a) else { return Ok(Outcome::NoOpinion) };
         let (principal, entities) = request::principal_entities(&self.names, a)?;
         let entities = request::full_entities(entities, a, object, old_object)?;
         let request = Request::new(
@@ -190,7 +222,7 @@ impl UnifiedTier {
             None,
         )
         .map_err(|e| UnifiedError::Request(e.to_string()))?;
-        let response = cedar_policy::Authorizer::new().is_authorized(&request, &self.set, &entities);
+        let response = cedar_policy::Authorizer::new().is_authorized(&request, set, &entities);
         let reasons = self.labels(response.diagnostics().reason());
         Ok(match response.decision() {
             Decision::Allow => Outcome::Allow { policies: reasons },
