@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use cedar_policy::{
     ActionConstraint, Context, Decision, PartialEntities, PartialEntityUid, PartialRequest, PolicyId,
-    PolicySet, Request, ResourceConstraint,
+    PolicySet, PrincipalConstraint, Request, ResourceConstraint,
 };
 use rampart_policy::entities::Names;
 use rampart_policy::{DocumentKind, LoadedPolicy};
@@ -40,13 +40,24 @@ pub fn may_be_conditional(verb: &str) -> bool {
 /// A loaded tier of unified policies.
 #[derive(Debug)]
 pub struct UnifiedTier {
-    /// The policies whose scope can match each (verb, resource type): a request is evaluated
-    /// against its bucket only, so its cost follows the policies that can apply to it, not
-    /// the size of the tier. A policy outside a request's bucket can never be satisfied or
-    /// error for it, so leaving it out changes no decision.
-    buckets: HashMap<(String, String), PolicySet>,
+    /// The policies whose scope can match each (verb, resource type), then by principal: a
+    /// request is evaluated against the policies that can apply to it only, so its cost
+    /// follows them, not the size of the tier. A policy whose scope cannot match a request can
+    /// never be satisfied or error for it, so leaving it out changes no decision.
+    buckets: HashMap<(String, String), Bucket>,
+    /// Every policy, unindexed: the reference the index is tested against.
+    all: PolicySet,
     policies: Vec<LoadedPolicy>,
     names: Names,
+}
+
+/// The policies of one (verb, resource type), by principal key.
+#[derive(Debug, Default)]
+struct Bucket {
+    /// By the uid a `principal ==`/`principal in` names (the user itself, or a group).
+    by_principal: HashMap<String, Vec<usize>>,
+    /// Policies with no principal uid in their scope (`principal`, `principal is T`).
+    any: Vec<usize>,
 }
 
 /// The (verb, resource type) pairs a policy's scope can match.
@@ -65,6 +76,16 @@ fn scope_keys(policy: &cedar_policy::Policy) -> Vec<(String, String)> {
     verbs.iter().flat_map(|v| types.iter().map(move |t| (v.clone(), t.clone()))).collect()
 }
 
+/// The principal uid a policy's scope names, if any: the principal must be it or in it.
+fn principal_key(policy: &cedar_policy::Policy) -> Option<String> {
+    match policy.principal_constraint() {
+        PrincipalConstraint::Any | PrincipalConstraint::Is(_) => None,
+        PrincipalConstraint::In(uid) | PrincipalConstraint::Eq(uid) | PrincipalConstraint::IsIn(_, uid) => {
+            Some(uid.to_string())
+        }
+    }
+}
+
 impl UnifiedTier {
     /// Parse and strictly validate unified policies. Refused: anything that does not validate
     /// against the unified schema, a policy naming `update` without `patch` or the reverse
@@ -78,15 +99,19 @@ impl UnifiedTier {
                 message: f.message,
             })?;
         let mut set = PolicySet::new();
-        let mut buckets: HashMap<(String, String), PolicySet> = HashMap::new();
-        for p in &policies {
-            let failed = |e: cedar_policy::PolicySetError| UnifiedError::Policy {
+        let mut buckets: HashMap<(String, String), Bucket> = HashMap::new();
+        for (index, p) in policies.iter().enumerate() {
+            set.add(p.policy.clone()).map_err(|e| UnifiedError::Policy {
                 location: format!("{file_name}:{}:{}", p.position.line, p.position.column),
                 message: e.to_string(),
-            };
-            set.add(p.policy.clone()).map_err(failed)?;
+            })?;
+            let principal = principal_key(&p.policy);
             for key in scope_keys(&p.policy) {
-                buckets.entry(key).or_default().add(p.policy.clone()).map_err(failed)?;
+                let bucket = buckets.entry(key).or_default();
+                match &principal {
+                    Some(uid) => bucket.by_principal.entry(uid.clone()).or_default().push(index),
+                    None => bucket.any.push(index),
+                }
             }
             check_update_and_patch(p, file_name)?;
             if p.effect == cedar_policy::Effect::Forbid
@@ -112,7 +137,7 @@ impl UnifiedTier {
             });
         }
         let names = Names::new().map_err(|e| UnifiedError::Request(e.to_string()))?;
-        Ok(UnifiedTier { buckets, policies, names })
+        Ok(UnifiedTier { buckets, all: set, policies, names })
     }
 
     fn label(&self, id: &PolicyId) -> String {
@@ -126,15 +151,39 @@ impl UnifiedTier {
         out
     }
 
-    fn bucket(&self, a: &Attributes<'_>) -> Option<&PolicySet> {
-        self.buckets.get(&(a.verb.to_owned(), a.kind.type_name()))
+    /// The policies that can apply to a request, as a set; `None` when there are none.
+    fn candidates(
+        &self,
+        a: &Attributes<'_>,
+        principal: &cedar_policy::EntityUid,
+        groups: &[String],
+    ) -> Option<PolicySet> {
+        let bucket = self.buckets.get(&(a.verb.to_owned(), a.kind.type_name()))?;
+        let group_uids =
+            groups.iter().map(|g| rampart_policy::entities::uid(&self.names.group, g).to_string());
+        let mut chosen: Vec<usize> = bucket.any.clone();
+        for key in std::iter::once(principal.to_string()).chain(group_uids) {
+            if let Some(found) = bucket.by_principal.get(&key) {
+                chosen.extend(found);
+            }
+        }
+        if chosen.is_empty() {
+            return None;
+        }
+        chosen.sort_unstable();
+        chosen.dedup();
+        // Ids are unique in the tier, so no add can fail.
+        PolicySet::from_policies(
+            chosen.iter().filter_map(|&i| self.policies.get(i)).map(|p| p.policy.clone()),
+        )
+        .ok()
     }
 
     /// The authorization phase: the objects unknown.
     pub fn authorize(&self, a: &Attributes<'_>) -> Result<Outcome, UnifiedError> {
-        let Some(set) = self.bucket(a) else { return Ok(Outcome::NoOpinion) };
-        let schema = schema::schema()?;
         let (principal, entities) = request::principal_entities(&self.names, a)?;
+        let Some(set) = self.candidates(a, &principal, a.user.groups) else { return Ok(Outcome::NoOpinion) };
+        let schema = schema::schema()?;
         let partial_entities =
             PartialEntities::from_json_value(request::partial_entities_json(&entities, a)?, schema)
                 .map_err(|e| UnifiedError::Request(e.to_string()))?;
@@ -211,8 +260,36 @@ impl UnifiedTier {
         object: Option<&Value>,
         old_object: Option<&Value>,
     ) -> Result<Outcome, UnifiedError> {
-        let Some(set) = self.bucket(a) else { return Ok(Outcome::NoOpinion) };
+        self.evaluate_with(a, object, old_object, false)
+    }
+
+    /// [`UnifiedTier::evaluate`] over every policy of the tier, bypassing the index: the
+    /// reference the index is tested against.
+    pub fn evaluate_unindexed(
+        &self,
+        a: &Attributes<'_>,
+        object: Option<&Value>,
+        old_object: Option<&Value>,
+    ) -> Result<Outcome, UnifiedError> {
+        self.evaluate_with(a, object, old_object, true)
+    }
+
+    fn evaluate_with(
+        &self,
+        a: &Attributes<'_>,
+        object: Option<&Value>,
+        old_object: Option<&Value>,
+        unindexed: bool,
+    ) -> Result<Outcome, UnifiedError> {
         let (principal, entities) = request::principal_entities(&self.names, a)?;
+        let set = if unindexed {
+            self.all.clone()
+        } else {
+            match self.candidates(a, &principal, a.user.groups) {
+                Some(set) => set,
+                None => return Ok(Outcome::NoOpinion),
+            }
+        };
         let entities = request::full_entities(entities, a, object, old_object)?;
         let request = Request::new(
             principal,
@@ -222,7 +299,7 @@ impl UnifiedTier {
             None,
         )
         .map_err(|e| UnifiedError::Request(e.to_string()))?;
-        let response = cedar_policy::Authorizer::new().is_authorized(&request, set, &entities);
+        let response = cedar_policy::Authorizer::new().is_authorized(&request, &set, &entities);
         let reasons = self.labels(response.diagnostics().reason());
         Ok(match response.decision() {
             Decision::Allow => Outcome::Allow { policies: reasons },
