@@ -14,8 +14,9 @@ const CONSTRUCTORS: &[&str] = &["ip", "decimal", "datetime", "duration"];
 const ERRING_METHODS: &[&str] = &["offset", "durationSince", "toDate", "toTime"];
 /// The first construct in a policy's conditions that can make it error, if any.
 pub fn can_error(policy: &cedar_policy::Policy) -> Option<String> {
-    let est = policy.to_json().ok()?;
-    let conditions = est.get("conditions")?.as_array()?;
+    // Fail closed: a forbid that cannot be analysed is treated as one that can error.
+    let Ok(est) = policy.to_json() else { return Some("its conditions could not be analysed".to_owned()) };
+    let conditions = est.get("conditions").and_then(Value::as_array)?;
     conditions.iter().filter_map(|c| c.get("body")).find_map(erring)
 }
 
