@@ -733,26 +733,32 @@ fn token_passes_the_servers_checks() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("aws configure"));
 }
 
-/// The authentication webhook alone (no policies, no other source): it answers TokenReviews,
-/// and the other endpoints say what is not configured rather than refusing to start.
+/// `rampart serve` over plain HTTP on a free loopback port, with `extra` arguments; killed
+/// when the guard drops.
+fn serve_plain(extra: &[&str]) -> (KillOnDrop, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["serve", "--insecure-http", "--no-watch", "--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    (KillOnDrop(child), port)
+}
+
+struct KillOnDrop(std::process::Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The authentication webhook alone (no policies, no other source): it starts and answers
+/// TokenReviews.
 #[tokio::test]
 async fn serve_answers_token_reviews_with_nothing_else_configured() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _server = KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
-            .args(["serve", "--insecure-http", "--no-watch", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--cluster-id", "c1"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_server, port) = serve_plain(&["--cluster-id", "c1"]);
     let review = serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
         "spec": {"token": "k8s-aws-v1.bm90LWEtdG9rZW4"}});
     for _ in 0..100 {
@@ -781,23 +787,8 @@ async fn serve_picks_up_service_account_changes_and_survives_a_bad_edit() {
     let dir = tempfile::tempdir().unwrap();
     let sa = dir.path().join("sa.yaml");
     std::fs::write(&sa, "kind: ServiceAccount\nmetadata: {name: app, namespace: default}\n").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _server = KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
-            // No -p: the mutating webhook is servable on its own.
-            .args(["serve", "--insecure-http", "--no-watch", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--service-accounts", sa.to_str().unwrap()])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    // No -p: the mutating webhook is servable on its own.
+    let (_server, port) = serve_plain(&["--service-accounts", sa.to_str().unwrap()]);
     let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
         "uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"},
         "resource": {"group": "", "version": "v1", "resource": "pods"}, "namespace": "default", "operation": "CREATE",
