@@ -47,7 +47,10 @@ pub struct UnifiedTier {
     buckets: HashMap<(String, String), Bucket>,
     /// Every policy, unindexed: the reference the index is tested against.
     all: PolicySet,
-    policies: Vec<LoadedPolicy>,
+    /// The policies in file order; the buckets hold indices into it.
+    policies: Vec<cedar_policy::Policy>,
+    /// `@id` labels by policy id, for the policies that have one.
+    labels: HashMap<String, String>,
     names: Names,
 }
 
@@ -62,11 +65,8 @@ struct Bucket {
 
 /// The (verb, resource type) pairs a policy's scope can match.
 fn scope_keys(policy: &cedar_policy::Policy) -> Vec<(String, String)> {
-    let verbs: Vec<String> = match policy.action_constraint() {
-        ActionConstraint::Any => schema::VERBS.iter().map(|v| (*v).to_owned()).collect(),
-        ActionConstraint::In(list) => list.iter().map(|a| a.id().unescaped().to_owned()).collect(),
-        ActionConstraint::Eq(a) => vec![a.id().unescaped().to_owned()],
-    };
+    let verbs =
+        scope_verbs(policy).unwrap_or_else(|| schema::VERBS.iter().map(|v| (*v).to_owned()).collect());
     let types: Vec<String> = match policy.resource_constraint() {
         ResourceConstraint::Any => schema::RESOURCES.iter().map(schema::ResourceKind::type_name).collect(),
         // Unified resources have no parents, so `in` matches only the entity itself.
@@ -74,6 +74,15 @@ fn scope_keys(policy: &cedar_policy::Policy) -> Vec<(String, String)> {
         ResourceConstraint::Is(t) | ResourceConstraint::IsIn(t, _) => vec![t.to_string()],
     };
     verbs.iter().flat_map(|v| types.iter().map(move |t| (v.clone(), t.clone()))).collect()
+}
+
+/// The verbs a policy's action scope names; `None` for any action.
+fn scope_verbs(policy: &cedar_policy::Policy) -> Option<Vec<String>> {
+    match policy.action_constraint() {
+        ActionConstraint::Any => None,
+        ActionConstraint::In(list) => Some(list.iter().map(|a| a.id().unescaped().to_owned()).collect()),
+        ActionConstraint::Eq(a) => Some(vec![a.id().unescaped().to_owned()]),
+    }
 }
 
 /// The principal uid a policy's scope names, if any: the principal must be it or in it.
@@ -137,12 +146,14 @@ impl UnifiedTier {
             });
         }
         let names = Names::new().map_err(|e| UnifiedError::Request(e.to_string()))?;
-        Ok(UnifiedTier { buckets, all: set, policies, names })
+        let labels = policies.iter().filter_map(|p| Some((p.id.clone(), p.label.clone()?))).collect();
+        let all_policies = policies.into_iter().map(|p| p.policy).collect();
+        Ok(UnifiedTier { buckets, all: set, policies: all_policies, labels, names })
     }
 
     fn label(&self, id: &PolicyId) -> String {
         let id = id.to_string();
-        self.policies.iter().find(|p| p.id == id).and_then(|p| p.label.clone()).unwrap_or(id)
+        self.labels.get(&id).cloned().unwrap_or(id)
     }
 
     fn labels<'a>(&self, ids: impl Iterator<Item = &'a PolicyId>) -> Vec<String> {
@@ -173,22 +184,32 @@ impl UnifiedTier {
         chosen.sort_unstable();
         chosen.dedup();
         // Ids are unique in the tier, so no add can fail.
-        PolicySet::from_policies(
-            chosen.iter().filter_map(|&i| self.policies.get(i)).map(|p| p.policy.clone()),
-        )
-        .ok()
+        PolicySet::from_policies(chosen.iter().filter_map(|&i| self.policies.get(i)).cloned()).ok()
+    }
+
+    /// What both phases need of a request: its principal's entities and the policies that can
+    /// apply to it (`None` when none can: no opinion).
+    fn prepare(&self, a: &Attributes<'_>) -> Result<Option<Prepared>, UnifiedError> {
+        let (principal, entities) = request::principal_entities(&self.names, a)?;
+        Ok(self.candidates(a, &principal, a.user.groups).map(|set| Prepared { principal, entities, set }))
     }
 
     /// The authorization phase: the objects unknown.
     pub fn authorize(&self, a: &Attributes<'_>) -> Result<Outcome, UnifiedError> {
-        let (principal, entities) = request::principal_entities(&self.names, a)?;
-        let Some(set) = self.candidates(a, &principal, a.user.groups) else { return Ok(Outcome::NoOpinion) };
+        match self.prepare(a)? {
+            Some(prepared) => self.authorize_prepared(a, &prepared),
+            None => Ok(Outcome::NoOpinion),
+        }
+    }
+
+    fn authorize_prepared(&self, a: &Attributes<'_>, prepared: &Prepared) -> Result<Outcome, UnifiedError> {
+        let Prepared { principal, entities, set } = prepared;
         let schema = schema::schema()?;
         let partial_entities =
-            PartialEntities::from_json_value(request::partial_entities_json(&entities, a)?, schema)
+            PartialEntities::from_json_value(request::partial_entities_json(entities, a)?, schema)
                 .map_err(|e| UnifiedError::Request(e.to_string()))?;
         let partial = PartialRequest::new(
-            PartialEntityUid::from_concrete(principal),
+            PartialEntityUid::from_concrete(principal.clone()),
             request::action(a.verb)?,
             PartialEntityUid::from_concrete(request::resource_uid(a)?),
             Some(Context::empty()),
@@ -245,11 +266,12 @@ impl UnifiedTier {
         object: Option<&Value>,
         old_object: Option<&Value>,
     ) -> Result<Outcome, UnifiedError> {
-        let partial = self.authorize(a)?;
+        let Some(prepared) = self.prepare(a)? else { return Ok(Outcome::NoOpinion) };
+        let partial = self.authorize_prepared(a, &prepared)?;
         if !matches!(partial, Outcome::Conditional { .. }) {
             return Ok(partial);
         }
-        self.evaluate(a, object, old_object)
+        self.evaluate_prepared(a, prepared, object, old_object)
     }
 
     /// One ordinary evaluation with everything known: what the two phases together must
@@ -260,7 +282,10 @@ impl UnifiedTier {
         object: Option<&Value>,
         old_object: Option<&Value>,
     ) -> Result<Outcome, UnifiedError> {
-        self.evaluate_with(a, object, old_object, false)
+        match self.prepare(a)? {
+            Some(prepared) => self.evaluate_prepared(a, prepared, object, old_object),
+            None => Ok(Outcome::NoOpinion),
+        }
     }
 
     /// [`UnifiedTier::evaluate`] over every policy of the tier, bypassing the index: the
@@ -271,25 +296,18 @@ impl UnifiedTier {
         object: Option<&Value>,
         old_object: Option<&Value>,
     ) -> Result<Outcome, UnifiedError> {
-        self.evaluate_with(a, object, old_object, true)
+        let (principal, entities) = request::principal_entities(&self.names, a)?;
+        self.evaluate_prepared(a, Prepared { principal, entities, set: self.all.clone() }, object, old_object)
     }
 
-    fn evaluate_with(
+    fn evaluate_prepared(
         &self,
         a: &Attributes<'_>,
+        prepared: Prepared,
         object: Option<&Value>,
         old_object: Option<&Value>,
-        unindexed: bool,
     ) -> Result<Outcome, UnifiedError> {
-        let (principal, entities) = request::principal_entities(&self.names, a)?;
-        let set = if unindexed {
-            self.all.clone()
-        } else {
-            match self.candidates(a, &principal, a.user.groups) {
-                Some(set) => set,
-                None => return Ok(Outcome::NoOpinion),
-            }
-        };
+        let Prepared { principal, entities, set } = prepared;
         let entities = request::full_entities(entities, a, object, old_object)?;
         let request = Request::new(
             principal,
@@ -309,14 +327,17 @@ impl UnifiedTier {
     }
 }
 
+/// A request's principal entities and candidate policies, built once and used by both phases.
+struct Prepared {
+    principal: cedar_policy::EntityUid,
+    entities: Vec<cedar_policy::Entity>,
+    set: PolicySet,
+}
+
 /// `update` and `patch` reach admission as the same operation, so a policy must name both or
 /// neither.
 fn check_update_and_patch(p: &LoadedPolicy, file_name: &str) -> Result<(), UnifiedError> {
-    let actions: Vec<String> = match p.policy.action_constraint() {
-        ActionConstraint::Any => return Ok(()),
-        ActionConstraint::In(list) => list.iter().map(|a| a.id().unescaped().to_owned()).collect(),
-        ActionConstraint::Eq(a) => vec![a.id().unescaped().to_owned()],
-    };
+    let Some(actions) = scope_verbs(&p.policy) else { return Ok(()) };
     let update = actions.iter().any(|a| a == "update");
     let patch = actions.iter().any(|a| a == "patch");
     if update != patch {

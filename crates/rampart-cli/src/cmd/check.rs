@@ -107,14 +107,20 @@ pub(super) fn read_review(path: &PathBuf) -> anyhow::Result<serde_json::Value> {
     serde_yaml::from_str(&text).with_context(|| format!("{} is not JSON or YAML", path.display()))
 }
 
-fn spec_from_flags(args: &Args) -> anyhow::Result<SubjectAccessReviewSpec> {
-    let user = args.user.clone().context("give a REVIEW file, or at least --user and --verb")?;
-    let verb = args.verb.clone().context("--verb is required (get, list, create, …)")?;
+/// `--extra KEY=VALUE` flags as the user-info extra map (repeated keys collect values).
+pub(super) fn parse_extra(flags: &[String]) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for kv in &args.extra {
+    for kv in flags {
         let (k, v) = kv.split_once('=').with_context(|| format!("--extra {kv:?}: expected KEY=VALUE"))?;
         extra.entry(k.to_owned()).or_default().push(v.to_owned());
     }
+    Ok(extra)
+}
+
+fn spec_from_flags(args: &Args) -> anyhow::Result<SubjectAccessReviewSpec> {
+    let user = args.user.clone().context("give a REVIEW file, or at least --user and --verb")?;
+    let verb = args.verb.clone().context("--verb is required (get, list, create, …)")?;
+    let extra = parse_extra(&args.extra)?;
     let mut spec = SubjectAccessReviewSpec {
         user: Some(user),
         groups: Some(args.groups.clone()),

@@ -1,6 +1,5 @@
 //! `rampart check --unified`: one request through a file of unified policies, phase by phase.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -11,7 +10,7 @@ use rampart_unified::schema::resource_kind;
 use rampart_unified::{Outcome, UnifiedTier};
 use serde::Serialize;
 
-use super::check::{Args, read_review};
+use super::check::{Args, parse_extra, read_review};
 use crate::output::{self, Format};
 
 #[derive(Serialize)]
@@ -47,11 +46,7 @@ pub fn run(args: &Args, file: &Path) -> anyhow::Result<ExitCode> {
             args.api_group
         )
     })?;
-    let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for kv in &args.extra {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--extra {kv:?}: expected KEY=VALUE"))?;
-        extra.entry(k.to_owned()).or_default().push(v.to_owned());
-    }
+    let extra = parse_extra(&args.extra)?;
     let attributes = Attributes {
         user: UserInfoRef {
             username: user,
