@@ -11,6 +11,7 @@
 //! decision with its folding rules, and the admission-phase completion.
 
 pub mod errors;
+pub mod narrow;
 pub mod request;
 pub mod schema;
 pub mod tier;

@@ -8,7 +8,7 @@ use cedar_policy::{Entities, Entity, EntityUid};
 use rampart_policy::entities::Names;
 use rampart_policy::entities::object::ObjectConverter;
 use rampart_policy::entities::principal::{UserInfoRef, principal};
-use serde_json::{Value, json};
+use serde_json::Value;
 use smol_str::SmolStr;
 
 use crate::UnifiedError;
@@ -63,57 +63,37 @@ pub(crate) fn principal_entities(
     Ok((p.uid, p.entities))
 }
 
-/// The resource entity's attributes as entity JSON (the same in both phases, so the phases'
-/// entities are consistent).
-pub(crate) fn resource_json(a: &Attributes<'_>) -> Result<Value, UnifiedError> {
-    let mut attrs = serde_json::Map::new();
-    attrs.insert("apiGroup".into(), json!(a.kind.group));
-    attrs.insert("resource".into(), json!(a.kind.resource));
-    attrs.insert("subresource".into(), json!(a.kind.subresource));
+/// The resource entity: the request's attributes, and references to the objects the verb has.
+/// The same entity in both phases, so the phases agree on everything but the objects.
+pub(crate) fn resource_entity(a: &Attributes<'_>) -> Result<Entity, UnifiedError> {
+    use cedar_policy_core::ast::Value as CedarValue;
+    let text = |s: &str| CedarValue::from(s.to_owned());
+    let mut attrs: Vec<(SmolStr, CedarValue)> = vec![
+        ("apiGroup".into(), text(a.kind.group)),
+        ("resource".into(), text(a.kind.resource)),
+        ("subresource".into(), text(a.kind.subresource)),
+    ];
     if !a.namespace.is_empty() {
-        attrs.insert("namespace".into(), json!(a.namespace));
+        attrs.push(("namespace".into(), text(a.namespace)));
     }
     if !a.name.is_empty() {
-        attrs.insert("name".into(), json!(a.name));
+        attrs.push(("name".into(), text(a.name)));
     }
-    let reference = |id: &str| -> Result<Value, UnifiedError> {
-        let uid = object_uid(a.kind, id)?;
-        Ok(json!({"__entity": {"type": uid.type_name().to_string(), "id": uid.id().unescaped()}}))
-    };
-    if has_object(a.verb) {
-        attrs.insert("object".into(), reference("object")?);
-    }
-    if has_old_object(a.verb) {
-        attrs.insert("oldObject".into(), reference("oldObject")?);
-    }
-    let uid = resource_uid(a)?;
-    Ok(
-        json!({"uid": {"type": uid.type_name().to_string(), "id": uid.id().unescaped()}, "attrs": attrs, "parents": [], "tags": {}}),
-    )
-}
-
-/// Entity JSON for the partial phase: the principal and resource known, each object present
-/// with its attributes unknown.
-pub(crate) fn partial_entities_json(principal: &[Entity], a: &Attributes<'_>) -> Result<Value, UnifiedError> {
-    let mut all = Vec::new();
-    for e in principal {
-        let mut v = e.to_json_value().map_err(|e| UnifiedError::Request(e.to_string()))?;
-        if v.get("tags").is_none() {
-            v["tags"] = json!({});
-        }
-        all.push(v);
-    }
-    all.push(resource_json(a)?);
     for (id, present) in [("object", has_object(a.verb)), ("oldObject", has_old_object(a.verb))] {
         if present {
-            let uid = object_uid(a.kind, id)?;
-            // No "attrs": unknown until admission.
-            all.push(
-                json!({"uid": {"type": uid.type_name().to_string(), "id": id}, "parents": [], "tags": {}}),
-            );
+            attrs.push((id.into(), CedarValue::from(object_uid(a.kind, id)?.as_ref().clone())));
         }
     }
-    Ok(Value::Array(all))
+    Ok(rampart_policy::entities::value_entity(resource_uid(a)?, attrs))
+}
+
+/// The entities of the partial phase: the principal and the resource. The objects are left
+/// out, and typed partial evaluation treats a missing entity as one whose attributes are
+/// unknown: exactly what authorization knows of them.
+pub(crate) fn partial_entities(principal: &[Entity], a: &Attributes<'_>) -> Result<Entities, UnifiedError> {
+    let mut all = principal.to_vec();
+    all.push(resource_entity(a)?);
+    rampart_policy::entities::entity_store(all).map_err(|e| UnifiedError::Request(e.to_string()))
 }
 
 /// The concrete entities for the admission phase: the same principal and resource, and the
@@ -125,9 +105,7 @@ pub(crate) fn full_entities(
     old_object: Option<&Value>,
 ) -> Result<Entities, UnifiedError> {
     let mut all = principal;
-    let resource =
-        Entity::from_json_value(resource_json(a)?, None).map_err(|e| UnifiedError::Request(e.to_string()))?;
-    all.push(resource);
+    all.push(resource_entity(a)?);
     let converter = ObjectConverter { group_namespace: a.kind.group_namespace(), kind: kind_name(a.kind) };
     for (id, present, value) in
         [("object", has_object(a.verb), object), ("oldObject", has_old_object(a.verb), old_object)]
@@ -143,7 +121,7 @@ pub(crate) fn full_entities(
         };
         all.push(rampart_policy::entities::value_entity(object_uid(a.kind, id)?, fields));
     }
-    Entities::from_entities(all, None).map_err(|e| UnifiedError::Request(e.to_string()))
+    rampart_policy::entities::entity_store(all).map_err(|e| UnifiedError::Request(e.to_string()))
 }
 
 /// `Pod` of `core::v1::Pod`: the kind as the object converter's key/value table names it.

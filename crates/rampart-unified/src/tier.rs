@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use cedar_policy::{
     ActionConstraint, Context, Decision, PartialEntities, PartialEntityUid, PartialRequest, PolicyId,
-    PolicySet, PrincipalConstraint, Request, ResourceConstraint,
+    PolicySet, PrincipalConstraint, Request, ResourceConstraint, Schema,
 };
 use rampart_policy::entities::Names;
 use rampart_policy::{DocumentKind, LoadedPolicy};
@@ -23,9 +23,10 @@ pub enum Outcome {
     /// A forbid holds (or, for a read, may hold). Denied at authorization, it names the
     /// forbids known to hold then: a subset of a full evaluation's, never empty.
     Deny { policies: Vec<String> },
-    /// The answer depends on the objects; admission decides. Each residual is the condition
-    /// left of one policy, as Cedar text.
-    Conditional { residuals: Vec<String> },
+    /// The answer depends on the objects; admission decides. `policies` names the policies
+    /// still undecided; `residuals` holds what is left of each as Cedar text, filled only by
+    /// [`UnifiedTier::explain`] (printing them costs more than deciding).
+    Conditional { policies: Vec<String>, residuals: Vec<String> },
     /// No unified policy applies: the next tier decides.
     NoOpinion,
 }
@@ -52,6 +53,9 @@ pub struct UnifiedTier {
     /// `@id` labels by policy id, for the policies that have one.
     labels: HashMap<String, String>,
     names: Names,
+    /// Resource types whose policies all validate against their narrow schema
+    /// ([`crate::narrow`]), which partial evaluation then uses.
+    narrow: HashMap<String, &'static Schema>,
 }
 
 /// The policies of one (verb, resource type), by principal key.
@@ -147,8 +151,9 @@ impl UnifiedTier {
         }
         let names = Names::new().map_err(|e| UnifiedError::Request(e.to_string()))?;
         let labels = policies.iter().filter_map(|p| Some((p.id.clone(), p.label.clone()?))).collect();
-        let all_policies = policies.into_iter().map(|p| p.policy).collect();
-        Ok(UnifiedTier { buckets, all: set, policies: all_policies, labels, names })
+        let all_policies: Vec<cedar_policy::Policy> = policies.into_iter().map(|p| p.policy).collect();
+        let narrow = narrow_schemas(&buckets, &all_policies);
+        Ok(UnifiedTier { buckets, all: set, policies: all_policies, labels, names, narrow })
     }
 
     fn label(&self, id: &PolicyId) -> String {
@@ -197,16 +202,48 @@ impl UnifiedTier {
     /// The authorization phase: the objects unknown.
     pub fn authorize(&self, a: &Attributes<'_>) -> Result<Outcome, UnifiedError> {
         match self.prepare(a)? {
-            Some(prepared) => self.authorize_prepared(a, &prepared),
+            Some(prepared) => self.authorize_prepared(a, &prepared, false),
             None => Ok(Outcome::NoOpinion),
         }
     }
 
-    fn authorize_prepared(&self, a: &Attributes<'_>, prepared: &Prepared) -> Result<Outcome, UnifiedError> {
+    /// [`UnifiedTier::authorize`], with a conditional answer's residual conditions as text.
+    pub fn explain(&self, a: &Attributes<'_>) -> Result<Outcome, UnifiedError> {
+        match self.prepare(a)? {
+            Some(prepared) => self.authorize_prepared(a, &prepared, true),
+            None => Ok(Outcome::NoOpinion),
+        }
+    }
+
+    fn authorize_prepared(
+        &self,
+        a: &Attributes<'_>,
+        prepared: &Prepared,
+        explain: bool,
+    ) -> Result<Outcome, UnifiedError> {
+        let full = schema::schema()?;
+        let type_name = a.kind.type_name();
+        match self.narrow.get(&type_name) {
+            // A narrow schema that still refuses falls back to the full one: never an error
+            // the full schema would not give.
+            Some(narrow) => self
+                .partially_evaluate(a, prepared, narrow, explain)
+                .or_else(|_| self.partially_evaluate(a, prepared, full, explain)),
+            None => self.partially_evaluate(a, prepared, full, explain),
+        }
+    }
+
+    /// Typed partial evaluation of the prepared candidates against `schema`.
+    fn partially_evaluate(
+        &self,
+        a: &Attributes<'_>,
+        prepared: &Prepared,
+        schema: &Schema,
+        explain: bool,
+    ) -> Result<Outcome, UnifiedError> {
         let Prepared { principal, entities, set } = prepared;
-        let schema = schema::schema()?;
         let partial_entities =
-            PartialEntities::from_json_value(request::partial_entities_json(entities, a)?, schema)
+            PartialEntities::from_concrete(request::partial_entities(entities, a)?, schema)
                 .map_err(|e| UnifiedError::Request(e.to_string()))?;
         let partial = PartialRequest::new(
             PartialEntityUid::from_concrete(principal.clone()),
@@ -219,42 +256,53 @@ impl UnifiedTier {
         let response = set
             .tpe(&partial, &partial_entities, schema)
             .map_err(|e| UnifiedError::Evaluation(e.to_string()))?;
+        Ok(self.fold(a, &response, explain))
+    }
+
+    /// The outcome of a partial evaluation, with the folding rules for requests admission
+    /// never sees.
+    fn fold(&self, a: &Attributes<'_>, response: &cedar_policy::TpeResponse<'_>, explain: bool) -> Outcome {
         let conditional = may_be_conditional(a.verb);
         let true_forbids = self.labels(response.true_forbids());
         if !true_forbids.is_empty() {
-            return Ok(Outcome::Deny { policies: true_forbids });
+            return Outcome::Deny { policies: true_forbids };
         }
         let residual_forbids = self.labels(response.residual_forbids());
         if !residual_forbids.is_empty() && !conditional {
             // A read cannot be finished later: a forbid that may hold denies.
-            return Ok(Outcome::Deny { policies: residual_forbids });
+            return Outcome::Deny { policies: residual_forbids };
         }
         // Residuals read the objects as the policy wrote them, not by their entity uids.
         let (object, old_object) =
             (format!("{}::\"object\"", a.kind.kind), format!("{}::\"oldObject\"", a.kind.kind));
-        let residuals = || {
-            response
+        let conditional_on = || {
+            let policies = self.labels(response.residual_forbids().chain(response.residual_permits()));
+            if !explain {
+                return Outcome::Conditional { policies, residuals: vec![] };
+            }
+            let residuals = response
                 .residual_policies()
                 .map(|p| {
                     p.to_string()
                         .replace(&object, "resource.object")
                         .replace(&old_object, "resource.oldObject")
                 })
-                .collect::<Vec<_>>()
+                .collect();
+            Outcome::Conditional { policies, residuals }
         };
         if !residual_forbids.is_empty() {
-            return Ok(Outcome::Conditional { residuals: residuals() });
+            return conditional_on();
         }
         // A permit that may still hold is finished at admission even when another already
         // holds, so an Allow names exactly the permits a full evaluation would.
         if response.residual_permits().next().is_some() && conditional {
-            return Ok(Outcome::Conditional { residuals: residuals() });
+            return conditional_on();
         }
         let true_permits = self.labels(response.true_permits());
         if !true_permits.is_empty() {
-            return Ok(Outcome::Allow { policies: true_permits });
+            return Outcome::Allow { policies: true_permits };
         }
-        Ok(Outcome::NoOpinion)
+        Outcome::NoOpinion
     }
 
     /// The admission phase: the same partial evaluation from the admission request's
@@ -267,7 +315,7 @@ impl UnifiedTier {
         old_object: Option<&Value>,
     ) -> Result<Outcome, UnifiedError> {
         let Some(prepared) = self.prepare(a)? else { return Ok(Outcome::NoOpinion) };
-        let partial = self.authorize_prepared(a, &prepared)?;
+        let partial = self.authorize_prepared(a, &prepared, false)?;
         if !matches!(partial, Outcome::Conditional { .. }) {
             return Ok(partial);
         }
@@ -327,6 +375,29 @@ impl UnifiedTier {
     }
 }
 
+/// The narrow schema of each resource type whose candidate policies all validate against it.
+fn narrow_schemas(
+    buckets: &HashMap<(String, String), Bucket>,
+    policies: &[cedar_policy::Policy],
+) -> HashMap<String, &'static Schema> {
+    let mut by_type: HashMap<&str, Vec<usize>> = HashMap::new();
+    for ((_, type_name), bucket) in buckets {
+        let indices = by_type.entry(type_name.as_str()).or_default();
+        indices.extend(bucket.any.iter().chain(bucket.by_principal.values().flatten()));
+    }
+    by_type
+        .into_iter()
+        .filter_map(|(type_name, mut indices)| {
+            let narrow = crate::narrow::for_type(type_name)?;
+            indices.sort_unstable();
+            indices.dedup();
+            let set =
+                PolicySet::from_policies(indices.iter().filter_map(|&i| policies.get(i)).cloned()).ok()?;
+            rampart_policy::schema::validate(narrow, &set).is_empty().then(|| (type_name.to_owned(), narrow))
+        })
+        .collect()
+}
+
 /// A request's principal entities and candidate policies, built once and used by both phases.
 struct Prepared {
     principal: cedar_policy::EntityUid,
@@ -351,4 +422,38 @@ fn check_update_and_patch(p: &LoadedPolicy, file_name: &str) -> Result<(), Unifi
         });
     }
     Ok(())
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_policy::entities::principal::UserInfoRef;
+
+    const GROUPS: &[String] = &[];
+
+    fn create_configmap(tier: &UnifiedTier) -> Outcome {
+        let a = Attributes {
+            user: UserInfoRef { username: "alice", uid: "", groups: GROUPS, extra: None },
+            verb: "create",
+            kind: schema::resource_kind("", "configmaps", "").unwrap(),
+            namespace: "dev",
+            name: "",
+        };
+        tier.authorize(&a).unwrap()
+    }
+
+    #[test]
+    fn a_resource_type_uses_its_narrow_schema_unless_a_policy_names_another_type() {
+        let own = "permit (principal == k8s::User::\"alice\", action == k8s::unified::Action::\"create\", resource is core::configmaps);";
+        let tier = UnifiedTier::load(own, "own.cedar").unwrap();
+        assert!(tier.narrow.contains_key("core::configmaps"));
+        assert!(matches!(create_configmap(&tier), Outcome::Allow { .. }));
+
+        // `apps::deployments` is not in the configmaps schema: the full schema answers.
+        let other = format!(
+            "{own}\nforbid (principal, action, resource is core::configmaps) when {{ principal == k8s::User::\"alice\" && !(resource is apps::deployments) }};"
+        );
+        let tier = UnifiedTier::load(&other, "other.cedar").unwrap();
+        assert!(!tier.narrow.contains_key("core::configmaps"));
+        assert!(matches!(create_configmap(&tier), Outcome::Deny { .. }));
+    }
 }

@@ -25,7 +25,7 @@ fn phase(name: &'static str, outcome: Outcome) -> Phase {
     let (decision, policies, residuals) = match outcome {
         Outcome::Allow { policies } => ("allow", policies, vec![]),
         Outcome::Deny { policies } => ("deny", policies, vec![]),
-        Outcome::Conditional { residuals } => ("conditional", vec![], residuals),
+        Outcome::Conditional { residuals, .. } => ("conditional", vec![], residuals),
         Outcome::NoOpinion => ("no opinion", vec![], vec![]),
     };
     Phase { phase: name, decision, policies, residuals }
@@ -59,7 +59,7 @@ pub fn run(args: &Args, file: &Path) -> anyhow::Result<ExitCode> {
         namespace: args.namespace.as_deref().unwrap_or_default(),
         name: args.name.as_deref().unwrap_or_default(),
     };
-    let mut phases = vec![phase("authorization", tier.authorize(&attributes)?)];
+    let mut phases = vec![phase("authorization", tier.explain(&attributes)?)];
     if args.object.is_some() || args.old_object.is_some() {
         let object = args.object.as_ref().map(read_review).transpose()?;
         let old = args.old_object.as_ref().map(read_review).transpose()?;

@@ -61,7 +61,7 @@ pub fn value_entity(
 /// closure pass, which costs more than all the rest of the mapping. Callers must keep to that
 /// shape: only [`principal`](principal::principal) and the admission action entities have
 /// parents, and their parents have none.
-pub(crate) fn entity_store(entities: Vec<Entity>) -> Result<Entities, EntityError> {
+pub fn entity_store(entities: Vec<Entity>) -> Result<Entities, EntityError> {
     use cedar_policy_core::entities::{Entities as CoreEntities, NoEntitiesSchema, TCComputation};
     use cedar_policy_core::extensions::Extensions;
 
