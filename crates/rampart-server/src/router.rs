@@ -18,6 +18,7 @@ use rampart_policy::store::LiveEngine;
 use rampart_policy::tier::AuditHit;
 use rampart_types::admission::{self, AdmissionResponse};
 use rampart_types::sar::{self, SarResponse, SarStatus};
+use rampart_unified::live::LiveUnified;
 
 use crate::cache::{CachedAnswer, DecisionCache};
 use crate::metrics::{EndpointLabels, Metrics, PolicyLabels};
@@ -40,6 +41,9 @@ pub struct Shared {
     pub injection: Option<Injection>,
     /// OIDC issuer documents for self-managed IRSA, when configured.
     pub issuer: Option<rampart_identity::oidc::Issuer>,
+    /// Unified policies, asked before the engine's tiers, when configured
+    /// ([`AppState::with_unified`]).
+    pub unified: std::sync::OnceLock<Arc<LiveUnified>>,
 }
 
 /// Handler state: one `Arc`, because axum clones the state for every request.
@@ -73,7 +77,21 @@ impl AppState {
             authenticator,
             injection,
             issuer,
+            unified: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Serve a unified tier too: asked first at authorization, and finished by the validating
+    /// webhook when its answer was conditional.
+    pub fn with_unified(self, unified: Arc<LiveUnified>) -> Self {
+        let _ = self.unified.set(unified);
+        self
+    }
+
+    /// The policy generation decisions are cached under: the engine's and the unified tier's
+    /// together. Both only ever grow, so their sum changes whenever either reloads.
+    fn generation(&self) -> u64 {
+        self.live.generation() + self.unified.get().map_or(0, |u| u.generation())
     }
 
     /// Replace the guardrails (e.g. with refreshed namespace labels); no-op without guardrails.
@@ -153,7 +171,7 @@ async fn authorize(State(state): State<AppState>, body: axum::body::Body) -> Res
         state.metrics.bad_requests.get_or_create(&EndpointLabels { endpoint }).inc();
         return json(&SarResponse::refused(too_large(MAX_SAR_BODY)));
     };
-    let generation = state.live.generation();
+    let generation = state.generation();
     if let Some(hit) = state.cache.get(generation, &body) {
         state.metrics.cache_hits.inc();
         record_audit(&state.metrics, &hit.audit, "cached");
@@ -174,7 +192,11 @@ async fn authorize(State(state): State<AppState>, body: axum::body::Body) -> Res
         state.metrics.bad_requests.get_or_create(&EndpointLabels { endpoint }).inc();
         return json(&SarResponse::refused(over));
     }
-    let verdict = state.live.engine().authorize(&review.spec);
+    let engine = state.live.engine();
+    let verdict = match state.unified.get() {
+        Some(unified) => rampart_unified::review::authorize(&unified.tier(), &engine, &review.spec),
+        None => engine.authorize(&review.spec),
+    };
     let user = review.spec.user.as_deref().unwrap_or_default();
     tracing::debug!(user, decision = %verdict.decision, reason = %verdict.reason, "authorize");
     record_audit(&state.metrics, &verdict.audit, user);
@@ -221,6 +243,20 @@ async fn admit(State(state): State<AppState>, body: axum::body::Body) -> Respons
         return json(&response.into_review());
     }
     let engine = state.live.engine();
+    // A request the unified tier answered conditionally at authorization is finished here,
+    // before the admission tiers (it was authorized only on that condition).
+    if let Some(unified) = state.unified.get()
+        && let Some(mut rejection) =
+            rampart_unified::review::complete_admission(&unified.tier(), &engine, &review.request)
+    {
+        state.metrics.decision_counter(endpoint, "deny", rampart_unified::review::TIER).inc();
+        state.metrics.admit_latency.observe(started.elapsed().as_secs_f64());
+        tracing::info!(uid = %review.request.uid, message = rejection.status.as_ref().map(|s| s.message.as_str()).unwrap_or_default(),
+            "admission denied by unified policies");
+        rejection.warnings = guard.warnings;
+        rejection.audit_annotations = guard.audit_annotations;
+        return json(&rejection.into_review());
+    }
     let mut verdict = engine.admit(&review.request);
     verdict.response.warnings.extend(guard.warnings);
     verdict.response.audit_annotations.extend(guard.audit_annotations);

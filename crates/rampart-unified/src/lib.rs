@@ -11,12 +11,14 @@
 //! decision with its folding rules, and the admission-phase completion.
 
 pub mod errors;
+pub mod live;
 pub mod narrow;
 pub mod request;
+pub mod review;
 pub mod schema;
 pub mod tier;
 
-pub use tier::{Outcome, UnifiedTier};
+pub use tier::{Completion, Outcome, UnifiedTier};
 
 /// Why a unified tier could not load or answer.
 #[derive(Debug, thiserror::Error)]

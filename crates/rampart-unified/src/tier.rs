@@ -38,6 +38,16 @@ pub fn may_be_conditional(verb: &str) -> bool {
     matches!(verb, "create" | "update" | "patch" | "delete" | "connect")
 }
 
+/// The admission phase's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// The partial evaluation is not conditional: this answer was already given at
+    /// authorization (it can differ only if the policies were reloaded in between).
+    Final(Outcome),
+    /// The partial evaluation was conditional; this is the full evaluation's answer.
+    Completed(Outcome),
+}
+
 /// A loaded tier of unified policies.
 #[derive(Debug)]
 pub struct UnifiedTier {
@@ -52,6 +62,10 @@ pub struct UnifiedTier {
     policies: Vec<cedar_policy::Policy>,
     /// `@id` labels by policy id, for the policies that have one.
     labels: HashMap<String, String>,
+    /// How many policies each file holds.
+    per_file: HashMap<String, usize>,
+    /// `@reason` messages by label, for denials.
+    messages: HashMap<String, String>,
     names: Names,
     /// Resource types whose policies all validate against their narrow schema
     /// ([`crate::narrow`]), which partial evaluation then uses.
@@ -105,15 +119,24 @@ impl UnifiedTier {
     /// (admission sees both as UPDATE and could not tell which the policy meant), and a forbid
     /// that can error (see [`crate::errors`]).
     pub fn load(text: &str, file_name: &str) -> Result<Self, UnifiedError> {
-        let kind = DocumentKind::CedarFile { file_name: file_name.to_owned() };
-        let policies =
-            rampart_policy::document::parse_document(&kind, text).map_err(|f| UnifiedError::Policy {
-                location: format!("{file_name}:{}:{}", f.line, f.column),
-                message: f.message,
-            })?;
+        Self::load_files(&[(file_name.to_owned(), text.to_owned())])
+    }
+
+    /// [`UnifiedTier::load`] for several files (name, text), one tier.
+    pub fn load_files(files: &[(String, String)]) -> Result<Self, UnifiedError> {
+        let mut located: Vec<(&str, LoadedPolicy)> = Vec::new();
+        for (file_name, text) in files {
+            let kind = DocumentKind::CedarFile { file_name: file_name.clone() };
+            let parsed =
+                rampart_policy::document::parse_document(&kind, text).map_err(|f| UnifiedError::Policy {
+                    location: format!("{file_name}:{}:{}", f.line, f.column),
+                    message: f.message,
+                })?;
+            located.extend(parsed.into_iter().map(|p| (file_name.as_str(), p)));
+        }
         let mut set = PolicySet::new();
         let mut buckets: HashMap<(String, String), Bucket> = HashMap::new();
-        for (index, p) in policies.iter().enumerate() {
+        for (index, (file_name, p)) in located.iter().enumerate() {
             set.add(p.policy.clone()).map_err(|e| UnifiedError::Policy {
                 location: format!("{file_name}:{}:{}", p.position.line, p.position.column),
                 message: e.to_string(),
@@ -141,19 +164,53 @@ impl UnifiedTier {
         }
         let issues = rampart_policy::schema::validate(schema::schema()?, &set);
         if let Some(issue) = issues.first() {
-            let at = policies.iter().find(|p| p.id == issue.policy_id).map(|p| p.position.clone());
-            let location =
-                at.map_or(file_name.to_owned(), |p| format!("{file_name}:{}:{}", p.line, p.column));
+            let location = located
+                .iter()
+                .find(|(_, p)| p.id == issue.policy_id)
+                .map(|(file, p)| format!("{file}:{}:{}", p.position.line, p.position.column))
+                .unwrap_or_default();
             return Err(UnifiedError::Policy {
                 location,
                 message: format!("does not validate against the unified schema: {}", issue.message),
             });
         }
         let names = Names::new().map_err(|e| UnifiedError::Request(e.to_string()))?;
-        let labels = policies.iter().filter_map(|p| Some((p.id.clone(), p.label.clone()?))).collect();
+        let mut per_file: HashMap<String, usize> = files.iter().map(|(f, _)| (f.clone(), 0)).collect();
+        for (file, _) in &located {
+            *per_file.entry((*file).to_owned()).or_default() += 1;
+        }
+        let policies: Vec<LoadedPolicy> = located.into_iter().map(|(_, p)| p).collect();
+        let labels: HashMap<String, String> =
+            policies.iter().filter_map(|p| Some((p.id.clone(), p.label.clone()?))).collect();
+        let messages = policies
+            .iter()
+            .filter_map(|p| {
+                let label = labels.get(&p.id).cloned().unwrap_or_else(|| p.id.clone());
+                Some((label, p.message.clone()?))
+            })
+            .collect();
         let all_policies: Vec<cedar_policy::Policy> = policies.into_iter().map(|p| p.policy).collect();
         let narrow = narrow_schemas(&buckets, &all_policies);
-        Ok(UnifiedTier { buckets, all: set, policies: all_policies, labels, names, narrow })
+        Ok(UnifiedTier {
+            buckets,
+            all: set,
+            policies: all_policies,
+            labels,
+            per_file,
+            messages,
+            names,
+            narrow,
+        })
+    }
+
+    /// How many policies the tier holds.
+    pub fn policy_count(&self) -> usize {
+        self.policies.len()
+    }
+
+    /// How many policies came from one file.
+    pub fn policy_count_of(&self, file: &str) -> usize {
+        self.per_file.get(file).copied().unwrap_or(0)
     }
 
     fn label(&self, id: &PolicyId) -> String {
@@ -202,7 +259,7 @@ impl UnifiedTier {
     /// The authorization phase: the objects unknown.
     pub fn authorize(&self, a: &Attributes<'_>) -> Result<Outcome, UnifiedError> {
         match self.prepare(a)? {
-            Some(prepared) => self.authorize_prepared(a, &prepared, false),
+            Some(prepared) => self.authorize_prepared(a, &prepared, Ask::DECIDE),
             None => Ok(Outcome::NoOpinion),
         }
     }
@@ -210,7 +267,18 @@ impl UnifiedTier {
     /// [`UnifiedTier::authorize`], with a conditional answer's residual conditions as text.
     pub fn explain(&self, a: &Attributes<'_>) -> Result<Outcome, UnifiedError> {
         match self.prepare(a)? {
-            Some(prepared) => self.authorize_prepared(a, &prepared, true),
+            Some(prepared) => self.authorize_prepared(a, &prepared, Ask { explain: true, completable: true }),
+            None => Ok(Outcome::NoOpinion),
+        }
+    }
+
+    /// The authorization phase for a request the admission webhook will not see (a namespace
+    /// it exempts): nothing may be left conditional, so every residual folds as for a read.
+    pub fn authorize_final(&self, a: &Attributes<'_>) -> Result<Outcome, UnifiedError> {
+        match self.prepare(a)? {
+            Some(prepared) => {
+                self.authorize_prepared(a, &prepared, Ask { explain: false, completable: false })
+            }
             None => Ok(Outcome::NoOpinion),
         }
     }
@@ -219,7 +287,7 @@ impl UnifiedTier {
         &self,
         a: &Attributes<'_>,
         prepared: &Prepared,
-        explain: bool,
+        ask: Ask,
     ) -> Result<Outcome, UnifiedError> {
         let full = schema::schema()?;
         let type_name = a.kind.type_name();
@@ -227,9 +295,9 @@ impl UnifiedTier {
             // A narrow schema that still refuses falls back to the full one: never an error
             // the full schema would not give.
             Some(narrow) => self
-                .partially_evaluate(a, prepared, narrow, explain)
-                .or_else(|_| self.partially_evaluate(a, prepared, full, explain)),
-            None => self.partially_evaluate(a, prepared, full, explain),
+                .partially_evaluate(a, prepared, narrow, ask)
+                .or_else(|_| self.partially_evaluate(a, prepared, full, ask)),
+            None => self.partially_evaluate(a, prepared, full, ask),
         }
     }
 
@@ -239,7 +307,7 @@ impl UnifiedTier {
         a: &Attributes<'_>,
         prepared: &Prepared,
         schema: &Schema,
-        explain: bool,
+        ask: Ask,
     ) -> Result<Outcome, UnifiedError> {
         let Prepared { principal, entities, set } = prepared;
         let partial_entities =
@@ -256,13 +324,13 @@ impl UnifiedTier {
         let response = set
             .tpe(&partial, &partial_entities, schema)
             .map_err(|e| UnifiedError::Evaluation(e.to_string()))?;
-        Ok(self.fold(a, &response, explain))
+        Ok(self.fold(a, &response, ask))
     }
 
     /// The outcome of a partial evaluation, with the folding rules for requests admission
     /// never sees.
-    fn fold(&self, a: &Attributes<'_>, response: &cedar_policy::TpeResponse<'_>, explain: bool) -> Outcome {
-        let conditional = may_be_conditional(a.verb);
+    fn fold(&self, a: &Attributes<'_>, response: &cedar_policy::TpeResponse<'_>, ask: Ask) -> Outcome {
+        let conditional = ask.completable && may_be_conditional(a.verb);
         let true_forbids = self.labels(response.true_forbids());
         if !true_forbids.is_empty() {
             return Outcome::Deny { policies: true_forbids };
@@ -277,7 +345,7 @@ impl UnifiedTier {
             (format!("{}::\"object\"", a.kind.kind), format!("{}::\"oldObject\"", a.kind.kind));
         let conditional_on = || {
             let policies = self.labels(response.residual_forbids().chain(response.residual_permits()));
-            if !explain {
+            if !ask.explain {
                 return Outcome::Conditional { policies, residuals: vec![] };
             }
             let residuals = response
@@ -315,11 +383,40 @@ impl UnifiedTier {
         old_object: Option<&Value>,
     ) -> Result<Outcome, UnifiedError> {
         let Some(prepared) = self.prepare(a)? else { return Ok(Outcome::NoOpinion) };
-        let partial = self.authorize_prepared(a, &prepared, false)?;
+        let partial = self.authorize_prepared(a, &prepared, Ask::DECIDE)?;
         if !matches!(partial, Outcome::Conditional { .. }) {
             return Ok(partial);
         }
         self.evaluate_prepared(a, prepared, object, old_object)
+    }
+
+    /// The admission phase as the webhook needs it: `None` when the partial evaluation is not
+    /// conditional (its answer was final at authorization), else the full evaluation's.
+    pub fn complete(
+        &self,
+        a: &Attributes<'_>,
+        object: Option<&Value>,
+        old_object: Option<&Value>,
+    ) -> Result<Completion, UnifiedError> {
+        let Some(prepared) = self.prepare(a)? else { return Ok(Completion::Final(Outcome::NoOpinion)) };
+        match self.authorize_prepared(a, &prepared, Ask::DECIDE)? {
+            Outcome::Conditional { .. } => {
+                Ok(Completion::Completed(self.evaluate_prepared(a, prepared, object, old_object)?))
+            }
+            other => Ok(Completion::Final(other)),
+        }
+    }
+
+    /// What a denied user reads: each forbid's `@id` (or file:line), and its `@reason`.
+    pub fn denial_message(&self, policies: &[String]) -> String {
+        let each: Vec<String> = policies
+            .iter()
+            .map(|p| match self.messages.get(p) {
+                Some(reason) => format!("{p}: {reason}"),
+                None => p.clone(),
+            })
+            .collect();
+        format!("denied by unified policy {}", each.join("; "))
     }
 
     /// One ordinary evaluation with everything known: what the two phases together must
@@ -396,6 +493,19 @@ fn narrow_schemas(
             rampart_policy::schema::validate(narrow, &set).is_empty().then(|| (type_name.to_owned(), narrow))
         })
         .collect()
+}
+
+/// What an authorization-phase caller wants.
+#[derive(Debug, Clone, Copy)]
+struct Ask {
+    /// Print the residual conditions of a conditional answer.
+    explain: bool,
+    /// Admission will see the request, so the answer may be conditional.
+    completable: bool,
+}
+
+impl Ask {
+    const DECIDE: Ask = Ask { explain: false, completable: true };
 }
 
 /// A request's principal entities and candidate policies, built once and used by both phases.

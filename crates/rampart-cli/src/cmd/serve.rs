@@ -38,6 +38,12 @@ pub struct Args {
     /// Namespace of the Lease that elects the one replica writing Policy status.
     #[arg(long, default_value = "rampart-system", value_name = "NS")]
     pub status_namespace: String,
+    /// Unified policies (`.cedar` files or directories, one tier; `rampart schema --unified`
+    /// prints their schema). Asked before the other tiers at authorization; a conditional
+    /// answer is allowed there and finished by the validating webhook (/v1/admit), which must
+    /// then see every write to the resources they name (`rampart kube-config --unified`).
+    #[arg(long = "unified", value_name = "PATH")]
+    pub unified: Vec<PathBuf>,
     /// Do not watch the policy paths for changes.
     #[arg(long)]
     pub no_watch: bool,
@@ -300,7 +306,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Arc::new(super::cluster::KubeServiceAccounts(client.clone()));
             inj.lookup = Some((lookup, args.service_account_lookup_grace_period));
         }
-        let state = AppState::from_parts(live, metrics, guardrails, authenticator, injection, issuer);
+        let mut state =
+            AppState::from_parts(live, metrics.clone(), guardrails, authenticator, injection, issuer);
+        let mut _unified_watch = None;
+        if !args.unified.is_empty() {
+            let unified =
+                rampart_unified::live::LiveUnified::load(args.unified.clone(), args.allow_policy_removal)
+                    .map_err(|e| {
+                        anyhow::anyhow!("unified policies: {e}\nfix them and start again; nothing was served")
+                    })?;
+            tracing::info!(policies = unified.tier().policy_count(), "unified policies loaded");
+            if !args.no_watch {
+                let m = metrics.clone();
+                _unified_watch = Some(
+                    unified
+                        .watch(move |event| observe_unified_reload(&m, event))
+                        .context("cannot watch the unified policy paths (use --no-watch)")?,
+                );
+            }
+            state = state.with_unified(unified);
+        }
         if let (true, Some(authn), Some(client)) =
             (args.aws_auth_from_cluster, state.authenticator.clone(), cluster.clone())
         {
@@ -433,6 +458,29 @@ pub(crate) fn observe_reload(m: &Metrics, event: &ReloadEvent) {
         ReloadEvent::Failed(e) => {
             m.reloads.get_or_create(&ReloadLabels { result: "error" }).inc();
             tracing::error!("policy reload failed, still serving the previous policies:\n{e}");
+        }
+    }
+}
+
+fn observe_unified_reload(m: &Metrics, event: &rampart_unified::live::Reload) {
+    use rampart_unified::live::Reload;
+    match event {
+        Reload::Reloaded { policies } => {
+            m.reloads.get_or_create(&ReloadLabels { result: "ok" }).inc();
+            tracing::info!(policies, "unified policies reloaded");
+        }
+        Reload::Refused { emptied } => {
+            m.reloads.get_or_create(&ReloadLabels { result: "refused" }).inc();
+            tracing::error!(
+                emptied = %emptied.join(", "),
+                "unified policy reload refused: it would remove every policy of these files; \
+                 still serving the previous policies (restore the files, or start with \
+                 --allow-policy-removal)"
+            );
+        }
+        Reload::Failed(e) => {
+            m.reloads.get_or_create(&ReloadLabels { result: "error" }).inc();
+            tracing::error!("unified policy reload failed, still serving the previous policies: {e}");
         }
     }
 }

@@ -59,6 +59,11 @@ pub struct AdmissionRequest {
     pub resource: GroupVersionResource,
     #[serde(default)]
     pub sub_resource: Option<String>,
+    /// The resource as the client asked for it, before any conversion: what was authorized.
+    #[serde(default)]
+    pub request_resource: Option<GroupVersionResource>,
+    #[serde(default)]
+    pub request_sub_resource: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
