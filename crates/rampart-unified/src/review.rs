@@ -33,10 +33,10 @@ fn judged(engine: &Engine, username: &str) -> bool {
     if username == options.self_identity {
         return false;
     }
-    !(options.skip_system_users
-        && username.starts_with("system:")
+    let control_plane = username.starts_with("system:")
         && !username.starts_with("system:serviceaccount:")
-        && !username.starts_with("system:node:"))
+        && !username.starts_with("system:node:");
+    !(options.skip_system_users && control_plane)
 }
 
 /// Whether the validating webhook judges requests in this namespace. A conditional answer is
