@@ -141,6 +141,7 @@ start_rampart() {
   launch rampart "$rampart" serve \
     --listen "127.0.0.1:$rampart_port" --cert-dir "$dir/rampart-certs" \
     -p "$dir/policies/e2e" -p "$dir/policies/demo" --policies-from-cluster \
+    --unified "$dir/policies/unified" \
     --guardrails "$root/e2e/cluster/guardrails.yaml" --namespaces-from-cluster \
     --kubeconfig "$dir/users/rampart.kubeconfig" --cluster-refresh-interval 1s \
     --cluster-id "$CLUSTER_ID" --aws-auth-from-cluster --access-entries "$root/e2e/cluster/access-entries.yaml" \
@@ -185,12 +186,13 @@ EOF
   mkdir -p "$dir/policies"
   cp -r "$root/examples/policies/demo" "$dir/policies/demo"
   cp -r "$root/e2e/cluster/policies/e2e" "$dir/policies/e2e"
+  cp -r "$root/e2e/cluster/unified" "$dir/policies/unified"
 
   # The wiring, exactly as a user gets it.
   "$rampart" kube-config --target apiserver --output-dir "$dir/wiring" --cert-dir "$dir/rampart-certs" \
     --url "https://127.0.0.1:$rampart_port" --self-identity "$SELF" \
     --cluster-id "$CLUSTER_ID" --api-server "https://127.0.0.1:$api_port" --api-server-ca "$dir/pki/ca.crt" \
-    --workload-identity >"$dir/wiring.txt"
+    --workload-identity --unified >"$dir/wiring.txt"
 
   launch etcd "$bin/etcd" --name e2e --data-dir "$dir/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -227,7 +229,8 @@ EOF
   launch sts-proxy python3 "$root/e2e/cluster/sts-proxy.py" "$sts_port" "http://127.0.0.1:$moto_port"
 
   start_rampart
-  "$bin/kubectl" apply -f "$dir/wiring/validating-webhook.yaml" -f "$dir/wiring/mutating-webhook.yaml" >/dev/null
+  "$bin/kubectl" apply -f "$dir/wiring/validating-webhook.yaml" -f "$dir/wiring/mutating-webhook.yaml" \
+    -f "$dir/wiring/unified-webhook.yaml" >/dev/null
   log "ready: eval \"\$(scripts/cluster.sh env --dir $dir)\" then use kubectl"
 }
 

@@ -91,6 +91,9 @@ pub fn authorize(
         Ok(Outcome::Deny { policies }) => {
             verdict(Decision::Deny, format!("denied by unified policy {}", policies.join(", ")), "")
         }
+        // Only forbids may still hold: the unified tier can deny or stay silent, so the next
+        // tiers answer now and the validating webhook enforces the forbids with the object.
+        Ok(Outcome::Conditional { may_allow: false, .. }) => engine.authorize(spec),
         Ok(Outcome::Conditional { policies, .. }) => verdict(
             Decision::Allow,
             format!(
@@ -204,11 +207,15 @@ pub fn complete_admission(
     match tier.complete(&attributes, req.object.as_ref(), req.old_object.as_ref()) {
         // A Deny here means the policies changed since authorization: still a Deny.
         Ok(
-            Completion::Final(Outcome::Deny { policies }) | Completion::Completed(Outcome::Deny { policies }),
+            Completion::Final(Outcome::Deny { policies })
+            | Completion::Completed { outcome: Outcome::Deny { policies }, .. },
         ) => reject(tier.denial_message(&policies)),
         // Final: authorization already decided exactly this request.
-        Ok(Completion::Final(_) | Completion::Completed(Outcome::Allow { .. })) => None,
-        Ok(Completion::Completed(Outcome::NoOpinion | Outcome::Conditional { .. })) => {
+        Ok(Completion::Final(_) | Completion::Completed { outcome: Outcome::Allow { .. }, .. }) => None,
+        // The forbids do not hold, and authorization was the next tiers' (which allowed, or
+        // the request would not be here).
+        Ok(Completion::Completed { allowed_on_condition: false, .. }) => None,
+        Ok(Completion::Completed { outcome: Outcome::NoOpinion | Outcome::Conditional { .. }, .. }) => {
             // What authorization would have done without the unified tier's opinion.
             let rest = engine.authorize(&authorization_of(req));
             match rest.decision {

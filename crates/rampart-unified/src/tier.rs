@@ -26,7 +26,12 @@ pub enum Outcome {
     /// The answer depends on the objects; admission decides. `policies` names the policies
     /// still undecided; `residuals` holds what is left of each as Cedar text, filled only by
     /// [`UnifiedTier::explain`] (printing them costs more than deciding).
-    Conditional { policies: Vec<String>, residuals: Vec<String> },
+    ///
+    /// `may_allow` says whether a permit holds or may hold. When none can, the unified tier
+    /// can only deny or have no opinion, so authorization asks the next tiers now and
+    /// admission only enforces the forbids; otherwise authorization must answer `allowed` on
+    /// the condition and admission decides the rest.
+    Conditional { policies: Vec<String>, residuals: Vec<String>, may_allow: bool },
     /// No unified policy applies: the next tier decides.
     NoOpinion,
 }
@@ -45,7 +50,9 @@ pub enum Completion {
     /// authorization (it can differ only if the policies were reloaded in between).
     Final(Outcome),
     /// The partial evaluation was conditional; this is the full evaluation's answer.
-    Completed(Outcome),
+    /// `allowed_on_condition` is the partial answer's `may_allow`: whether authorization
+    /// answered `allowed` on the condition (else it asked the next tiers, which allowed).
+    Completed { outcome: Outcome, allowed_on_condition: bool },
 }
 
 /// A loaded tier of unified policies.
@@ -343,10 +350,12 @@ impl UnifiedTier {
         // Residuals read the objects as the policy wrote them, not by their entity uids.
         let (object, old_object) =
             (format!("{}::\"object\"", a.kind.kind), format!("{}::\"oldObject\"", a.kind.kind));
+        let may_allow =
+            response.true_permits().next().is_some() || response.residual_permits().next().is_some();
         let conditional_on = || {
             let policies = self.labels(response.residual_forbids().chain(response.residual_permits()));
             if !ask.explain {
-                return Outcome::Conditional { policies, residuals: vec![] };
+                return Outcome::Conditional { policies, residuals: vec![], may_allow };
             }
             let residuals = response
                 .residual_policies()
@@ -356,7 +365,7 @@ impl UnifiedTier {
                         .replace(&old_object, "resource.oldObject")
                 })
                 .collect();
-            Outcome::Conditional { policies, residuals }
+            Outcome::Conditional { policies, residuals, may_allow }
         };
         if !residual_forbids.is_empty() {
             return conditional_on();
@@ -400,9 +409,10 @@ impl UnifiedTier {
     ) -> Result<Completion, UnifiedError> {
         let Some(prepared) = self.prepare(a)? else { return Ok(Completion::Final(Outcome::NoOpinion)) };
         match self.authorize_prepared(a, &prepared, Ask::DECIDE)? {
-            Outcome::Conditional { .. } => {
-                Ok(Completion::Completed(self.evaluate_prepared(a, prepared, object, old_object)?))
-            }
+            Outcome::Conditional { may_allow, .. } => Ok(Completion::Completed {
+                outcome: self.evaluate_prepared(a, prepared, object, old_object)?,
+                allowed_on_condition: may_allow,
+            }),
             other => Ok(Completion::Final(other)),
         }
     }

@@ -101,6 +101,11 @@ pub struct Args {
     /// (IRSA and Pod Identity injection; run `rampart serve --service-accounts …`).
     #[arg(long)]
     pub workload_identity: bool,
+    /// Also print the ValidatingWebhookConfiguration unified policies need (`rampart serve
+    /// --unified`): every write to the resources unified policies can name, from every user
+    /// the authorization webhook judges, so no conditional answer goes unfinished.
+    #[arg(long)]
+    pub unified: bool,
 }
 
 /// One document of the wiring: where it goes and what it is for.
@@ -184,6 +189,54 @@ fn authorization_config(args: &Args, webhook_kubeconfig: &str) -> Value {
             }},
             {"type": "RBAC", "name": "rbac"},
         ],
+    })
+}
+
+/// The webhook that finishes unified policies' conditional answers. It must see every request
+/// the authorizer may have answered conditionally: every write (and connect) to a resource of
+/// the unified model, by every user the authorization webhook judges. So its match conditions
+/// are exactly the authorizer's exclusions (requests Rampart never authorized can never be
+/// conditional), it has no namespace selector (`rampart serve` folds every answer in the
+/// namespaces it exempts from admission at authorization instead), and it fails closed.
+fn unified_webhook(args: &Args, client: &dyn Fn(&str) -> Value) -> Value {
+    let mut by_group: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for r in rampart_unified::schema::RESOURCES {
+        let name = if r.subresource.is_empty() {
+            r.resource.to_owned()
+        } else {
+            format!("{}/{}", r.resource, r.subresource)
+        };
+        by_group.entry(r.group).or_default().push(name);
+    }
+    let rules: Vec<Value> = by_group
+        .into_iter()
+        .map(|(group, resources)| json!({"apiGroups": [group], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE", "CONNECT"], "resources": resources, "scope": "*"}))
+        .collect();
+    let mut conditions = vec![
+        json!({"name": "not-rampart", "expression": format!("request.userInfo.username != {}", cel_str(&args.self_identity))}),
+        json!({"name": "not-control-plane", "expression": format!("!(request.userInfo.username in {})", cel_list(&wiring::CONTROL_PLANE_USERS))}),
+        json!({"name": "not-kube-system-controllers", "expression": format!("!({} in request.userInfo.groups)", cel_str(wiring::KUBE_SYSTEM_SERVICE_ACCOUNTS))}),
+        json!({"name": "not-nodes", "expression": format!("!({} in request.userInfo.groups)", cel_str(wiring::NODES_GROUP))}),
+    ];
+    if args.failure_policy == FailurePolicy::Deny {
+        conditions.push(json!({"name": "not-break-glass", "expression": format!("!({} in request.userInfo.groups)", cel_str(wiring::PRIVILEGED_GROUP))}));
+    }
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "rampart-unified"},
+        "webhooks": [{
+            "name": "unified.rampart.dev",
+            "clientConfig": client("/v1/admit"),
+            "rules": rules,
+            // An unreachable webhook must not turn a conditional answer into an allow.
+            "failurePolicy": "Fail",
+            "matchPolicy": "Equivalent",
+            "matchConditions": conditions,
+            "sideEffects": "None",
+            "timeoutSeconds": 5,
+            "admissionReviewVersions": ["v1"],
+        }],
     })
 }
 
@@ -345,6 +398,19 @@ fn documents(args: &Args, url: &str, ca_b64: &str) -> anyhow::Result<Vec<Documen
             body: Body::Yaml(validating_webhook(&WebhookSite::url(&client, &args.self_identity))),
         },
     ];
+    if args.unified {
+        docs.push(Document {
+            file: "unified-webhook.yaml",
+            comment: "3b. Unified policies: kubectl apply -f <this document>, and run `rampart serve --unified PATH`.\n   \
+                      Rampart answers a conditional authorization `allowed` and this webhook finishes it, so it sees every\n   \
+                      write to the resources unified policies name, from every user the authorizer judges (its match\n   \
+                      conditions are the authorizer's), in every namespace, and fails closed. Not covered, so never left\n   \
+                      conditional or not nameable: reads (answered at authorization), objects admission never sees\n   \
+                      (admissionregistration, aggregated APIs), and a reload between the two calls (the later policies win)."
+                .into(),
+            body: Body::Yaml(unified_webhook(args, &client)),
+        });
+    }
     let mut flags = vec![format!("--authorization-config={}", in_config_dir("authorization-config.yaml"))];
     if args.cluster_id.is_some() {
         flags.push(format!(

@@ -23,6 +23,7 @@ mod replay;
 mod rotation;
 mod scan;
 mod tokens;
+mod unified;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
