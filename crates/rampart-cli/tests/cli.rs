@@ -891,3 +891,41 @@ permit (principal in k8s::Group::"devs", action == k8s::unified::Action::"create
     assert_eq!(phases[1]["decision"], "deny");
     assert_eq!(phases[1]["policies"][0], "no-prod");
 }
+
+#[test]
+fn can_i_shows_a_unified_answer_left_to_admission_as_conditional() {
+    let unified = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/cluster/unified");
+    let dir = tempfile::tempdir().unwrap();
+    let rbac = dir.path().join("rbac.yaml");
+    std::fs::write(&rbac, "apiVersion: v1\nkind: List\nitems: []\n").unwrap();
+    let rbac = rbac.to_str().unwrap();
+    let ask = |verb: &str, namespace: &str| {
+        rampart(&[
+            "can-i",
+            verb,
+            "configmaps",
+            "-n",
+            namespace,
+            "--as",
+            "dev-1",
+            "--as-group",
+            "e2e-devs",
+            "--unified",
+            unified,
+            "--rbac",
+            rbac,
+        ])
+    };
+    // kubectl auth can-i would say "yes"; the residual says on what condition.
+    let out = ask("create", "e2e-unified");
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.starts_with("conditional\n"), "{text}");
+    assert!(text.contains("finished at admission:") && text.contains("like \"prod*\""), "{text}");
+    // Reads have no object to wait for: decided now.
+    assert!(stdout(&ask("get", "e2e-unified")).starts_with("yes\n"));
+    // Elsewhere only the forbid may apply, and it cannot grant: RBAC answers.
+    let out = ask("create", "elsewhere");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).starts_with("no\n"), "{}", stdout(&out));
+}

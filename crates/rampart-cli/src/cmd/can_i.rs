@@ -45,6 +45,10 @@ pub struct Args {
     pub groups: Vec<String>,
     #[command(flatten)]
     pub source: super::cluster::RbacSource,
+    /// Unified policies, asked first (as `rampart serve --unified`). A request they leave to
+    /// the object is answered "conditional", with what remains of each policy.
+    #[arg(long = "unified", value_name = "PATH")]
+    pub unified: Vec<PathBuf>,
     /// Cedar policy tiers evaluated before RBAC (as `rampart serve -p`).
     #[arg(long = "policies", short = 'p', value_name = "PATH")]
     pub policies: Vec<PathBuf>,
@@ -194,6 +198,16 @@ struct Answer {
     allowed: bool,
     decided_by: &'static str,
     reason: String,
+    /// Unified policies left undecided without the object: admission finishes them. With
+    /// `allowed`, the apiserver says "yes" on this condition (`kubectl auth can-i` shows "yes").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    conditions: Vec<String>,
+}
+
+impl Answer {
+    fn new(allowed: bool, decided_by: &'static str, reason: String) -> Self {
+        Answer { allowed, decided_by, reason, conditions: vec![] }
+    }
 }
 
 /// The groups the apiserver gives a user it impersonates: service accounts get
@@ -241,7 +255,48 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let name = args.name.clone().unwrap_or_default();
 
     let mut answer = None;
-    if !args.policies.is_empty() {
+    let mut conditions = Vec::new();
+    if !args.unified.is_empty() && !non_resource {
+        let tier = rampart_unified::live::LiveUnified::load(args.unified.clone(), false)
+            .map_err(|e| anyhow::anyhow!("unified policies: {e}"))?
+            .tier();
+        if let Some(kind) = rampart_unified::schema::resource_kind(&group, &resource, &subresource) {
+            let attributes = rampart_unified::request::Attributes {
+                user: rampart_policy::entities::principal::UserInfoRef {
+                    username: &args.user,
+                    uid: "",
+                    groups: &args.groups,
+                    extra: None,
+                },
+                verb: &verb,
+                kind,
+                namespace: &args.namespace,
+                name: &name,
+            };
+            use rampart_unified::Outcome;
+            match tier.explain(&attributes).map_err(|e| anyhow::anyhow!("unified policies: {e}"))? {
+                Outcome::Allow { policies } => {
+                    answer =
+                        Some(Answer::new(true, "unified", format!("allowed by {}", policies.join(", "))));
+                }
+                Outcome::Deny { policies } => {
+                    answer =
+                        Some(Answer::new(false, "unified", format!("denied by {}", policies.join(", "))));
+                }
+                Outcome::Conditional { residuals, may_allow: true, .. } => {
+                    let mut a =
+                        Answer::new(true, "unified", "conditional on the object: admission decides".into());
+                    a.conditions = residuals;
+                    answer = Some(a);
+                }
+                // Only forbids remain: the later tiers answer, and the forbids are checked at
+                // admission.
+                Outcome::Conditional { residuals, may_allow: false, .. } => conditions = residuals,
+                Outcome::NoOpinion => {}
+            }
+        }
+    }
+    if answer.is_none() && !args.policies.is_empty() {
         let sources = policy_args(&args).sources(Default::default())?;
         let engine = sources.load()?.engine;
         let mut spec = SubjectAccessReviewSpec {
@@ -266,11 +321,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         }
         let v = engine.authorize(&spec);
         if v.decision != Decision::NoOpinion {
-            answer = Some(Answer {
-                allowed: v.decision == Decision::Allow,
-                decided_by: "cedar",
-                reason: v.reason,
-            });
+            answer = Some(Answer::new(v.decision == Decision::Allow, "cedar", v.reason));
         }
     }
     let answer = match answer {
@@ -297,17 +348,18 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
                 None => None,
             };
             match via_access {
-                Some(d) => {
-                    Answer { allowed: true, decided_by: "eks-access-policies", reason: d.reason().to_owned() }
-                }
+                Some(d) => Answer::new(true, "eks-access-policies", d.reason().to_owned()),
                 None => {
                     let d = authz.authorize(&user, &attrs);
-                    Answer { allowed: d.allowed(), decided_by: "rbac", reason: d.reason().to_owned() }
+                    Answer::new(d.allowed(), "rbac", d.reason().to_owned())
                 }
             }
         }
     };
     let mut answer = answer;
+    if answer.allowed && answer.conditions.is_empty() {
+        answer.conditions = conditions;
+    }
     if !answer.allowed && answer.reason.is_empty() {
         // A "no" says why: nothing granted it.
         let what = if non_resource {
@@ -332,9 +384,17 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     match args.output {
         Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&answer)?),
         Format::Table => {
-            crate::outln!("{}", if answer.allowed { "yes" } else { "no" });
+            let word = match (answer.allowed, answer.conditions.is_empty()) {
+                (true, true) => "yes",
+                (true, false) => "conditional",
+                (false, _) => "no",
+            };
+            crate::outln!("{word}");
             if !answer.reason.is_empty() {
                 crate::outln!("  {} ({})", answer.reason, answer.decided_by);
+            }
+            for condition in &answer.conditions {
+                crate::outln!("  finished at admission: {}", condition.replace('\n', " "));
             }
         }
     }
