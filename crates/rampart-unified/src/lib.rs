@@ -16,6 +16,7 @@ pub mod narrow;
 pub mod request;
 pub mod review;
 pub mod schema;
+pub mod selector;
 pub mod tier;
 
 pub use tier::{Completion, Outcome, UnifiedTier};

@@ -29,8 +29,9 @@ pub struct Attributes<'a> {
 pub fn has_object(verb: &str) -> bool {
     matches!(verb, "create" | "update" | "patch")
 }
+/// Reads name the stored objects they return (or, for deletecollection, delete).
 pub fn has_old_object(verb: &str) -> bool {
-    matches!(verb, "update" | "patch" | "delete")
+    matches!(verb, "update" | "patch" | "delete" | "get" | "list" | "watch" | "deletecollection")
 }
 
 pub(crate) fn action(verb: &str) -> Result<EntityUid, UnifiedError> {

@@ -78,7 +78,12 @@ pub fn authorize(
         namespace,
         name: ra.name.as_deref().unwrap_or_default(),
     };
-    let outcome = if admission_sees(engine, namespace) {
+    let labels = ra.label_selector.as_ref().and_then(|l| l.requirements.as_deref()).unwrap_or_default();
+    let outcome = if matches!(verb, "list" | "watch") && !labels.is_empty() {
+        // The apiserver sends a list's or watch's label selector (AuthorizeWithSelectors): a
+        // policy on the listed objects' labels may be proven for all of them.
+        tier.authorize_selected(&attributes, labels)
+    } else if admission_sees(engine, namespace) {
         tier.authorize(&attributes)
     } else {
         tier.authorize_final(&attributes)

@@ -14,6 +14,8 @@ use serde_json::Value;
 use crate::UnifiedError;
 use crate::request::{self, Attributes};
 use crate::schema;
+use crate::selector::Truth;
+use rampart_types::sar::LabelSelectorRequirement;
 
 /// What a phase decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,7 +276,29 @@ impl UnifiedTier {
     /// [`UnifiedTier::authorize`], with a conditional answer's residual conditions as text.
     pub fn explain(&self, a: &Attributes<'_>) -> Result<Outcome, UnifiedError> {
         match self.prepare(a)? {
-            Some(prepared) => self.authorize_prepared(a, &prepared, Ask { explain: true, completable: true }),
+            Some(prepared) => self.authorize_prepared(
+                a,
+                &prepared,
+                Ask { explain: true, completable: true, selector: None },
+            ),
+            None => Ok(Outcome::NoOpinion),
+        }
+    }
+
+    /// The authorization phase of a `list` or `watch` with a label selector: a residual the
+    /// selector proves for every object it can return decides (see [`crate::selector`]); a
+    /// forbid it cannot refute denies; a permit it cannot prove does not allow.
+    pub fn authorize_selected(
+        &self,
+        a: &Attributes<'_>,
+        selector: &[LabelSelectorRequirement],
+    ) -> Result<Outcome, UnifiedError> {
+        match self.prepare(a)? {
+            Some(prepared) => self.authorize_prepared(
+                a,
+                &prepared,
+                Ask { explain: false, completable: false, selector: Some(selector) },
+            ),
             None => Ok(Outcome::NoOpinion),
         }
     }
@@ -283,9 +307,11 @@ impl UnifiedTier {
     /// it exempts): nothing may be left conditional, so every residual folds as for a read.
     pub fn authorize_final(&self, a: &Attributes<'_>) -> Result<Outcome, UnifiedError> {
         match self.prepare(a)? {
-            Some(prepared) => {
-                self.authorize_prepared(a, &prepared, Ask { explain: false, completable: false })
-            }
+            Some(prepared) => self.authorize_prepared(
+                a,
+                &prepared,
+                Ask { explain: false, completable: false, selector: None },
+            ),
             None => Ok(Outcome::NoOpinion),
         }
     }
@@ -342,6 +368,9 @@ impl UnifiedTier {
         if !true_forbids.is_empty() {
             return Outcome::Deny { policies: true_forbids };
         }
+        if let Some(selector) = ask.selector.filter(|_| matches!(a.verb, "list" | "watch")) {
+            return self.decide_for_selection(response, selector);
+        }
         let residual_forbids = self.labels(response.residual_forbids());
         if !residual_forbids.is_empty() && !conditional {
             // A read cannot be finished later: a forbid that may hold denies.
@@ -397,6 +426,32 @@ impl UnifiedTier {
             return Ok(partial);
         }
         self.evaluate_prepared(a, prepared, object, old_object)
+    }
+
+    /// A list or watch decided for every object its selector lets through.
+    fn decide_for_selection(
+        &self,
+        response: &cedar_policy::TpeResponse<'_>,
+        selector: &[LabelSelectorRequirement],
+    ) -> Outcome {
+        let mut forbids = Vec::new();
+        let mut permits: Vec<PolicyId> = response.true_permits().cloned().collect();
+        for residual in response.residual_policies() {
+            let truth = crate::selector::residual_truth(&residual, selector);
+            match residual.effect() {
+                // Fail closed: a forbid the selector does not refute may hold for some object.
+                cedar_policy::Effect::Forbid if truth != Truth::False => forbids.push(residual.id().clone()),
+                cedar_policy::Effect::Permit if truth == Truth::True => permits.push(residual.id().clone()),
+                _ => {}
+            }
+        }
+        if !forbids.is_empty() {
+            return Outcome::Deny { policies: self.labels(forbids.iter()) };
+        }
+        if !permits.is_empty() {
+            return Outcome::Allow { policies: self.labels(permits.iter()) };
+        }
+        Outcome::NoOpinion
     }
 
     /// The admission phase as the webhook needs it: `None` when the partial evaluation is not
@@ -507,15 +562,17 @@ fn narrow_schemas(
 
 /// What an authorization-phase caller wants.
 #[derive(Debug, Clone, Copy)]
-struct Ask {
+struct Ask<'s> {
     /// Print the residual conditions of a conditional answer.
     explain: bool,
     /// Admission will see the request, so the answer may be conditional.
     completable: bool,
+    /// The label selector of a list or watch: what every returned object satisfies.
+    selector: Option<&'s [LabelSelectorRequirement]>,
 }
 
-impl Ask {
-    const DECIDE: Ask = Ask { explain: false, completable: true };
+impl Ask<'_> {
+    const DECIDE: Ask<'static> = Ask { explain: false, completable: true, selector: None };
 }
 
 /// A request's principal entities and candidate policies, built once and used by both phases.

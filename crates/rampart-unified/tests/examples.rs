@@ -263,3 +263,52 @@ fn a_forbid_that_can_error_is_refused_at_load() {
     let err = UnifiedTier::load(text, "u.cedar").unwrap_err().to_string();
     assert!(err.starts_with("u.cedar:2:1: this forbid can error (`+`"), "{err}");
 }
+
+#[test]
+fn a_list_is_allowed_only_when_its_selector_proves_the_policies() {
+    let text = r#"
+@id("team-a-secrets")
+permit (principal in k8s::Group::"team-a",
+        action in [k8s::unified::Action::"list", k8s::unified::Action::"watch"],
+        resource is core::secrets)
+when { resource has namespace && resource.namespace == "shared" &&
+       resource has oldObject && resource.oldObject has metadata && resource.oldObject.metadata has labels &&
+       resource.oldObject.metadata.labels.contains({"key": "team", "value": "a"}) };
+
+@id("no-restricted-secrets")
+forbid (principal, action in [k8s::unified::Action::"list", k8s::unified::Action::"watch"],
+        resource is core::secrets)
+when { resource has oldObject && resource.oldObject has metadata && resource.oldObject.metadata has labels &&
+       resource.oldObject.metadata.labels.contains({"key": "tier", "value": "restricted"}) };
+"#;
+    let tier = UnifiedTier::load(text, "secrets.cedar").unwrap();
+    let groups = vec!["team-a".to_owned()];
+    let a = Attributes {
+        user: UserInfoRef { username: "a-1", uid: "", groups: &groups, extra: None },
+        verb: "list",
+        kind: resource_kind("", "secrets", "").unwrap(),
+        namespace: "shared",
+        name: "",
+    };
+    let requirement = |key: &str, operator: &str, value: &str| rampart_types::sar::LabelSelectorRequirement {
+        key: key.into(),
+        operator: operator.into(),
+        values: Some(vec![value.into()]),
+    };
+    let team_a = requirement("team", "In", "a");
+    let not_restricted = requirement("tier", "NotIn", "restricted");
+    // -l team=a,tier!=restricted: every object it can return satisfies the permit, none the forbid.
+    assert_eq!(
+        tier.authorize_selected(&a, &[team_a.clone(), not_restricted.clone()]).unwrap(),
+        Outcome::Allow { policies: vec!["team-a-secrets".into()] }
+    );
+    // -l team=a alone: a restricted secret may be among them.
+    assert_eq!(
+        tier.authorize_selected(&a, &[team_a]).unwrap(),
+        Outcome::Deny { policies: vec!["no-restricted-secrets".into()] }
+    );
+    // Without a selector the forbid may hold: denied, never conditional.
+    assert!(matches!(tier.authorize(&a).unwrap(), Outcome::Deny { .. }));
+    // -l tier!=restricted alone proves nothing about team: no opinion.
+    assert_eq!(tier.authorize_selected(&a, &[not_restricted]).unwrap(), Outcome::NoOpinion);
+}

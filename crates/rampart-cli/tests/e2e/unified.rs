@@ -78,6 +78,15 @@ fn one_policy_decides_at_authorization_and_admission() {
         team_a(&["label", "deployment", "web", "-n", "e2e-unified", "team=b", "--overwrite"], None).fails();
     assert!(err.contains("denied the request"), "{err}");
 
+    // Lists are answered at authorization: only a label selector that proves the permit and
+    // refutes the forbid for every secret it can return is allowed (the apiserver sends the
+    // selector in the SubjectAccessReview).
+    team_a(&["get", "secrets", "-n", "e2e-unified", "-l", "team=a,tier!=restricted"], None).ok();
+    let err = team_a(&["get", "secrets", "-n", "e2e-unified", "-l", "team=a"], None).fails();
+    assert!(err.contains("denied by unified policy e2e-no-restricted-secrets"), "{err}");
+    let err = team_a(&["get", "secrets", "-n", "e2e-unified"], None).fails();
+    assert!(err.contains("forbidden"), "{err}");
+
     // A deployer scales, to at most 20 replicas.
     let deployer = |args: &[&str]| kubectl_as(c, "deployer-1", "e2e-deployers", args, None);
     deployer(&["scale", "deployment", "web", "-n", "e2e-unified", "--replicas=5"]).ok();
