@@ -17,6 +17,7 @@ pub mod request;
 pub mod review;
 pub mod schema;
 pub mod selector;
+pub mod shape;
 pub mod tier;
 
 pub use tier::{Completion, Outcome, UnifiedTier};

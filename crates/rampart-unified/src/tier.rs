@@ -15,6 +15,7 @@ use crate::UnifiedError;
 use crate::request::{self, Attributes};
 use crate::schema;
 use crate::selector::Truth;
+use crate::shape::Shape;
 use rampart_types::sar::LabelSelectorRequirement;
 
 /// What a phase decided.
@@ -65,10 +66,12 @@ pub struct UnifiedTier {
     /// follows them, not the size of the tier. A policy whose scope cannot match a request can
     /// never be satisfied or error for it, so leaving it out changes no decision.
     buckets: HashMap<(String, String), Bucket>,
-    /// Every policy, unindexed: the reference the index is tested against.
-    all: PolicySet,
     /// The policies in file order; the buckets hold indices into it.
     policies: Vec<cedar_policy::Policy>,
+    /// How each policy depends on the objects (same order).
+    shapes: Vec<Shape>,
+    /// Built once: making an authorizer costs more than evaluating a few policies.
+    authorizer: cedar_policy::Authorizer,
     /// `@id` labels by policy id, for the policies that have one.
     labels: HashMap<String, String>,
     /// How many policies each file holds.
@@ -200,10 +203,12 @@ impl UnifiedTier {
             .collect();
         let all_policies: Vec<cedar_policy::Policy> = policies.into_iter().map(|p| p.policy).collect();
         let narrow = narrow_schemas(&buckets, &all_policies);
+        let shapes = all_policies.iter().map(crate::shape::shape).collect();
         Ok(UnifiedTier {
             buckets,
-            all: set,
             policies: all_policies,
+            shapes,
+            authorizer: cedar_policy::Authorizer::new(),
             labels,
             per_file,
             messages,
@@ -239,7 +244,7 @@ impl UnifiedTier {
         a: &Attributes<'_>,
         principal: &cedar_policy::EntityUid,
         groups: &[String],
-    ) -> Option<PolicySet> {
+    ) -> Option<Vec<usize>> {
         let bucket = self.buckets.get(&(a.verb.to_owned(), a.kind.type_name()))?;
         let group_uids =
             groups.iter().map(|g| rampart_policy::entities::uid(&self.names.group, g).to_string());
@@ -254,15 +259,24 @@ impl UnifiedTier {
         }
         chosen.sort_unstable();
         chosen.dedup();
+        Some(chosen)
+    }
+
+    /// The policies at these indices, as a set.
+    fn set_of(&self, indices: impl Iterator<Item = usize>) -> PolicySet {
         // Ids are unique in the tier, so no add can fail.
-        PolicySet::from_policies(chosen.iter().filter_map(|&i| self.policies.get(i)).cloned()).ok()
+        PolicySet::from_policies(indices.filter_map(|i| self.policies.get(i)).cloned()).unwrap_or_default()
     }
 
     /// What both phases need of a request: its principal's entities and the policies that can
     /// apply to it (`None` when none can: no opinion).
     fn prepare(&self, a: &Attributes<'_>) -> Result<Option<Prepared>, UnifiedError> {
         let (principal, entities) = request::principal_entities(&self.names, a)?;
-        Ok(self.candidates(a, &principal, a.user.groups).map(|set| Prepared { principal, entities, set }))
+        Ok(self.candidates(a, &principal, a.user.groups).map(|indices| Prepared {
+            principal,
+            entities,
+            indices,
+        }))
     }
 
     /// The authorization phase: the objects unknown.
@@ -322,6 +336,13 @@ impl UnifiedTier {
         prepared: &Prepared,
         ask: Ask,
     ) -> Result<Outcome, UnifiedError> {
+        // Writes that admission will finish: decided by shape (see [`crate::shape`]), with
+        // partial evaluation only for the policies that need it. Reads, explanations and
+        // selections keep the partial evaluator's exact residuals.
+        if ask.completable && !ask.explain && ask.selector.is_none() && may_be_conditional(a.verb) {
+            let known = self.by_shape(a, prepared)?;
+            return Ok(self.decide(a, &known, ask, Vec::new));
+        }
         let full = schema::schema()?;
         let type_name = a.kind.type_name();
         match self.narrow.get(&type_name) {
@@ -342,7 +363,19 @@ impl UnifiedTier {
         schema: &Schema,
         ask: Ask,
     ) -> Result<Outcome, UnifiedError> {
-        let Prepared { principal, entities, set } = prepared;
+        self.partial_response(a, prepared, schema, |response| self.fold(a, response, ask))
+    }
+
+    /// Run typed partial evaluation of the prepared candidates and read its response.
+    fn partial_response<T>(
+        &self,
+        a: &Attributes<'_>,
+        prepared: &Prepared,
+        schema: &Schema,
+        read: impl FnOnce(&cedar_policy::TpeResponse<'_>) -> T,
+    ) -> Result<T, UnifiedError> {
+        let Prepared { principal, entities, indices } = prepared;
+        let set = self.set_of(indices.iter().copied());
         let partial_entities =
             PartialEntities::from_concrete(request::partial_entities(entities, a)?, schema)
                 .map_err(|e| UnifiedError::Request(e.to_string()))?;
@@ -357,58 +390,129 @@ impl UnifiedTier {
         let response = set
             .tpe(&partial, &partial_entities, schema)
             .map_err(|e| UnifiedError::Evaluation(e.to_string()))?;
-        Ok(self.fold(a, &response, ask))
+        Ok(read(&response))
     }
 
     /// The outcome of a partial evaluation, with the folding rules for requests admission
     /// never sees.
     fn fold(&self, a: &Attributes<'_>, response: &cedar_policy::TpeResponse<'_>, ask: Ask) -> Outcome {
-        let conditional = ask.completable && may_be_conditional(a.verb);
-        let true_forbids = self.labels(response.true_forbids());
-        if !true_forbids.is_empty() {
-            return Outcome::Deny { policies: true_forbids };
-        }
-        if let Some(selector) = ask.selector.filter(|_| matches!(a.verb, "list" | "watch")) {
+        if response.true_forbids().next().is_none()
+            && let Some(selector) = ask.selector.filter(|_| matches!(a.verb, "list" | "watch"))
+        {
             return self.decide_for_selection(response, selector);
         }
-        let residual_forbids = self.labels(response.residual_forbids());
-        if !residual_forbids.is_empty() && !conditional {
-            // A read cannot be finished later: a forbid that may hold denies.
-            return Outcome::Deny { policies: residual_forbids };
-        }
+        let known = Known::from_response(response);
         // Residuals read the objects as the policy wrote them, not by their entity uids.
         let (object, old_object) =
             (format!("{}::\"object\"", a.kind.kind), format!("{}::\"oldObject\"", a.kind.kind));
-        let may_allow =
-            response.true_permits().next().is_some() || response.residual_permits().next().is_some();
-        let conditional_on = || {
-            let policies = self.labels(response.residual_forbids().chain(response.residual_permits()));
-            if !ask.explain {
-                return Outcome::Conditional { policies, residuals: vec![], may_allow };
-            }
-            let residuals = response
+        let residuals = || {
+            response
                 .residual_policies()
                 .map(|p| {
                     p.to_string()
                         .replace(&object, "resource.object")
                         .replace(&old_object, "resource.oldObject")
                 })
-                .collect();
+                .collect()
+        };
+        self.decide(a, &known, ask, residuals)
+    }
+
+    /// The folding rules over what is known without the objects.
+    fn decide(
+        &self,
+        a: &Attributes<'_>,
+        known: &Known,
+        ask: Ask,
+        residuals: impl FnOnce() -> Vec<String>,
+    ) -> Outcome {
+        let conditional = ask.completable && may_be_conditional(a.verb);
+        if !known.true_forbids.is_empty() {
+            return Outcome::Deny { policies: self.labels(known.true_forbids.iter()) };
+        }
+        if !known.residual_forbids.is_empty() && !conditional {
+            // A read cannot be finished later: a forbid that may hold denies.
+            return Outcome::Deny { policies: self.labels(known.residual_forbids.iter()) };
+        }
+        let may_allow = !known.true_permits.is_empty() || !known.residual_permits.is_empty();
+        let conditional_on = || {
+            let policies = self.labels(known.residual_forbids.iter().chain(&known.residual_permits));
+            let residuals = if ask.explain { residuals() } else { Vec::new() };
             Outcome::Conditional { policies, residuals, may_allow }
         };
-        if !residual_forbids.is_empty() {
+        if !known.residual_forbids.is_empty() {
             return conditional_on();
         }
         // A permit that may still hold is finished at admission even when another already
         // holds, so an Allow names exactly the permits a full evaluation would.
-        if response.residual_permits().next().is_some() && conditional {
+        if !known.residual_permits.is_empty() && conditional {
             return conditional_on();
         }
-        let true_permits = self.labels(response.true_permits());
-        if !true_permits.is_empty() {
-            return Outcome::Allow { policies: true_permits };
+        if !known.true_permits.is_empty() {
+            return Outcome::Allow { policies: self.labels(known.true_permits.iter()) };
         }
         Outcome::NoOpinion
+    }
+
+    /// What is known of the candidates without the objects, from their shapes: an ordinary
+    /// evaluation of the object-free policies and of the guards, partial evaluation for the
+    /// rest.
+    fn by_shape(&self, a: &Attributes<'_>, prepared: &Prepared) -> Result<Known, UnifiedError> {
+        let mut known = Known::default();
+        let mut concrete = Vec::new();
+        let mut partial = Vec::new();
+        for &i in &prepared.indices {
+            let (Some(policy), Some(shape)) = (self.policies.get(i), self.shapes.get(i)) else { continue };
+            match shape {
+                Shape::ObjectFree { concrete: p } | Shape::Guarded { guard: Some(p) } => {
+                    concrete.push((i, p))
+                }
+                Shape::Guarded { guard: None } => known.residual(policy),
+                Shape::Partial => partial.push(i),
+            }
+        }
+        if !concrete.is_empty() {
+            // Ids are unique in the tier, so no add can fail.
+            let set = PolicySet::from_policies(concrete.iter().map(|(_, p)| (*p).clone()))
+                .map_err(|e| UnifiedError::Evaluation(e.to_string()))?;
+            let request = Request::new(
+                prepared.principal.clone(),
+                request::action(a.verb)?,
+                request::resource_uid(a)?,
+                Context::empty(),
+                None,
+            )
+            .map_err(|e| UnifiedError::Request(e.to_string()))?;
+            let entities = request::partial_entities(&prepared.entities, a)?;
+            let response = self.authorizer.is_authorized(&request, &set, &entities);
+            let satisfied: std::collections::HashSet<&PolicyId> = response.diagnostics().reason().collect();
+            for (i, p) in &concrete {
+                let (Some(policy), Some(shape)) = (self.policies.get(*i), self.shapes.get(*i)) else {
+                    continue;
+                };
+                if !satisfied.contains(p.id()) {
+                    continue;
+                }
+                match shape {
+                    Shape::ObjectFree { .. } => known.holds(policy),
+                    _ => known.residual(policy),
+                }
+            }
+        }
+        if !partial.is_empty() {
+            let subset = Prepared {
+                principal: prepared.principal.clone(),
+                entities: prepared.entities.clone(),
+                indices: partial,
+            };
+            let full = schema::schema()?;
+            let schema = self.narrow.get(&a.kind.type_name()).copied().unwrap_or(full);
+            let from_partial = self
+                .partial_response(a, &subset, schema, Known::from_response)
+                .or_else(|_| self.partial_response(a, &subset, full, Known::from_response))?;
+            known.extend(from_partial);
+        }
+        Ok(known)
     }
 
     /// The admission phase: the same partial evaluation from the admission request's
@@ -507,7 +611,8 @@ impl UnifiedTier {
         old_object: Option<&Value>,
     ) -> Result<Outcome, UnifiedError> {
         let (principal, entities) = request::principal_entities(&self.names, a)?;
-        self.evaluate_prepared(a, Prepared { principal, entities, set: self.all.clone() }, object, old_object)
+        let indices = (0..self.policies.len()).collect();
+        self.evaluate_prepared(a, Prepared { principal, entities, indices }, object, old_object)
     }
 
     fn evaluate_prepared(
@@ -517,7 +622,8 @@ impl UnifiedTier {
         object: Option<&Value>,
         old_object: Option<&Value>,
     ) -> Result<Outcome, UnifiedError> {
-        let Prepared { principal, entities, set } = prepared;
+        let Prepared { principal, entities, indices } = prepared;
+        let set = self.set_of(indices.into_iter());
         let entities = request::full_entities(entities, a, object, old_object)?;
         let request = Request::new(
             principal,
@@ -527,7 +633,7 @@ impl UnifiedTier {
             None,
         )
         .map_err(|e| UnifiedError::Request(e.to_string()))?;
-        let response = cedar_policy::Authorizer::new().is_authorized(&request, &set, &entities);
+        let response = self.authorizer.is_authorized(&request, &set, &entities);
         let reasons = self.labels(response.diagnostics().reason());
         Ok(match response.decision() {
             Decision::Allow => Outcome::Allow { policies: reasons },
@@ -579,7 +685,46 @@ impl Ask<'_> {
 struct Prepared {
     principal: cedar_policy::EntityUid,
     entities: Vec<cedar_policy::Entity>,
-    set: PolicySet,
+    /// The candidate policies, as indices into the tier's policies.
+    indices: Vec<usize>,
+}
+
+/// What is known of the candidate policies without the objects.
+#[derive(Debug, Default)]
+struct Known {
+    true_forbids: Vec<PolicyId>,
+    residual_forbids: Vec<PolicyId>,
+    true_permits: Vec<PolicyId>,
+    residual_permits: Vec<PolicyId>,
+}
+
+impl Known {
+    fn from_response(response: &cedar_policy::TpeResponse<'_>) -> Known {
+        Known {
+            true_forbids: response.true_forbids().cloned().collect(),
+            residual_forbids: response.residual_forbids().cloned().collect(),
+            true_permits: response.true_permits().cloned().collect(),
+            residual_permits: response.residual_permits().cloned().collect(),
+        }
+    }
+    fn holds(&mut self, policy: &cedar_policy::Policy) {
+        match policy.effect() {
+            cedar_policy::Effect::Forbid => self.true_forbids.push(policy.id().clone()),
+            cedar_policy::Effect::Permit => self.true_permits.push(policy.id().clone()),
+        }
+    }
+    fn residual(&mut self, policy: &cedar_policy::Policy) {
+        match policy.effect() {
+            cedar_policy::Effect::Forbid => self.residual_forbids.push(policy.id().clone()),
+            cedar_policy::Effect::Permit => self.residual_permits.push(policy.id().clone()),
+        }
+    }
+    fn extend(&mut self, other: Known) {
+        self.true_forbids.extend(other.true_forbids);
+        self.residual_forbids.extend(other.residual_forbids);
+        self.true_permits.extend(other.true_permits);
+        self.residual_permits.extend(other.residual_permits);
+    }
 }
 
 /// `update` and `patch` reach admission as the same operation, so a policy must name both or

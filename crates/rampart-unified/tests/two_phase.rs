@@ -2,7 +2,8 @@
 //! index (by verb, resource type and principal) changes no decision, and the two
 //! phases (partial evaluation at authorization, finished at admission) reach exactly the
 //! decision of one full evaluation; an Allow names exactly the same permits, and a Deny
-//! made at authorization names forbids the full evaluation also names.
+//! made at authorization names forbids the full evaluation also names. Deciding writes by the
+//! policies' shapes never contradicts Cedar's partial evaluator.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 use proptest::prelude::*;
@@ -118,6 +119,14 @@ proptest! {
             Outcome::Conditional { .. } => tier.admit(&a, new_object, old_object).unwrap(),
             other => other.clone(),
         };
+        // Writes are decided by the policies' shapes; the partial evaluator (which `explain`
+        // uses) must never contradict them where both are definite.
+        let partial = tier.explain(&a).unwrap();
+        let definite = |o: &Outcome| !matches!(o, Outcome::Conditional { .. });
+        if definite(&authorized) && definite(&partial) {
+            let kind = |o: &Outcome| std::mem::discriminant(o);
+            prop_assert_eq!(kind(&authorized), kind(&partial), "by shape {:?}, partially {:?}\n{}", authorized, partial, text);
+        }
         match (&two_phase, &full) {
             (Outcome::Deny { policies: early }, Outcome::Deny { policies: all }) => {
                 prop_assert!(!early.is_empty() && early.iter().all(|p| all.contains(p)), "{early:?} ⊄ {all:?}\n{text}");
