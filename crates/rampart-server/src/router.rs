@@ -114,6 +114,7 @@ pub fn router(state: AppState) -> Router {
     let reviews = Router::new()
         .route("/v1/authorize", post(authorize))
         .route("/v1/admit", post(admit))
+        .route("/v1/admit/unified", post(admit_unified))
         .route("/v1/authenticate", post(authenticate))
         .route("/v1/mutate", post(crate::mutate::mutate))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), until_synced));
@@ -271,6 +272,26 @@ async fn admit(State(state): State<AppState>, body: axum::body::Body) -> Respons
     state.metrics.decision_counter(endpoint, decision, verdict.tier.as_deref().unwrap_or_default()).inc();
     state.metrics.admit_latency.observe(started.elapsed().as_secs_f64());
     json(&verdict.response.into_review())
+}
+
+/// The unified webhook (`kube-config --unified`): only the completion of unified policies'
+/// conditional answers, for every request the authorizer may have answered conditionally
+/// (the general webhook above skips some users and namespaces, and runs the admission tiers).
+async fn admit_unified(State(state): State<AppState>, body: axum::body::Body) -> Response {
+    let started = Instant::now();
+    let endpoint = "admit-unified";
+    let review = match crate::mutate::read_admission(&state, endpoint, body).await {
+        Ok(r) => r,
+        Err(refusal) => return refusal,
+    };
+    let rejection = state.unified.get().and_then(|unified| {
+        rampart_unified::review::complete_admission(&unified.tier(), &state.live.engine(), &review.request)
+    });
+    let decision = if rejection.is_some() { "deny" } else { "allow" };
+    state.metrics.decision_counter(endpoint, decision, rampart_unified::review::TIER).inc();
+    state.metrics.admit_latency.observe(started.elapsed().as_secs_f64());
+    let response = rejection.unwrap_or_else(|| AdmissionResponse::allow(&review.request.uid));
+    json(&response.into_review())
 }
 
 /// A `cedar.k8s.aws` `Policy` that would not parse or validate with the serving settings is

@@ -108,6 +108,10 @@ impl Harness {
     }
 
     async fn admit(&self, user: &str, group: &str, resource: &str, object: Value) -> Value {
+        self.admit_at("/v1/admit", user, group, resource, object).await
+    }
+
+    async fn admit_at(&self, path: &str, user: &str, group: &str, resource: &str, object: Value) -> Value {
         let kind = if resource == "secrets" { "Secret" } else { "ConfigMap" };
         let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "request": {"uid": "u-1", "kind": {"group": "", "version": "v1", "kind": kind},
@@ -116,7 +120,7 @@ impl Harness {
                 "name": object["metadata"]["name"], "namespace": "dev", "operation": "CREATE",
                 "userInfo": {"username": user, "groups": [group, "system:authenticated"]},
                 "object": object, "oldObject": null}});
-        self.post("/v1/admit", review).await["response"].clone()
+        self.post(path, review).await["response"].clone()
     }
 }
 
@@ -145,6 +149,11 @@ async fn a_conditional_create_is_allowed_then_finished_by_the_webhook() {
         denied["status"]["message"],
         "denied by unified policy no-prod-configmaps: production ConfigMaps are managed by the release pipeline"
     );
+    // The unified webhook's own path finishes it the same way.
+    let denied = h.admit_at("/v1/admit/unified", "dev-1", "devs", "configmaps", configmap("prod-db")).await;
+    assert_eq!(denied["allowed"], false, "{denied}");
+    let ok = h.admit_at("/v1/admit/unified", "dev-1", "devs", "configmaps", configmap("app")).await;
+    assert_eq!(ok["allowed"], true, "{ok}");
     // Deletes carry no new object: the permit decides at authorization.
     let delete = h.authorize("dev-1", "devs", "delete", "configmaps", "prod-db").await;
     assert_eq!(delete["allowed"], true, "{delete}");

@@ -7,8 +7,11 @@
 //! that still depends on them makes the answer [`Outcome::Conditional`], and the admission
 //! phase, which has the objects, finishes the evaluation. See the README's "Unified policies".
 //!
-//! The tier is being built (issue #16); what exists is the schema, the authorization-phase
-//! decision with its folding rules, and the admission-phase completion.
+//! Modules: [`schema`] and [`narrow`] (the model and per-resource schemas), [`request`] (a
+//! request's entities), [`tier`] (both phases), [`shape`] (deciding writes without the
+//! partial evaluator), [`selector`] (lists proven by their label selectors), [`errors`]
+//! (forbids that could error), [`review`] (composition with the engine for the webhooks) and
+//! [`live`] (hot reload while serving).
 
 pub mod errors;
 pub mod live;

@@ -227,7 +227,7 @@ fn unified_webhook(args: &Args, client: &dyn Fn(&str) -> Value) -> Value {
         "metadata": {"name": "rampart-unified"},
         "webhooks": [{
             "name": "unified.rampart.dev",
-            "clientConfig": client("/v1/admit"),
+            "clientConfig": client("/v1/admit/unified"),
             "rules": rules,
             // An unreachable webhook must not turn a conditional answer into an allow.
             "failurePolicy": "Fail",

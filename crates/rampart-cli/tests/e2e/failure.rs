@@ -105,7 +105,9 @@ fn policy_edits_outages_and_recovery_through_kubectl() {
         Err(e) => Ok(e),
     });
     assert!(
-        err.contains("forbidden") || err.contains("failed calling webhook \"vpolicy.rampart.dev\""),
+        err.contains("forbidden")
+            || err.contains("failed calling webhook \"vpolicy.rampart.dev\"")
+            || err.contains("failed calling webhook \"unified.rampart.dev\""),
         "{err}"
     );
 
