@@ -3,13 +3,13 @@
 //! last good tier, and a reload that would leave a file (or the tier) that had policies with
 //! none is refused unless removal is allowed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use notify::{RecursiveMode, Watcher};
+pub use rampart_policy::store::live::WatchGuard;
+use rampart_policy::store::live::watch_paths;
 use rampart_policy::store::{PolicyCounts, emptied_sources};
 
 use crate::{UnifiedError, UnifiedTier};
@@ -37,14 +37,6 @@ pub enum Reload {
         emptied: Vec<String>,
     },
 }
-
-/// Keeps the watcher alive; dropping it stops reloading.
-pub struct WatchGuard {
-    _watcher: notify::RecommendedWatcher,
-}
-
-/// Let an editor's save or a ConfigMap's symlink swap finish before reading.
-const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// The `.cedar` files of the paths, in order (a directory's sorted by name).
 fn cedar_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UnifiedError> {
@@ -126,38 +118,8 @@ impl LiveUnified {
         self: &Arc<Self>,
         observe: impl Fn(&Reload) + Send + 'static,
     ) -> Result<WatchGuard, notify::Error> {
-        let (tx, rx) = mpsc::channel::<()>();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok_and(|e| !e.kind.is_access()) {
-                let _ = tx.send(());
-            }
-        })?;
-        for path in &self.paths {
-            watcher.watch(&watch_target(path), RecursiveMode::NonRecursive)?;
-        }
         let live = Arc::clone(self);
-        std::thread::Builder::new()
-            .name("unified-reload".into())
-            .spawn(move || {
-                while rx.recv().is_ok() {
-                    while rx.recv_timeout(DEBOUNCE).is_ok() {}
-                    observe(&live.reload());
-                }
-            })
-            .map_err(|e| notify::Error::generic(&e.to_string()))?;
-        Ok(WatchGuard { _watcher: watcher })
-    }
-}
-
-/// A file is watched through its directory (editors replace files by rename).
-fn watch_target(path: &Path) -> PathBuf {
-    if path.is_file() {
-        match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
-    } else {
-        path.to_path_buf()
+        watch_paths(&self.paths, "unified-reload", move || observe(&live.reload()))
     }
 }
 

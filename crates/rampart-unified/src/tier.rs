@@ -281,22 +281,12 @@ impl UnifiedTier {
 
     /// The authorization phase: the objects unknown.
     pub fn authorize(&self, a: &Attributes<'_>) -> Result<Outcome, UnifiedError> {
-        match self.prepare(a)? {
-            Some(prepared) => self.authorize_prepared(a, &prepared, Ask::DECIDE),
-            None => Ok(Outcome::NoOpinion),
-        }
+        self.ask(a, Ask::DECIDE)
     }
 
     /// [`UnifiedTier::authorize`], with a conditional answer's residual conditions as text.
     pub fn explain(&self, a: &Attributes<'_>) -> Result<Outcome, UnifiedError> {
-        match self.prepare(a)? {
-            Some(prepared) => self.authorize_prepared(
-                a,
-                &prepared,
-                Ask { explain: true, completable: true, selector: None },
-            ),
-            None => Ok(Outcome::NoOpinion),
-        }
+        self.ask(a, Ask { explain: true, completable: true, selector: None })
     }
 
     /// The authorization phase of a `list` or `watch` with a label selector: a residual the
@@ -307,26 +297,35 @@ impl UnifiedTier {
         a: &Attributes<'_>,
         selector: &[LabelSelectorRequirement],
     ) -> Result<Outcome, UnifiedError> {
-        match self.prepare(a)? {
-            Some(prepared) => self.authorize_prepared(
-                a,
-                &prepared,
-                Ask { explain: false, completable: false, selector: Some(selector) },
-            ),
-            None => Ok(Outcome::NoOpinion),
-        }
+        self.ask(a, Ask { explain: false, completable: false, selector: Some(selector) })
     }
 
     /// The authorization phase for a request the admission webhook will not see (a namespace
     /// it exempts): nothing may be left conditional, so every residual folds as for a read.
     pub fn authorize_final(&self, a: &Attributes<'_>) -> Result<Outcome, UnifiedError> {
+        self.ask(a, Ask { explain: false, completable: false, selector: None })
+    }
+
+    /// The authorization phase as `ask` wants it; no opinion when no policy can apply.
+    fn ask(&self, a: &Attributes<'_>, ask: Ask) -> Result<Outcome, UnifiedError> {
         match self.prepare(a)? {
-            Some(prepared) => self.authorize_prepared(
-                a,
-                &prepared,
-                Ask { explain: false, completable: false, selector: None },
-            ),
+            Some(prepared) => self.authorize_prepared(a, &prepared, ask),
             None => Ok(Outcome::NoOpinion),
+        }
+    }
+
+    /// Run `evaluate` against the resource type's narrow schema, or the full one when there
+    /// is none. A narrow schema that still refuses falls back to the full one: never an error
+    /// the full schema would not give.
+    fn with_schema<T>(
+        &self,
+        a: &Attributes<'_>,
+        evaluate: impl Fn(&Schema) -> Result<T, UnifiedError>,
+    ) -> Result<T, UnifiedError> {
+        let full = schema::schema()?;
+        match self.narrow.get(&a.kind.type_name()) {
+            Some(narrow) => evaluate(narrow).or_else(|_| evaluate(full)),
+            None => evaluate(full),
         }
     }
 
@@ -343,16 +342,7 @@ impl UnifiedTier {
             let known = self.by_shape(a, prepared)?;
             return Ok(self.decide(a, &known, ask, Vec::new));
         }
-        let full = schema::schema()?;
-        let type_name = a.kind.type_name();
-        match self.narrow.get(&type_name) {
-            // A narrow schema that still refuses falls back to the full one: never an error
-            // the full schema would not give.
-            Some(narrow) => self
-                .partially_evaluate(a, prepared, narrow, ask)
-                .or_else(|_| self.partially_evaluate(a, prepared, full, ask)),
-            None => self.partially_evaluate(a, prepared, full, ask),
-        }
+        self.with_schema(a, |schema| self.partially_evaluate(a, prepared, schema, ask))
     }
 
     /// Typed partial evaluation of the prepared candidates against `schema`.
@@ -505,12 +495,11 @@ impl UnifiedTier {
                 entities: prepared.entities.clone(),
                 indices: partial,
             };
-            let full = schema::schema()?;
-            let schema = self.narrow.get(&a.kind.type_name()).copied().unwrap_or(full);
-            let from_partial = self
-                .partial_response(a, &subset, schema, Known::from_response)
-                .or_else(|_| self.partial_response(a, &subset, full, Known::from_response))?;
-            known.extend(from_partial);
+            known.extend(
+                self.with_schema(a, |schema| {
+                    self.partial_response(a, &subset, schema, Known::from_response)
+                })?,
+            );
         }
         Ok(known)
     }

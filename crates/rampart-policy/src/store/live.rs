@@ -150,27 +150,38 @@ impl LiveEngine {
         self: &Arc<Self>,
         observe: impl Fn(&ReloadEvent) + Send + 'static,
     ) -> Result<WatchGuard, notify::Error> {
-        let (tx, rx) = mpsc::channel::<()>();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok_and(|e| !e.kind.is_access()) {
-                let _ = tx.send(());
-            }
-        })?;
-        for path in self.sources.tiers.iter().chain(&self.sources.rbac).chain(&self.sources.access_entries) {
-            watcher.watch(watch_target(path).as_path(), RecursiveMode::NonRecursive)?;
-        }
+        let paths = self.sources.tiers.iter().chain(&self.sources.rbac).chain(&self.sources.access_entries);
         let live = Arc::clone(self);
-        std::thread::Builder::new()
-            .name("policy-reload".into())
-            .spawn(move || {
-                while rx.recv().is_ok() {
-                    while rx.recv_timeout(DEBOUNCE).is_ok() {}
-                    observe(&live.reload());
-                }
-            })
-            .map_err(|e| notify::Error::generic(&e.to_string()))?;
-        Ok(WatchGuard { _watcher: watcher })
+        watch_paths(paths, "policy-reload", move || observe(&live.reload()))
     }
+}
+
+/// Call `on_change` (on a thread of its own, debounced) whenever something under `paths`
+/// changes: what every hot-reloading policy source uses.
+pub fn watch_paths<'p>(
+    paths: impl IntoIterator<Item = &'p PathBuf>,
+    thread_name: &str,
+    on_change: impl Fn() + Send + 'static,
+) -> Result<WatchGuard, notify::Error> {
+    let (tx, rx) = mpsc::channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = tx.send(());
+        }
+    })?;
+    for path in paths {
+        watcher.watch(watch_target(path).as_path(), RecursiveMode::NonRecursive)?;
+    }
+    std::thread::Builder::new()
+        .name(thread_name.into())
+        .spawn(move || {
+            while rx.recv().is_ok() {
+                while rx.recv_timeout(DEBOUNCE).is_ok() {}
+                on_change();
+            }
+        })
+        .map_err(|e| notify::Error::generic(&e.to_string()))?;
+    Ok(WatchGuard { _watcher: watcher })
 }
 
 /// Watch a directory itself, and a single-file tier through its directory (editors replace
