@@ -20,6 +20,7 @@ use rampart_types::sar::{ResourceAttributes, SubjectAccessReviewSpec};
 
 use crate::request::Attributes;
 use crate::schema::resource_kind;
+use crate::selector::Selection;
 use crate::{Completion, Outcome, UnifiedTier};
 
 /// The tier name decisions and metrics carry.
@@ -78,11 +79,15 @@ pub fn authorize(
         namespace,
         name: ra.name.as_deref().unwrap_or_default(),
     };
-    let labels = ra.label_selector.as_ref().and_then(|l| l.requirements.as_deref()).unwrap_or_default();
-    let outcome = if matches!(verb, "list" | "watch") && !labels.is_empty() {
-        // The apiserver sends a list's or watch's label selector (AuthorizeWithSelectors): a
-        // policy on the listed objects' labels may be proven for all of them.
-        tier.authorize_selected(&attributes, labels)
+    // The apiserver sends a list's or watch's selectors as parsed requirements
+    // (AuthorizeWithSelectors, on by default since 1.34): a policy on the listed objects'
+    // labels or fields may be proven for all of them.
+    let selection = Selection {
+        labels: ra.label_selector.as_ref().and_then(|l| l.requirements.as_deref()).unwrap_or_default(),
+        fields: ra.field_selector.as_ref().and_then(|f| f.requirements.as_deref()).unwrap_or_default(),
+    };
+    let outcome = if matches!(verb, "list" | "watch") && !selection.is_empty() {
+        tier.authorize_selected(&attributes, selection)
     } else if admission_sees(engine, namespace) {
         tier.authorize(&attributes)
     } else {

@@ -23,6 +23,10 @@ pub struct ResourceKind {
     pub namespaced: bool,
     /// The Cedar type of its objects in the Kubernetes schema.
     pub kind: &'static str,
+    /// The resource's own Cedar type, e.g. `apps::deployments_scale`: the group's namespace
+    /// and the resource, `_` and the subresource. Written out rather than formatted so that
+    /// requests never build it (a test checks each against the rule).
+    pub cedar_type: &'static str,
 }
 
 impl ResourceKind {
@@ -34,13 +38,16 @@ impl ResourceKind {
     }
 
     /// The resource's own Cedar type, e.g. `apps::deployments_scale`.
-    pub fn type_name(&self) -> String {
-        let local = if self.subresource.is_empty() {
-            self.resource.to_owned()
-        } else {
-            format!("{}_{}", self.resource, self.subresource)
-        };
-        format!("{}::{local}", self.group_namespace())
+    pub fn type_name(&self) -> &'static str {
+        self.cedar_type
+    }
+
+    /// The resource's index in [`RESOURCES`], for tables built once per kind.
+    pub fn index(&self) -> Option<usize> {
+        RESOURCES
+            .iter()
+            .position(|r| std::ptr::eq(r, self))
+            .or_else(|| RESOURCES.iter().position(|r| r == self))
     }
 }
 
@@ -51,35 +58,68 @@ const fn rk(
     subresource: &'static str,
     namespaced: bool,
     kind: &'static str,
+    cedar_type: &'static str,
 ) -> ResourceKind {
-    ResourceKind { group, version, resource, subresource, namespaced, kind }
+    ResourceKind { group, version, resource, subresource, namespaced, kind, cedar_type }
 }
 
 /// The resources unified policies can name. A request for any other resource is outside the
 /// unified tier (it answers NoOpinion and the next tier decides).
-pub const RESOURCES: &[ResourceKind] = &[
-    rk("", "v1", "configmaps", "", true, "core::v1::ConfigMap"),
-    rk("", "v1", "secrets", "", true, "core::v1::Secret"),
-    rk("", "v1", "pods", "", true, "core::v1::Pod"),
-    rk("", "v1", "pods", "status", true, "core::v1::Pod"),
-    rk("", "v1", "services", "", true, "core::v1::Service"),
-    rk("", "v1", "serviceaccounts", "", true, "core::v1::ServiceAccount"),
-    rk("", "v1", "namespaces", "", false, "core::v1::Namespace"),
-    rk("", "v1", "nodes", "", false, "core::v1::Node"),
-    rk("apps", "v1", "deployments", "", true, "apps::v1::Deployment"),
-    rk("apps", "v1", "deployments", "scale", true, "autoscaling::v1::Scale"),
-    rk("apps", "v1", "statefulsets", "", true, "apps::v1::StatefulSet"),
-    rk("apps", "v1", "statefulsets", "scale", true, "autoscaling::v1::Scale"),
-    rk("apps", "v1", "daemonsets", "", true, "apps::v1::DaemonSet"),
-    rk("apps", "v1", "replicasets", "", true, "apps::v1::ReplicaSet"),
-    rk("batch", "v1", "jobs", "", true, "batch::v1::Job"),
-    rk("batch", "v1", "cronjobs", "", true, "batch::v1::CronJob"),
-    rk("rbac.authorization.k8s.io", "v1", "roles", "", true, "rbac::v1::Role"),
-    rk("rbac.authorization.k8s.io", "v1", "rolebindings", "", true, "rbac::v1::RoleBinding"),
-    rk("rbac.authorization.k8s.io", "v1", "clusterroles", "", false, "rbac::v1::ClusterRole"),
-    rk("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "", false, "rbac::v1::ClusterRoleBinding"),
-    rk("networking.k8s.io", "v1", "networkpolicies", "", true, "networking::v1::NetworkPolicy"),
-    rk("networking.k8s.io", "v1", "ingresses", "", true, "networking::v1::Ingress"),
+pub static RESOURCES: &[ResourceKind] = &[
+    rk("", "v1", "configmaps", "", true, "core::v1::ConfigMap", "core::configmaps"),
+    rk("", "v1", "secrets", "", true, "core::v1::Secret", "core::secrets"),
+    rk("", "v1", "pods", "", true, "core::v1::Pod", "core::pods"),
+    rk("", "v1", "pods", "status", true, "core::v1::Pod", "core::pods_status"),
+    rk("", "v1", "services", "", true, "core::v1::Service", "core::services"),
+    rk("", "v1", "serviceaccounts", "", true, "core::v1::ServiceAccount", "core::serviceaccounts"),
+    rk("", "v1", "namespaces", "", false, "core::v1::Namespace", "core::namespaces"),
+    rk("", "v1", "nodes", "", false, "core::v1::Node", "core::nodes"),
+    rk("apps", "v1", "deployments", "", true, "apps::v1::Deployment", "apps::deployments"),
+    rk("apps", "v1", "deployments", "scale", true, "autoscaling::v1::Scale", "apps::deployments_scale"),
+    rk("apps", "v1", "statefulsets", "", true, "apps::v1::StatefulSet", "apps::statefulsets"),
+    rk("apps", "v1", "statefulsets", "scale", true, "autoscaling::v1::Scale", "apps::statefulsets_scale"),
+    rk("apps", "v1", "daemonsets", "", true, "apps::v1::DaemonSet", "apps::daemonsets"),
+    rk("apps", "v1", "replicasets", "", true, "apps::v1::ReplicaSet", "apps::replicasets"),
+    rk("batch", "v1", "jobs", "", true, "batch::v1::Job", "batch::jobs"),
+    rk("batch", "v1", "cronjobs", "", true, "batch::v1::CronJob", "batch::cronjobs"),
+    rk("rbac.authorization.k8s.io", "v1", "roles", "", true, "rbac::v1::Role", "rbac::roles"),
+    rk(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "",
+        true,
+        "rbac::v1::RoleBinding",
+        "rbac::rolebindings",
+    ),
+    rk(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "",
+        false,
+        "rbac::v1::ClusterRole",
+        "rbac::clusterroles",
+    ),
+    rk(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "",
+        false,
+        "rbac::v1::ClusterRoleBinding",
+        "rbac::clusterrolebindings",
+    ),
+    rk(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "",
+        true,
+        "networking::v1::NetworkPolicy",
+        "networking::networkpolicies",
+    ),
+    rk("networking.k8s.io", "v1", "ingresses", "", true, "networking::v1::Ingress", "networking::ingresses"),
 ];
 
 /// The resource kind of a request, if the unified model knows it.
@@ -104,8 +144,7 @@ pub fn fragment() -> String {
     for (namespace, resources) in &by_namespace {
         out.push_str(&format!("namespace {namespace} {{\n"));
         for r in resources {
-            let local = r.type_name();
-            let local = local.rsplit("::").next().unwrap_or(&local);
+            let local = r.type_name().rsplit("::").next().unwrap_or(r.type_name());
             out.push_str(&format!(
                 "\t@doc(\"{}{}{}\")\n\tentity {local} = {{\n\t\t\"apiGroup\": __cedar::String,\n\t\t\"resource\": __cedar::String,\n\t\t\"subresource\": __cedar::String,\n\t\t\"namespace\"?: __cedar::String,\n\t\t\"name\"?: __cedar::String,\n\t\t\"object\"?: {kind},\n\t\t\"oldObject\"?: {kind}\n\t}};\n",
                 if r.group.is_empty() { String::new() } else { format!("{}/", r.group) },
@@ -116,7 +155,7 @@ pub fn fragment() -> String {
         }
         out.push_str("}\n");
     }
-    let resources: Vec<String> = RESOURCES.iter().map(ResourceKind::type_name).collect();
+    let resources: Vec<&str> = RESOURCES.iter().map(ResourceKind::type_name).collect();
     out.push_str(&format!("namespace {ACTION_NAMESPACE} {{\n"));
     for verb in VERBS {
         out.push_str(&format!(
@@ -161,6 +200,21 @@ mod tests {
                 "{verb}: {actions:?}"
             );
         }
+    }
+
+    #[test]
+    fn each_cedar_type_follows_the_naming_rule() {
+        for r in RESOURCES {
+            let local = if r.subresource.is_empty() {
+                r.resource.to_owned()
+            } else {
+                format!("{}_{}", r.resource, r.subresource)
+            };
+            assert_eq!(r.cedar_type, format!("{}::{local}", r.group_namespace()));
+            assert_eq!(r.index().map(|i| &RESOURCES[i]), Some(r));
+        }
+        let copy = RESOURCES[3];
+        assert_eq!(copy.index(), Some(3), "a copy is found by value");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! (the objects unknown), and admission, which finishes what authorization left conditional.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use cedar_policy::{
     ActionConstraint, Context, Decision, PartialEntities, PartialEntityUid, PartialRequest, PolicyId,
@@ -14,9 +15,8 @@ use serde_json::Value;
 use crate::UnifiedError;
 use crate::request::{self, Attributes};
 use crate::schema;
-use crate::selector::Truth;
+use crate::selector::{Selection, Truth};
 use crate::shape::Shape;
-use rampart_types::sar::LabelSelectorRequirement;
 
 /// What a phase decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +65,9 @@ pub struct UnifiedTier {
     /// request is evaluated against the policies that can apply to it only, so its cost
     /// follows them, not the size of the tier. A policy whose scope cannot match a request can
     /// never be satisfied or error for it, so leaving it out changes no decision.
-    buckets: HashMap<(String, String), Bucket>,
+    ///
+    /// By verb, then resource type (so a lookup borrows the request's strings).
+    buckets: HashMap<String, HashMap<String, Bucket>>,
     /// The policies in file order; the buckets hold indices into it.
     policies: Vec<cedar_policy::Policy>,
     /// How each policy depends on the objects (same order).
@@ -82,13 +84,40 @@ pub struct UnifiedTier {
     /// Resource types whose policies all validate against their narrow schema
     /// ([`crate::narrow`]), which partial evaluation then uses.
     narrow: HashMap<String, &'static Schema>,
+    /// The evaluation plan of each set of candidates met so far (see [`Plan`]), at most
+    /// [`PLAN_CACHE_SIZE`] of them.
+    plans: RwLock<HashMap<Vec<usize>, Arc<Plan>>>,
+}
+
+/// How many candidate sets keep their plan. A plan depends on the policies only, so the
+/// cache holds no request data; requests share few distinct candidate sets (one per team
+/// or role and resource type), and when more show up the cache starts over.
+const PLAN_CACHE_SIZE: usize = 4096;
+
+/// What evaluating one set of candidate policies needs, built once per set: policy sets
+/// cost more to build than to evaluate.
+#[derive(Debug)]
+struct Plan {
+    /// Every candidate: what the admission phase and the partial evaluator run.
+    all: PolicySet,
+    /// The object-free policies and the guards (see [`Shape`]), as permits for one ordinary
+    /// evaluation without the objects.
+    concrete: PolicySet,
+    /// The policies in `concrete`, and whether each is object-free (when satisfied it holds)
+    /// rather than a guard (when satisfied it is residual).
+    concrete_policies: Vec<(usize, bool)>,
+    /// Policies whose every condition reads the objects: residual whatever the request.
+    always_residual: Vec<usize>,
+    /// Policies only typed partial evaluation can decide, and them as a set.
+    partial: Vec<usize>,
+    partial_set: PolicySet,
 }
 
 /// The policies of one (verb, resource type), by principal key.
 #[derive(Debug, Default)]
 struct Bucket {
     /// By the uid a `principal ==`/`principal in` names (the user itself, or a group).
-    by_principal: HashMap<String, Vec<usize>>,
+    by_principal: HashMap<cedar_policy::EntityUid, Vec<usize>>,
     /// Policies with no principal uid in their scope (`principal`, `principal is T`).
     any: Vec<usize>,
 }
@@ -98,7 +127,7 @@ fn scope_keys(policy: &cedar_policy::Policy) -> Vec<(String, String)> {
     let verbs =
         scope_verbs(policy).unwrap_or_else(|| schema::VERBS.iter().map(|v| (*v).to_owned()).collect());
     let types: Vec<String> = match policy.resource_constraint() {
-        ResourceConstraint::Any => schema::RESOURCES.iter().map(schema::ResourceKind::type_name).collect(),
+        ResourceConstraint::Any => schema::RESOURCES.iter().map(|r| r.type_name().to_owned()).collect(),
         // Unified resources have no parents, so `in` matches only the entity itself.
         ResourceConstraint::In(uid) | ResourceConstraint::Eq(uid) => vec![uid.type_name().to_string()],
         ResourceConstraint::Is(t) | ResourceConstraint::IsIn(t, _) => vec![t.to_string()],
@@ -116,11 +145,11 @@ fn scope_verbs(policy: &cedar_policy::Policy) -> Option<Vec<String>> {
 }
 
 /// The principal uid a policy's scope names, if any: the principal must be it or in it.
-fn principal_key(policy: &cedar_policy::Policy) -> Option<String> {
+fn principal_key(policy: &cedar_policy::Policy) -> Option<cedar_policy::EntityUid> {
     match policy.principal_constraint() {
         PrincipalConstraint::Any | PrincipalConstraint::Is(_) => None,
         PrincipalConstraint::In(uid) | PrincipalConstraint::Eq(uid) | PrincipalConstraint::IsIn(_, uid) => {
-            Some(uid.to_string())
+            Some(uid)
         }
     }
 }
@@ -147,15 +176,15 @@ impl UnifiedTier {
             located.extend(parsed.into_iter().map(|p| (file_name.as_str(), p)));
         }
         let mut set = PolicySet::new();
-        let mut buckets: HashMap<(String, String), Bucket> = HashMap::new();
+        let mut buckets: HashMap<String, HashMap<String, Bucket>> = HashMap::new();
         for (index, (file_name, p)) in located.iter().enumerate() {
             set.add(p.policy.clone()).map_err(|e| UnifiedError::Policy {
                 location: format!("{file_name}:{}:{}", p.position.line, p.position.column),
                 message: e.to_string(),
             })?;
             let principal = principal_key(&p.policy);
-            for key in scope_keys(&p.policy) {
-                let bucket = buckets.entry(key).or_default();
+            for (verb, type_name) in scope_keys(&p.policy) {
+                let bucket = buckets.entry(verb).or_default().entry(type_name).or_default();
                 match &principal {
                     Some(uid) => bucket.by_principal.entry(uid.clone()).or_default().push(index),
                     None => bucket.any.push(index),
@@ -214,6 +243,7 @@ impl UnifiedTier {
             messages,
             names,
             narrow,
+            plans: RwLock::new(HashMap::new()),
         })
     }
 
@@ -238,19 +268,17 @@ impl UnifiedTier {
         out
     }
 
-    /// The policies that can apply to a request, as a set; `None` when there are none.
+    /// The policies that can apply to a request; `None` when there are none.
     fn candidates(
         &self,
         a: &Attributes<'_>,
         principal: &cedar_policy::EntityUid,
-        groups: &[String],
+        groups: &[cedar_policy::EntityUid],
     ) -> Option<Vec<usize>> {
-        let bucket = self.buckets.get(&(a.verb.to_owned(), a.kind.type_name()))?;
-        let group_uids =
-            groups.iter().map(|g| rampart_policy::entities::uid(&self.names.group, g).to_string());
+        let bucket = self.buckets.get(a.verb)?.get(a.kind.type_name())?;
         let mut chosen: Vec<usize> = bucket.any.clone();
-        for key in std::iter::once(principal.to_string()).chain(group_uids) {
-            if let Some(found) = bucket.by_principal.get(&key) {
+        for key in std::iter::once(principal).chain(groups) {
+            if let Some(found) = bucket.by_principal.get(key) {
                 chosen.extend(found);
             }
         }
@@ -268,14 +296,60 @@ impl UnifiedTier {
         PolicySet::from_policies(indices.filter_map(|i| self.policies.get(i)).cloned()).unwrap_or_default()
     }
 
+    /// The plan of a set of candidates: from the cache, or built (and cached).
+    fn plan(&self, indices: Vec<usize>) -> Arc<Plan> {
+        if let Some(plan) = self.plans.read().ok().and_then(|plans| plans.get(&indices).cloned()) {
+            return plan;
+        }
+        let plan = Arc::new(self.build_plan(&indices));
+        // A poisoned lock only costs the cache: the plan is still used.
+        if let Ok(mut plans) = self.plans.write() {
+            if plans.len() >= PLAN_CACHE_SIZE {
+                plans.clear();
+            }
+            plans.insert(indices, Arc::clone(&plan));
+        }
+        plan
+    }
+
+    fn build_plan(&self, indices: &[usize]) -> Plan {
+        let mut concrete = Vec::new();
+        let mut concrete_policies = Vec::new();
+        let mut always_residual = Vec::new();
+        let mut partial = Vec::new();
+        for &i in indices {
+            match self.shapes.get(i) {
+                Some(Shape::ObjectFree { concrete: p }) => {
+                    concrete.push(p.clone());
+                    concrete_policies.push((i, true));
+                }
+                Some(Shape::Guarded { guard: Some(p) }) => {
+                    concrete.push(p.clone());
+                    concrete_policies.push((i, false));
+                }
+                Some(Shape::Guarded { guard: None }) => always_residual.push(i),
+                Some(Shape::Partial) | None => partial.push(i),
+            }
+        }
+        Plan {
+            all: self.set_of(indices.iter().copied()),
+            // Ids are unique in the tier, so no add can fail.
+            concrete: PolicySet::from_policies(concrete).unwrap_or_default(),
+            concrete_policies,
+            always_residual,
+            partial_set: self.set_of(partial.iter().copied()),
+            partial,
+        }
+    }
+
     /// What both phases need of a request: its principal's entities and the policies that can
     /// apply to it (`None` when none can: no opinion).
     fn prepare(&self, a: &Attributes<'_>) -> Result<Option<Prepared>, UnifiedError> {
-        let (principal, entities) = request::principal_entities(&self.names, a)?;
-        Ok(self.candidates(a, &principal, a.user.groups).map(|indices| Prepared {
-            principal,
-            entities,
-            indices,
+        let principal = request::principal_entities(&self.names, a)?;
+        Ok(self.candidates(a, &principal.uid, &principal.groups).map(|indices| Prepared {
+            plan: self.plan(indices),
+            principal: principal.uid,
+            entities: principal.entities,
         }))
     }
 
@@ -289,15 +363,16 @@ impl UnifiedTier {
         self.ask(a, Ask { explain: true, completable: true, selector: None })
     }
 
-    /// The authorization phase of a `list` or `watch` with a label selector: a residual the
-    /// selector proves for every object it can return decides (see [`crate::selector`]); a
-    /// forbid it cannot refute denies; a permit it cannot prove does not allow.
+    /// The authorization phase of a `list` or `watch` with label or field selectors: a
+    /// residual the selection proves for every object it can return decides (see
+    /// [`crate::selector`]); a forbid it cannot refute denies; a permit it cannot prove does
+    /// not allow.
     pub fn authorize_selected(
         &self,
         a: &Attributes<'_>,
-        selector: &[LabelSelectorRequirement],
+        selection: Selection<'_>,
     ) -> Result<Outcome, UnifiedError> {
-        self.ask(a, Ask { explain: false, completable: false, selector: Some(selector) })
+        self.ask(a, Ask { explain: false, completable: false, selector: Some(selection) })
     }
 
     /// The authorization phase for a request the admission webhook will not see (a namespace
@@ -323,7 +398,7 @@ impl UnifiedTier {
         evaluate: impl Fn(&Schema) -> Result<T, UnifiedError>,
     ) -> Result<T, UnifiedError> {
         let full = schema::schema()?;
-        match self.narrow.get(&a.kind.type_name()) {
+        match self.narrow.get(a.kind.type_name()) {
             Some(narrow) => evaluate(narrow).or_else(|_| evaluate(full)),
             None => evaluate(full),
         }
@@ -364,13 +439,23 @@ impl UnifiedTier {
         schema: &Schema,
         read: impl FnOnce(&cedar_policy::TpeResponse<'_>) -> T,
     ) -> Result<T, UnifiedError> {
-        let Prepared { principal, entities, indices } = prepared;
-        let set = self.set_of(indices.iter().copied());
+        self.partial_response_of(&prepared.plan.all, a, prepared, schema, read)
+    }
+
+    /// [`UnifiedTier::partial_response`] for some of the candidates.
+    fn partial_response_of<T>(
+        &self,
+        set: &PolicySet,
+        a: &Attributes<'_>,
+        prepared: &Prepared,
+        schema: &Schema,
+        read: impl FnOnce(&cedar_policy::TpeResponse<'_>) -> T,
+    ) -> Result<T, UnifiedError> {
         let partial_entities =
-            PartialEntities::from_concrete(request::partial_entities(entities, a)?, schema)
+            PartialEntities::from_concrete(request::partial_entities(&prepared.entities, a)?, schema)
                 .map_err(|e| UnifiedError::Request(e.to_string()))?;
         let partial = PartialRequest::new(
-            PartialEntityUid::from_concrete(principal.clone()),
+            PartialEntityUid::from_concrete(prepared.principal.clone()),
             request::action(a.verb)?,
             PartialEntityUid::from_concrete(request::resource_uid(a)?),
             Some(Context::empty()),
@@ -389,7 +474,7 @@ impl UnifiedTier {
         if response.true_forbids().next().is_none()
             && let Some(selector) = ask.selector.filter(|_| matches!(a.verb, "list" | "watch"))
         {
-            return self.decide_for_selection(response, selector);
+            return self.decide_for_selection(a, response, selector);
         }
         let known = Known::from_response(response);
         // Residuals read the objects as the policy wrote them, not by their entity uids.
@@ -448,23 +533,14 @@ impl UnifiedTier {
     /// evaluation of the object-free policies and of the guards, partial evaluation for the
     /// rest.
     fn by_shape(&self, a: &Attributes<'_>, prepared: &Prepared) -> Result<Known, UnifiedError> {
+        let plan = &prepared.plan;
         let mut known = Known::default();
-        let mut concrete = Vec::new();
-        let mut partial = Vec::new();
-        for &i in &prepared.indices {
-            let (Some(policy), Some(shape)) = (self.policies.get(i), self.shapes.get(i)) else { continue };
-            match shape {
-                Shape::ObjectFree { concrete: p } | Shape::Guarded { guard: Some(p) } => {
-                    concrete.push((i, p))
-                }
-                Shape::Guarded { guard: None } => known.residual(policy),
-                Shape::Partial => partial.push(i),
+        for &i in &plan.always_residual {
+            if let Some(policy) = self.policies.get(i) {
+                known.residual(policy);
             }
         }
-        if !concrete.is_empty() {
-            // Ids are unique in the tier, so no add can fail.
-            let set = PolicySet::from_policies(concrete.iter().map(|(_, p)| (*p).clone()))
-                .map_err(|e| UnifiedError::Evaluation(e.to_string()))?;
+        if !plan.concrete_policies.is_empty() {
             let request = Request::new(
                 prepared.principal.clone(),
                 request::action(a.verb)?,
@@ -474,32 +550,20 @@ impl UnifiedTier {
             )
             .map_err(|e| UnifiedError::Request(e.to_string()))?;
             let entities = request::partial_entities(&prepared.entities, a)?;
-            let response = self.authorizer.is_authorized(&request, &set, &entities);
+            let response = self.authorizer.is_authorized(&request, &plan.concrete, &entities);
             let satisfied: std::collections::HashSet<&PolicyId> = response.diagnostics().reason().collect();
-            for (i, p) in &concrete {
-                let (Some(policy), Some(shape)) = (self.policies.get(*i), self.shapes.get(*i)) else {
-                    continue;
-                };
-                if !satisfied.contains(p.id()) {
+            for &(i, object_free) in &plan.concrete_policies {
+                let Some(policy) = self.policies.get(i) else { continue };
+                if !satisfied.contains(policy.id()) {
                     continue;
                 }
-                match shape {
-                    Shape::ObjectFree { .. } => known.holds(policy),
-                    _ => known.residual(policy),
-                }
+                if object_free { known.holds(policy) } else { known.residual(policy) }
             }
         }
-        if !partial.is_empty() {
-            let subset = Prepared {
-                principal: prepared.principal.clone(),
-                entities: prepared.entities.clone(),
-                indices: partial,
-            };
-            known.extend(
-                self.with_schema(a, |schema| {
-                    self.partial_response(a, &subset, schema, Known::from_response)
-                })?,
-            );
+        if !plan.partial.is_empty() {
+            known.extend(self.with_schema(a, |schema| {
+                self.partial_response_of(&plan.partial_set, a, prepared, schema, Known::from_response)
+            })?);
         }
         Ok(known)
     }
@@ -524,13 +588,14 @@ impl UnifiedTier {
     /// A list or watch decided for every object its selector lets through.
     fn decide_for_selection(
         &self,
+        a: &Attributes<'_>,
         response: &cedar_policy::TpeResponse<'_>,
-        selector: &[LabelSelectorRequirement],
+        selection: Selection<'_>,
     ) -> Outcome {
         let mut forbids = Vec::new();
         let mut permits: Vec<PolicyId> = response.true_permits().cloned().collect();
         for residual in response.residual_policies() {
-            let truth = crate::selector::residual_truth(&residual, selector);
+            let truth = crate::selector::residual_truth(&residual, a.kind, selection);
             match residual.effect() {
                 // Fail closed: a forbid the selector does not refute may hold for some object.
                 cedar_policy::Effect::Forbid if truth != Truth::False => forbids.push(residual.id().clone()),
@@ -599,9 +664,12 @@ impl UnifiedTier {
         object: Option<&Value>,
         old_object: Option<&Value>,
     ) -> Result<Outcome, UnifiedError> {
-        let (principal, entities) = request::principal_entities(&self.names, a)?;
-        let indices = (0..self.policies.len()).collect();
-        self.evaluate_prepared(a, Prepared { principal, entities, indices }, object, old_object)
+        let principal = request::principal_entities(&self.names, a)?;
+        let indices: Vec<usize> = (0..self.policies.len()).collect();
+        // Not cached: this reference path must not depend on the cache it checks.
+        let plan = Arc::new(self.build_plan(&indices));
+        let prepared = Prepared { principal: principal.uid, entities: principal.entities, plan };
+        self.evaluate_prepared(a, prepared, object, old_object)
     }
 
     fn evaluate_prepared(
@@ -611,8 +679,7 @@ impl UnifiedTier {
         object: Option<&Value>,
         old_object: Option<&Value>,
     ) -> Result<Outcome, UnifiedError> {
-        let Prepared { principal, entities, indices } = prepared;
-        let set = self.set_of(indices.into_iter());
+        let Prepared { principal, entities, plan } = prepared;
         let entities = request::full_entities(entities, a, object, old_object)?;
         let request = Request::new(
             principal,
@@ -622,7 +689,7 @@ impl UnifiedTier {
             None,
         )
         .map_err(|e| UnifiedError::Request(e.to_string()))?;
-        let response = self.authorizer.is_authorized(&request, &set, &entities);
+        let response = self.authorizer.is_authorized(&request, &plan.all, &entities);
         let reasons = self.labels(response.diagnostics().reason());
         Ok(match response.decision() {
             Decision::Allow => Outcome::Allow { policies: reasons },
@@ -634,11 +701,11 @@ impl UnifiedTier {
 
 /// The narrow schema of each resource type whose candidate policies all validate against it.
 fn narrow_schemas(
-    buckets: &HashMap<(String, String), Bucket>,
+    buckets: &HashMap<String, HashMap<String, Bucket>>,
     policies: &[cedar_policy::Policy],
 ) -> HashMap<String, &'static Schema> {
     let mut by_type: HashMap<&str, Vec<usize>> = HashMap::new();
-    for ((_, type_name), bucket) in buckets {
+    for (type_name, bucket) in buckets.values().flatten() {
         let indices = by_type.entry(type_name.as_str()).or_default();
         indices.extend(bucket.any.iter().chain(bucket.by_principal.values().flatten()));
     }
@@ -662,8 +729,8 @@ struct Ask<'s> {
     explain: bool,
     /// Admission will see the request, so the answer may be conditional.
     completable: bool,
-    /// The label selector of a list or watch: what every returned object satisfies.
-    selector: Option<&'s [LabelSelectorRequirement]>,
+    /// The selectors of a list or watch: what every returned object satisfies.
+    selector: Option<Selection<'s>>,
 }
 
 impl Ask<'_> {
@@ -674,8 +741,8 @@ impl Ask<'_> {
 struct Prepared {
     principal: cedar_policy::EntityUid,
     entities: Vec<cedar_policy::Entity>,
-    /// The candidate policies, as indices into the tier's policies.
-    indices: Vec<usize>,
+    /// How to evaluate the candidate policies.
+    plan: Arc<Plan>,
 }
 
 /// What is known of the candidate policies without the objects.

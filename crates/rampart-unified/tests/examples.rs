@@ -5,6 +5,7 @@
 use rampart_policy::entities::principal::UserInfoRef;
 use rampart_unified::request::Attributes;
 use rampart_unified::schema::resource_kind;
+use rampart_unified::selector::Selection;
 use rampart_unified::{Outcome, UnifiedTier};
 use serde_json::{Value, json};
 
@@ -299,16 +300,55 @@ when { resource has oldObject && resource.oldObject has metadata && resource.old
     let not_restricted = requirement("tier", "NotIn", "restricted");
     // -l team=a,tier!=restricted: every object it can return satisfies the permit, none the forbid.
     assert_eq!(
-        tier.authorize_selected(&a, &[team_a.clone(), not_restricted.clone()]).unwrap(),
+        tier.authorize_selected(&a, labels(&[team_a.clone(), not_restricted.clone()])).unwrap(),
         Outcome::Allow { policies: vec!["team-a-secrets".into()] }
     );
     // -l team=a alone: a restricted secret may be among them.
     assert_eq!(
-        tier.authorize_selected(&a, &[team_a]).unwrap(),
+        tier.authorize_selected(&a, labels(&[team_a])).unwrap(),
         Outcome::Deny { policies: vec!["no-restricted-secrets".into()] }
     );
     // Without a selector the forbid may hold: denied, never conditional.
     assert!(matches!(tier.authorize(&a).unwrap(), Outcome::Deny { .. }));
     // -l tier!=restricted alone proves nothing about team: no opinion.
-    assert_eq!(tier.authorize_selected(&a, &[not_restricted]).unwrap(), Outcome::NoOpinion);
+    assert_eq!(tier.authorize_selected(&a, labels(&[not_restricted])).unwrap(), Outcome::NoOpinion);
+}
+
+fn labels(labels: &[rampart_types::sar::LabelSelectorRequirement]) -> Selection<'_> {
+    Selection { labels, fields: &[] }
+}
+
+#[test]
+fn a_node_lists_only_its_own_pods_by_field_selector() {
+    let text = r#"
+@id("node-own-pods")
+permit (principal is k8s::Node,
+        action in [k8s::unified::Action::"list", k8s::unified::Action::"watch"],
+        resource is core::pods)
+when { resource has oldObject && resource.oldObject has spec && resource.oldObject.spec has nodeName &&
+       resource.oldObject.spec.nodeName == principal.name };
+"#;
+    let tier = UnifiedTier::load(text, "nodes.cedar").unwrap();
+    let groups = vec!["system:nodes".to_owned()];
+    let a = Attributes {
+        user: UserInfoRef { username: "system:node:node-1", uid: "", groups: &groups, extra: None },
+        verb: "list",
+        kind: resource_kind("", "pods", "").unwrap(),
+        namespace: "",
+        name: "",
+    };
+    let node = |operator: &str, value: &str| rampart_types::sar::FieldSelectorRequirement {
+        key: "spec.nodeName".into(),
+        operator: operator.into(),
+        values: Some(vec![value.into()]),
+    };
+    let fields = |f: &[rampart_types::sar::FieldSelectorRequirement]| -> Outcome {
+        tier.authorize_selected(&a, Selection { labels: &[], fields: f }).unwrap()
+    };
+    // --field-selector spec.nodeName=node-1: only its own pods.
+    assert_eq!(fields(&[node("In", "node-1")]), Outcome::Allow { policies: vec!["node-own-pods".into()] });
+    // Another node's pods, all pods, or "not node-2": not proven.
+    assert_eq!(fields(&[node("In", "node-2")]), Outcome::NoOpinion);
+    assert_eq!(fields(&[node("NotIn", "node-2")]), Outcome::NoOpinion);
+    assert_eq!(tier.authorize(&a).unwrap(), Outcome::NoOpinion);
 }

@@ -87,6 +87,15 @@ fn one_policy_decides_at_authorization_and_admission() {
     let err = team_a(&["get", "secrets", "-n", "e2e-unified"], None).fails();
     assert!(err.contains("forbidden"), "{err}");
 
+    // A field selector proves a condition on a field: a node agent lists only the pods on its
+    // own node.
+    let agent = |args: &[&str]| kubectl_as(c, "e2e-node-1", "e2e-node-agents", args, None);
+    agent(&["get", "pods", "-A", "--field-selector", "spec.nodeName=e2e-node-1"]).ok();
+    for selector in [&["--field-selector", "spec.nodeName=e2e-node-2"][..], &[]] {
+        let err = agent(&[&["get", "pods", "-A"][..], selector].concat()).fails();
+        assert!(err.contains("forbidden"), "{err}");
+    }
+
     // A deployer scales, to at most 20 replicas.
     let deployer = |args: &[&str]| kubectl_as(c, "deployer-1", "e2e-deployers", args, None);
     deployer(&["scale", "deployment", "web", "-n", "e2e-unified", "--replicas=5"]).ok();

@@ -1,8 +1,10 @@
 //! The requesting identity: `k8s::User`, `k8s::ServiceAccount` or `k8s::Node`, with its groups.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
-use cedar_policy::{Entity, EntityUid, RestrictedExpression};
+use cedar_policy::{Entity, EntityUid};
+use cedar_policy_core::ast::Value;
+use smol_str::SmolStr;
 
 use super::{Names, uid};
 use crate::EntityError;
@@ -50,23 +52,25 @@ pub fn classify(username: &str) -> Identity<'_> {
 
 /// `extra` as `Set<{key, values: Set<String>}>`. SubjectAccessReview keys are lower-cased,
 /// as kube-apiserver does before authorizing; AdmissionReview keys are used as-is.
-fn extra_attribute(
-    extra: &BTreeMap<String, Vec<String>>,
-    lowercase_keys: bool,
-) -> Result<RestrictedExpression, EntityError> {
-    let mut records = Vec::with_capacity(extra.len());
-    for (key, values) in extra {
+fn extra_attribute(extra: &BTreeMap<String, Vec<String>>, lowercase_keys: bool) -> Value {
+    let records = extra.iter().map(|(key, values)| {
         let key = if lowercase_keys { key.to_lowercase() } else { key.clone() };
-        let values = values.iter().map(|v| RestrictedExpression::new_string(v.clone()));
-        records.push(
-            RestrictedExpression::new_record([
-                ("key".to_owned(), RestrictedExpression::new_string(key)),
-                ("values".to_owned(), RestrictedExpression::new_set(values)),
-            ])
-            .map_err(|e| EntityError::Request(e.to_string()))?,
-        );
-    }
-    Ok(RestrictedExpression::new_set(records))
+        let values = Value::set(values.iter().map(|v| Value::from(v.clone())), None);
+        Value::record([("key", Value::from(key)), ("values", values)], None)
+    });
+    Value::set(records, None)
+}
+
+/// An entity with attribute values built directly: every request builds these, and going
+/// through `RestrictedExpression`s (parsed and evaluated per attribute) cost most of that.
+fn entity(uid: &EntityUid, attrs: Vec<(SmolStr, Value)>, parents: &[EntityUid]) -> Entity {
+    Entity::from(cedar_policy_core::ast::Entity::new_with_attr_partial_value(
+        uid.as_ref().clone(),
+        attrs.into_iter().map(|(k, v)| (k, v.into())),
+        HashSet::new(),
+        parents.iter().map(|p| p.as_ref().clone()).collect(),
+        std::iter::empty(),
+    ))
 }
 
 /// Build the principal entity. Its id is the user's `uid` when set (service-account tokens
@@ -80,37 +84,34 @@ pub fn principal(
     let mut groups = Vec::with_capacity(user.groups.len());
     for g in user.groups {
         let gid = uid(&names.group, g);
-        let attrs = HashMap::from([("name".to_owned(), RestrictedExpression::new_string(g.clone()))]);
-        entities.push(
-            Entity::new(gid.clone(), attrs, HashSet::new())
-                .map_err(|e| EntityError::Request(e.to_string()))?,
-        );
         groups.push(gid);
     }
     let id = if user.uid.is_empty() { user.username } else { user.uid };
-    let mut attrs = HashMap::new();
+    let text = |s: &str| Value::from(s.to_owned());
+    let mut attrs: Vec<(SmolStr, Value)> = Vec::with_capacity(3);
     let type_name = match classify(user.username) {
         Identity::User => {
-            attrs.insert("name".to_owned(), RestrictedExpression::new_string(user.username.into()));
+            attrs.push(("name".into(), text(user.username)));
             &names.user
         }
         Identity::Node { name } => {
-            attrs.insert("name".to_owned(), RestrictedExpression::new_string(name.into()));
+            attrs.push(("name".into(), text(name)));
             &names.node
         }
         Identity::ServiceAccount { namespace, name } => {
-            attrs.insert("name".to_owned(), RestrictedExpression::new_string(name.into()));
-            attrs.insert("namespace".to_owned(), RestrictedExpression::new_string(namespace.into()));
+            attrs.push(("name".into(), text(name)));
+            attrs.push(("namespace".into(), text(namespace)));
             &names.service_account
         }
     };
     if let Some(extra) = user.extra.filter(|e| !e.is_empty()) {
-        attrs.insert("extra".to_owned(), extra_attribute(extra, lowercase_extra_keys)?);
+        attrs.push(("extra".into(), extra_attribute(extra, lowercase_extra_keys)));
     }
     let principal_uid = uid(type_name, id);
-    let entity = Entity::new(principal_uid.clone(), attrs, groups.iter().cloned().collect())
-        .map_err(|e| EntityError::Request(e.to_string()))?;
-    entities.insert(0, entity);
+    entities.push(entity(&principal_uid, attrs, &groups));
+    for (g, gid) in user.groups.iter().zip(&groups) {
+        entities.push(entity(gid, vec![("name".into(), text(g))], &[]));
+    }
     Ok(Principal { uid: principal_uid, groups, entities })
 }
 
