@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use super::kube_config::{WebhookSite, mutating_webhook, validating_webhook};
+use super::kube_config::{WebhookSite, mutating_webhook, unified_webhook, validating_webhook};
 
 /// Placeholder → Helm expression (no placeholder is a prefix of a later one).
 const EXPRESSIONS: [(&str, &str); 7] = [
@@ -52,6 +52,7 @@ pub fn template() -> String {
         namespace: "RAMPART_HELM_NAMESPACE",
         validating_name: "RAMPART_HELM_NAME",
         mutating_name: "RAMPART_HELM_NAME-workload-identity",
+        unified_name: "RAMPART_HELM_NAME-unified",
         failure_policy: json!("RAMPART_HELM_FAILURE_POLICY"),
         timeout_seconds: json!("RAMPART_HELM_TIMEOUT"),
     };
@@ -60,8 +61,11 @@ pub fn template() -> String {
     };
     let validating = with_metadata(yaml(&validating_webhook(&site)), "RAMPART_HELM_NAME");
     let mutating = with_metadata(yaml(&mutating_webhook(&site)), "RAMPART_HELM_NAME-workload-identity");
+    let unified = with_metadata(yaml(&unified_webhook(&site)), "RAMPART_HELM_NAME-unified");
     let mut text = format!(
-        "{HEADER}{{{{- if .Values.webhook.enabled }}}}\n{validating}{{{{- if .Values.webhook.mutation.enabled }}}}\n---\n{mutating}{{{{- end }}}}\n{{{{- end }}}}\n"
+        "{HEADER}{{{{- if .Values.webhook.enabled }}}}\n{validating}\
+         {{{{- if .Values.webhook.mutation.enabled }}}}\n---\n{mutating}{{{{- end }}}}\n\
+         {{{{- if .Values.webhook.unified.enabled }}}}\n---\n{unified}{{{{- end }}}}\n{{{{- end }}}}\n"
     );
     for (token, expression) in EXPRESSIONS {
         text = text.replace(token, expression);
@@ -92,5 +96,6 @@ mod tests {
         );
         assert!(!generated.contains("RAMPART_HELM_"), "every placeholder is replaced");
         assert!(generated.contains("break-glass-masters") && generated.contains("policies.rampart.dev"));
+        assert!(generated.contains("unified.rampart.dev") && generated.contains("/v1/admit/unified"));
     }
 }

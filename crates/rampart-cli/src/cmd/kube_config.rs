@@ -197,8 +197,9 @@ fn authorization_config(args: &Args, webhook_kubeconfig: &str) -> Value {
 /// the unified model, by every user the authorization webhook judges. So its match conditions
 /// are exactly the authorizer's exclusions (requests Rampart never authorized can never be
 /// conditional), it has no namespace selector (`rampart serve` folds every answer in the
-/// namespaces it exempts from admission at authorization instead), and it fails closed.
-fn unified_webhook(args: &Args, client: &dyn Fn(&str) -> Value) -> Value {
+/// namespaces it exempts from admission at authorization instead), and it fails closed. The
+/// Helm chart renders the same object (see `helm_webhooks`).
+pub(crate) fn unified_webhook(site: &WebhookSite<'_>) -> Value {
     let mut by_group: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
     for r in rampart_unified::schema::RESOURCES {
         let name = if r.subresource.is_empty() {
@@ -212,29 +213,29 @@ fn unified_webhook(args: &Args, client: &dyn Fn(&str) -> Value) -> Value {
         .into_iter()
         .map(|(group, resources)| json!({"apiGroups": [group], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE", "CONNECT"], "resources": resources, "scope": "*"}))
         .collect();
-    let mut conditions = vec![
-        json!({"name": "not-rampart", "expression": format!("request.userInfo.username != {}", cel_str(&args.self_identity))}),
+    let conditions = vec![
+        json!({"name": "not-rampart", "expression": format!("request.userInfo.username != {}", cel_str(site.self_identity))}),
         json!({"name": "not-control-plane", "expression": format!("!(request.userInfo.username in {})", cel_list(&wiring::CONTROL_PLANE_USERS))}),
         json!({"name": "not-kube-system-controllers", "expression": format!("!({} in request.userInfo.groups)", cel_str(wiring::KUBE_SYSTEM_SERVICE_ACCOUNTS))}),
         json!({"name": "not-nodes", "expression": format!("!({} in request.userInfo.groups)", cel_str(wiring::NODES_GROUP))}),
+        // system:masters never reach an authorization webhook (the apiserver's privileged-group
+        // authorizer allows them first), so nothing they send can be conditional.
+        json!({"name": "not-break-glass", "expression": format!("!({} in request.userInfo.groups)", cel_str(wiring::PRIVILEGED_GROUP))}),
     ];
-    if args.failure_policy == FailurePolicy::Deny {
-        conditions.push(json!({"name": "not-break-glass", "expression": format!("!({} in request.userInfo.groups)", cel_str(wiring::PRIVILEGED_GROUP))}));
-    }
     json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": "rampart-unified"},
+        "metadata": {"name": site.unified_name},
         "webhooks": [{
             "name": "unified.rampart.dev",
-            "clientConfig": client("/v1/admit/unified"),
+            "clientConfig": (site.client)("/v1/admit/unified"),
             "rules": rules,
             // An unreachable webhook must not turn a conditional answer into an allow.
             "failurePolicy": "Fail",
             "matchPolicy": "Equivalent",
             "matchConditions": conditions,
             "sideEffects": "None",
-            "timeoutSeconds": 5,
+            "timeoutSeconds": site.timeout_seconds,
             "admissionReviewVersions": ["v1"],
         }],
     })
@@ -281,6 +282,8 @@ pub(crate) struct WebhookSite<'a> {
     /// Names of the two configuration objects.
     pub validating_name: &'a str,
     pub mutating_name: &'a str,
+    /// Name of the unified policies' configuration object.
+    pub unified_name: &'a str,
     /// failurePolicy of the policy webhook (`Fail` when printed).
     pub failure_policy: Value,
     pub timeout_seconds: Value,
@@ -295,6 +298,7 @@ impl WebhookSite<'_> {
             namespace: "rampart-system",
             validating_name: "rampart",
             mutating_name: "rampart-workload-identity",
+            unified_name: "rampart-unified",
             failure_policy: json!("Fail"),
             timeout_seconds: json!(5),
         }
@@ -408,7 +412,7 @@ fn documents(args: &Args, url: &str, ca_b64: &str) -> anyhow::Result<Vec<Documen
                       conditional or not nameable: reads (answered at authorization), objects admission never sees\n   \
                       (admissionregistration, aggregated APIs), and a reload between the two calls (the later policies win)."
                 .into(),
-            body: Body::Yaml(unified_webhook(args, &client)),
+            body: Body::Yaml(unified_webhook(&WebhookSite::url(&client, &args.self_identity))),
         });
     }
     let mut flags = vec![format!("--authorization-config={}", in_config_dir("authorization-config.yaml"))];

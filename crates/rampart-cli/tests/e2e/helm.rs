@@ -47,6 +47,11 @@ webhook:
   guardrails: |
     podSecurity: {defaults: {enforce: baseline}}
   mutation: {enabled: true, awsDefaultRegion: us-east-1}
+  unified:
+    enabled: true
+    policies: |
+      permit (principal in k8s::Group::\"devs\", action == k8s::unified::Action::\"create\", resource is core::configmaps);
+    configMaps: [team-unified]
 tls:
   certManager: {enabled: true}
 podIdentity:
@@ -158,6 +163,20 @@ fn the_chart_lints_renders_and_the_apiserver_accepts_every_object() {
         "{report}"
     );
     assert!(!report.contains("Deployment rampart-system"), "only the agent fails restricted: {report}");
+    // Unified policies: their ConfigMap, the --unified flags and the webhook that finishes them.
+    for unified in [
+        "name: r-rampart-unified\n",
+        "--unified=/etc/rampart/unified/inline",
+        "--unified=/etc/rampart/unified/team-unified",
+        "name: unified.rampart.dev",
+        "path: /v1/admit/unified",
+    ] {
+        assert!(text.contains(unified), "{unified} is rendered with unified policies on");
+    }
+    assert!(
+        !std::fs::read_to_string(&default).unwrap().contains("unified"),
+        "unified policies are off by default"
+    );
     assert!(check_manifests(&all_on, "privileged").status.success());
 
     // A typo in values is an error naming the field, not a silently ignored setting.
