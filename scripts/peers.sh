@@ -53,8 +53,26 @@ build_helm() {
   ln -sfn "$helm_bin/helm" "$bin/helm"
 }
 
+# The Go originals Rampart is compared with side by side (tests/originals.rs), pinned in
+# e2e/tools/originals/go.mod. Only aws-iam-authenticator is served by the Go module proxy here;
+# see the README's "Compared with the originals" for the others.
+authenticator_version="$(version_of sigs.k8s.io/aws-iam-authenticator "$root/e2e/tools/originals/go.mod")"
+authenticator_bin="$cache/aws-iam-authenticator-$authenticator_version"
+build_originals() {
+  [ -x "$authenticator_bin/aws-iam-authenticator" ] || {
+    echo "peers.sh: building aws-iam-authenticator $authenticator_version — first run on this machine only" >&2
+    mkdir -p "$authenticator_bin"
+    (cd "$root/e2e/tools/originals" && CGO_ENABLED=0 go build -trimpath \
+      -ldflags="-s -w -X sigs.k8s.io/aws-iam-authenticator/pkg.Version=$authenticator_version" \
+      -o "$authenticator_bin/aws-iam-authenticator.tmp" sigs.k8s.io/aws-iam-authenticator/cmd/aws-iam-authenticator)
+    mv "$authenticator_bin/aws-iam-authenticator.tmp" "$authenticator_bin/aws-iam-authenticator"
+  }
+  ln -sfn "$authenticator_bin/aws-iam-authenticator" "$bin/aws-iam-authenticator"
+}
+
 build etcd etcd go.etcd.io/etcd/server/v3
 build kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldflags"
 build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
 build_helm
+build_originals
 echo "$bin"
