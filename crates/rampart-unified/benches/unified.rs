@@ -13,6 +13,9 @@
 use std::hint::black_box;
 
 /// The allocator `rampart serve` ships with.
+#[path = "../../../bench/rust/noise_floor.rs"]
+mod noise_floor;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -124,25 +127,15 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
-    // Criterion reports means; the targets are p99s. Each path timed call by call.
-    let p99 = |f: &dyn Fn()| {
-        let mut samples: Vec<std::time::Duration> = (0..20_000)
-            .map(|_| {
-                let started = std::time::Instant::now();
-                f();
-                started.elapsed()
-            })
-            .collect();
-        samples.sort_unstable();
-        samples[samples.len() * 99 / 100]
-    };
+    // Criterion reports means; the targets are p99s. Each path timed call by call, beside
+    // its noise floor (bench/rust/noise_floor.rs).
     for (name, f) in [
         ("authorize/unified", &(|| drop(black_box(tier.authorize(&attributes)))) as &dyn Fn()),
         ("authorize/two-policy", &|| drop(black_box(engine.authorize(&spec)))),
         ("admit/unified", &|| drop(black_box(tier.admit(&attributes, Some(&object), None)))),
         ("admit/two-policy", &|| drop(black_box(engine.admit(&admission)))),
     ] {
-        println!("p99 {name}: {:.1} µs", p99(f).as_secs_f64() * 1e6);
+        println!("{}", noise_floor::measure(20_000, f).line(name));
     }
 }
 
