@@ -16,7 +16,7 @@ if ! command -v openssl >/dev/null || ! command -v curl >/dev/null || ! command 
     apt-get install -y -qq openssl curl umoci >/dev/null
   fi
 fi
-for tool in go python3 openssl curl umoci chroot; do
+for tool in go python3 openssl curl umoci chroot unshare; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is required" >&2; exit 1; }
 done
 
