@@ -29,13 +29,15 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   k8s_ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor -X $pkg.gitTreeState=clean"
 done
 
+# Each build writes to a file of its own (".tmp.<pid>") and renames it into place: the e2e tests
+# and the side-by-side test may run this script at the same time on a new machine.
 build() { # tools dir, output name, package, extra ldflags
   local dir="$1" name="$2" pkg="$3" ldflags="${4:-}"
   [ -x "$bin/$name" ] && return 0
   echo "peers.sh: building $name ($pkg) — first run on this machine only" >&2
   mkdir -p "$bin"
-  (cd "$root/e2e/tools/$dir" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w$ldflags" -o "$bin/$name.tmp" "$pkg")
-  mv "$bin/$name.tmp" "$bin/$name"
+  (cd "$root/e2e/tools/$dir" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w$ldflags" -o "$bin/$name.tmp.$$" "$pkg")
+  mv "$bin/$name.tmp.$$" "$bin/$name"
 }
 
 # Helm has its own cache directory (its version moves independently), linked into $bin.
@@ -47,8 +49,8 @@ build_helm() {
     mkdir -p "$helm_bin"
     (cd "$root/e2e/tools/helm" && CGO_ENABLED=0 go build -trimpath \
       -ldflags="-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" \
-      -o "$helm_bin/helm.tmp" helm.sh/helm/v4/cmd/helm)
-    mv "$helm_bin/helm.tmp" "$helm_bin/helm"
+      -o "$helm_bin/helm.tmp.$$" helm.sh/helm/v4/cmd/helm)
+    mv "$helm_bin/helm.tmp.$$" "$helm_bin/helm"
   }
   ln -sfn "$helm_bin/helm" "$bin/helm"
 }
@@ -64,8 +66,8 @@ build_originals() {
     mkdir -p "$authenticator_bin"
     (cd "$root/e2e/tools/originals" && CGO_ENABLED=0 go build -trimpath \
       -ldflags="-s -w -X sigs.k8s.io/aws-iam-authenticator/pkg.Version=$authenticator_version" \
-      -o "$authenticator_bin/aws-iam-authenticator.tmp" sigs.k8s.io/aws-iam-authenticator/cmd/aws-iam-authenticator)
-    mv "$authenticator_bin/aws-iam-authenticator.tmp" "$authenticator_bin/aws-iam-authenticator"
+      -o "$authenticator_bin/aws-iam-authenticator.tmp.$$" sigs.k8s.io/aws-iam-authenticator/cmd/aws-iam-authenticator)
+    mv "$authenticator_bin/aws-iam-authenticator.tmp.$$" "$authenticator_bin/aws-iam-authenticator"
   }
   ln -sfn "$authenticator_bin/aws-iam-authenticator" "$bin/aws-iam-authenticator"
 }
