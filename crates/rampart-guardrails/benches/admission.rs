@@ -10,6 +10,13 @@ use rampart_policy::document::{DocumentKind, parse_document};
 use rampart_policy::{Engine, EngineOptions};
 use rampart_types::admission;
 
+#[path = "../../../bench/rust/noise_floor.rs"]
+mod noise_floor;
+
+/// The allocator `rampart serve` ships with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const REVIEW: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
  "uid":"705ab4f5-6393-11e8-b7cc-42010a800002","kind":{"group":"","version":"v1","kind":"Pod"},
  "resource":{"group":"","version":"v1","resource":"pods"},"name":"web-7d4b9c","namespace":"shop",
@@ -81,15 +88,7 @@ fn main() {
         for _ in 0..500 {
             decide();
         }
-        let mut samples: Vec<u128> = (0..10_000)
-            .map(|_| {
-                let t = Instant::now();
-                decide();
-                t.elapsed().as_nanos()
-            })
-            .collect();
-        samples.sort_unstable();
-        let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize] / 1000;
+        let mut measured = noise_floor::measure(10_000, decide);
         let review = admission::decode(REVIEW.as_bytes()).unwrap();
         let mapped = engine.map_admission(&review.request).unwrap();
         let evaluated = engine.tiers()[0].evaluate(&cedar_policy::Authorizer::new(), &mapped).evaluated;
@@ -101,10 +100,8 @@ fn main() {
         }
         let plain_us = t.elapsed().as_nanos() / 1_000 / 1_000;
         println!(
-            "  {label} ({evaluated} evaluated): p50 {} µs  p99 {} µs  p99.9 {} µs;  plain Cedar over the 100, evaluation only: {plain_us} µs",
-            at(0.5),
-            at(0.99),
-            at(0.999)
+            "  {};  plain Cedar over the 100, evaluation only: {plain_us} µs",
+            measured.line(&format!("{label} ({evaluated} evaluated)"))
         );
     }
 }

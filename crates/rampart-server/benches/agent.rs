@@ -1,10 +1,18 @@
 //! A cached credentials request through the Pod Identity agent over loopback HTTP, beside the
 //! same client calling a bare axum handler that returns a fixed credentials JSON (the floor
 //! any HTTP credentials endpoint pays), in the same run. Criterion reports the means; the p50
-//! and p99 of 20,000 sequential requests are printed after. Target: p99 ≤ 1 ms.
+//! and p99 of 20,000 sequential requests are printed after, each beside its noise floor
+//! (bench/rust/noise_floor.rs). Target: p99 ≤ 1 ms.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark setup
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[path = "../../../bench/rust/noise_floor.rs"]
+mod noise_floor;
+
+/// The allocator `rampart serve` and `rampart agent` ship with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use base64::Engine as _;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -34,11 +42,6 @@ fn token() -> String {
             "kubernetes.io": {"namespace": "ns", "pod": {"name": "p", "uid": "U1"}, "serviceaccount": {"name": "sa", "uid": "S"}}})
         )
     )
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)]
 }
 
 fn bench(c: &mut Criterion) {
@@ -76,19 +79,10 @@ fn bench(c: &mut Criterion) {
     group.bench_function("cached_credentials_request", |b| b.iter(|| rt.block_on(request(&agent_url))));
     group.finish();
     for (name, url) in [("baseline", &bare_url), ("agent", &agent_url)] {
-        let mut samples: Vec<Duration> = (0..20_000)
-            .map(|_| {
-                let t = Instant::now();
-                rt.block_on(request(url));
-                t.elapsed()
-            })
-            .collect();
-        let (p50, p99) = (percentile(&mut samples, 0.50), percentile(&mut samples, 0.99));
-        println!(
-            "{name}: p50 {:.1} µs, p99 {:.1} µs over 20,000 requests",
-            p50.as_secs_f64() * 1e6,
-            p99.as_secs_f64() * 1e6
-        );
+        let mut measured = noise_floor::measure(20_000, || {
+            rt.block_on(request(url));
+        });
+        println!("{} over 20,000 requests", measured.line(name));
     }
 }
 
