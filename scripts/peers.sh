@@ -40,41 +40,30 @@ build() { # tools dir, output name, package, extra ldflags
   mv "$bin/$name.tmp.$$" "$bin/$name"
 }
 
-# Helm has its own cache directory (its version moves independently), linked into $bin.
-helm_version="$(version_of helm.sh/helm/v4 "$root/e2e/tools/helm/go.mod")"
-helm_bin="$cache/helm-$helm_version"
-build_helm() {
-  [ -x "$helm_bin/helm" ] || {
-    echo "peers.sh: building helm $helm_version (helm.sh/helm/v4/cmd/helm) — first run on this machine only" >&2
-    mkdir -p "$helm_bin"
-    (cd "$root/e2e/tools/helm" && CGO_ENABLED=0 go build -trimpath \
-      -ldflags="-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" \
-      -o "$helm_bin/helm.tmp.$$" helm.sh/helm/v4/cmd/helm)
-    mv "$helm_bin/helm.tmp.$$" "$helm_bin/helm"
+# Tools whose versions move independently of the control plane get a cache directory of their
+# own, keyed by their version, linked into $bin.
+build_linked() { # tools dir, output name, package, version, version variable (for -X)
+  local dir="$1" name="$2" pkg="$3" version="$4" variable="$5"
+  local own="$cache/$name-$version"
+  [ -x "$own/$name" ] || {
+    echo "peers.sh: building $name $version ($pkg) — first run on this machine only" >&2
+    mkdir -p "$own"
+    (cd "$root/e2e/tools/$dir" && CGO_ENABLED=0 go build -trimpath \
+      -ldflags="-s -w -X $variable=$version" -o "$own/$name.tmp.$$" "$pkg")
+    mv "$own/$name.tmp.$$" "$own/$name"
   }
-  ln -sfn "$helm_bin/helm" "$bin/helm"
+  ln -sfn "$own/$name" "$bin/$name"
 }
-
+helm_version="$(version_of helm.sh/helm/v4 "$root/e2e/tools/helm/go.mod")"
 # The Go originals Rampart is compared with side by side (tests/originals.rs), pinned in
 # e2e/tools/originals/go.mod. Only aws-iam-authenticator is served by the Go module proxy here;
 # see the README's "Compared with the originals" for the others.
 authenticator_version="$(version_of sigs.k8s.io/aws-iam-authenticator "$root/e2e/tools/originals/go.mod")"
-authenticator_bin="$cache/aws-iam-authenticator-$authenticator_version"
-build_originals() {
-  [ -x "$authenticator_bin/aws-iam-authenticator" ] || {
-    echo "peers.sh: building aws-iam-authenticator $authenticator_version — first run on this machine only" >&2
-    mkdir -p "$authenticator_bin"
-    (cd "$root/e2e/tools/originals" && CGO_ENABLED=0 go build -trimpath \
-      -ldflags="-s -w -X sigs.k8s.io/aws-iam-authenticator/pkg.Version=$authenticator_version" \
-      -o "$authenticator_bin/aws-iam-authenticator.tmp.$$" sigs.k8s.io/aws-iam-authenticator/cmd/aws-iam-authenticator)
-    mv "$authenticator_bin/aws-iam-authenticator.tmp.$$" "$authenticator_bin/aws-iam-authenticator"
-  }
-  ln -sfn "$authenticator_bin/aws-iam-authenticator" "$bin/aws-iam-authenticator"
-}
 
 build etcd etcd go.etcd.io/etcd/server/v3
 build kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldflags"
 build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
-build_helm
-build_originals
+build_linked helm helm helm.sh/helm/v4/cmd/helm "$helm_version" helm.sh/helm/v4/internal/version.version
+build_linked originals aws-iam-authenticator sigs.k8s.io/aws-iam-authenticator/cmd/aws-iam-authenticator \
+  "$authenticator_version" sigs.k8s.io/aws-iam-authenticator/pkg.Version
 echo "$bin"

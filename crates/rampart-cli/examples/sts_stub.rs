@@ -11,6 +11,9 @@
 use std::net::SocketAddr;
 
 use axum::http::header;
+
+#[path = "../tests/common/sts.rs"]
+mod sts;
 use axum::response::IntoResponse;
 
 const ANSWER: &str = r#"{"GetCallerIdentityResponse":{"GetCallerIdentityResult":{"Account":"123456789012","Arn":"arn:aws:iam::123456789012:user/bench","UserId":"AIDABENCHUSER"},"ResponseMetadata":{"RequestId":"bench"}}}"#;
@@ -25,27 +28,9 @@ async fn main() {
     let [plain, tls, ca_file] = args.as_slice() else {
         panic!("usage: sts_stub PLAIN_ADDR TLS_ADDR CA_FILE");
     };
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let hosts = vec!["sts.amazonaws.com".to_owned(), "sts.us-east-1.amazonaws.com".to_owned()];
-    let cert = rcgen::CertificateParams::new(hosts).unwrap().signed_by(&key, &issuer).unwrap();
-    std::fs::write(ca_file, ca.pem()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
     let app = axum::Router::new().fallback(caller_identity);
     let tls_addr: SocketAddr = tls.parse().unwrap();
-    let tls_config = axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(config));
+    let tls_config = sts::sts_host_tls(std::path::Path::new(ca_file));
     let tls_app = app.clone();
     tokio::spawn(async move {
         axum_server::bind_rustls(tls_addr, tls_config).serve(tls_app.into_make_service()).await

@@ -13,6 +13,7 @@
 use std::process::{Command, Stdio};
 
 mod common;
+use common::sts::presigned_authorization;
 use common::{Kill, free_port, peers, start_moto, wait_for_port};
 
 use axum::body::Bytes;
@@ -33,17 +34,7 @@ async fn proxy(
         req = req.header(name, value);
     }
     if !headers.contains_key("authorization") {
-        let credential = query
-            .split('&')
-            .find_map(|kv| {
-                kv.split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case("X-Amz-Credential")).map(|(_, v)| v)
-            })
-            .unwrap_or_default()
-            .replace("%2F", "/");
-        req = req.header(
-            "authorization",
-            format!("AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host;x-k8s-aws-id, Signature=0"),
-        );
+        req = req.header("authorization", presigned_authorization(&query));
     }
     let resp = req.send().await.unwrap();
     (StatusCode::from_u16(resp.status().as_u16()).unwrap(), resp.text().await.unwrap())

@@ -21,7 +21,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::{Kill, free_port, peers, start_moto, wait_for_port};
+use common::sts::{STS_HOSTS, presigned_authorization, sts_host_tls};
+use common::{Kill, free_port, on_path, peers, start_moto, wait_for_port};
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -34,7 +35,6 @@ const CLUSTER: &str = "diff";
 const ACCOUNT: &str = "123456789012";
 /// Where the original's `/etc/hosts` sends the STS hosts.
 const STS_ADDRESS: &str = "127.0.0.2";
-const STS_HOSTS: [&str; 2] = ["sts.amazonaws.com", "sts.us-east-1.amazonaws.com"];
 
 /// The text between `<tag>` and `</tag>` in moto's XML answer.
 fn xml_field<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
@@ -53,19 +53,9 @@ async fn sts(
     body: Bytes,
 ) -> Response {
     let query = query.unwrap_or_default();
-    let credential = query
-        .split('&')
-        .find_map(|kv| {
-            kv.split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case("X-Amz-Credential")).map(|(_, v)| v)
-        })
-        .unwrap_or_default()
-        .replace("%2F", "/");
     let resp = reqwest::Client::new()
         .request(method, format!("{moto}/?{query}"))
-        .header(
-            "authorization",
-            format!("AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host;x-k8s-aws-id, Signature=0"),
-        )
+        .header("authorization", presigned_authorization(&query))
         .body(body)
         .send()
         .await
@@ -84,31 +74,6 @@ async fn sts(
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-/// A CA and a serving certificate for the STS hosts; the CA's PEM file.
-fn sts_certificate(dir: &Path) -> (axum_server::tls_rustls::RustlsConfig, PathBuf) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "rampart differential STS CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(STS_HOSTS.map(String::from).to_vec()).unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let ca_file = dir.join("sts-ca.pem");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    (axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(config)), ca_file)
-}
-
 /// The original, built by scripts/peers.sh beside the control plane.
 fn original() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -117,13 +82,6 @@ fn original() -> PathBuf {
     let bin = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join("aws-iam-authenticator");
     assert!(bin.exists(), "{} is missing", bin.display());
     bin
-}
-
-/// A system tool (util-linux's `unshare`), required.
-fn on_path(name: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.exists()))
-        .unwrap_or_else(|| panic!("{name} is required (util-linux)"))
 }
 
 /// The mappings both authenticators use, as aws-auth `data` (Rampart) and the original's
@@ -182,7 +140,7 @@ fn answer(body: &Value) -> Option<Value> {
 async fn tokens_get_the_same_answer_from_rampart_and_aws_iam_authenticator() {
     let Some([moto, aws]) = peers(["moto_server", "aws"]) else { return };
     let original = original();
-    let unshare = on_path("unshare");
+    let unshare = on_path("unshare").expect("unshare is required (util-linux)");
     let (_moto, moto_url) = start_moto(&moto);
     let dir = tempfile::tempdir().unwrap();
 
@@ -194,7 +152,8 @@ async fn tokens_get_the_same_answer_from_rampart_and_aws_iam_authenticator() {
         let app = app.clone();
         async move { axum::serve(plain, app).await.unwrap() }
     });
-    let (tls, ca_file) = sts_certificate(dir.path());
+    let ca_file = dir.path().join("sts-ca.pem");
+    let tls = sts_host_tls(&ca_file);
     let tls_addr: std::net::SocketAddr = format!("{STS_ADDRESS}:443").parse().unwrap();
     tokio::spawn(async move { axum_server::bind_rustls(tls_addr, tls).serve(app.into_make_service()).await });
 

@@ -5,11 +5,18 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod sts;
+
 pub fn peer(name: &str) -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("RAMPART_AWS_PEERS_BIN") {
         let p = PathBuf::from(dir).join(name);
         return p.exists().then_some(p);
     }
+    on_path(name)
+}
+
+/// `name` in a directory of `PATH`.
+pub fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
         .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.exists()))
 }
