@@ -110,7 +110,7 @@ fn is_string_path_field(kind: &ResourceKind, key: &str) -> bool {
 struct World<'a> {
     labels: &'a [LabelSelectorRequirement],
     /// Field requirements on string paths, split into paths.
-    fields: Vec<(Vec<&'a str>, &'a FieldSelectorRequirement)>,
+    fields: &'a [(Vec<&'a str>, &'a FieldSelectorRequirement)],
     /// Whether objects in this world have `metadata.labels`.
     labels_present: bool,
 }
@@ -168,7 +168,7 @@ pub fn residual_truth(policy: &cedar_policy::Policy, kind: &ResourceKind, select
         worlds.push(false);
     }
     let outcomes = worlds.into_iter().fold(Outcomes::NONE, |acc, labels_present| {
-        let world = World { labels: selection.labels, fields: fields.clone(), labels_present };
+        let world = World { labels: selection.labels, fields: &fields, labels_present };
         acc.union(policy_outcomes(conditions, &world))
     });
     if !outcomes.has(Outcomes::TRUE) {
