@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control plane the end-to-end tests run against — kube-apiserver and
-# kubectl from k8s.io/kubernetes, etcd from go.etcd.io/etcd/server/v3 — and Helm (helm.sh/helm/v4)
-# for the chart tests, at the versions pinned in e2e/tools/*/go.mod, into a cache outside the
-# clone keyed by version, so only the first run on a machine pays for the build (about 12 minutes
+# kubectl from k8s.io/kubernetes, etcd from go.etcd.io/etcd/server/v3 — Helm (helm.sh/helm/v4)
+# for the chart tests, cosign and crane for the image-signature tests, and the Go originals
+# compared side by side, at the versions pinned in e2e/tools/*/go.mod, into a cache outside the
+# clone keyed by version, so only the first run on a machine pays for the build (about 20 minutes
 # on 2 cores). Prints the directory holding the binaries. Fails loudly when the go command or a
 # build fails: the e2e tests never skip.
 #
@@ -60,10 +61,18 @@ helm_version="$(version_of helm.sh/helm/v4 "$root/e2e/tools/helm/go.mod")"
 # see the README's "Compared with the originals" for the others.
 authenticator_version="$(version_of sigs.k8s.io/aws-iam-authenticator "$root/e2e/tools/originals/go.mod")"
 
+# The signing peers of the image-signature tests, pinned in e2e/tools/signing/go.mod.
+cosign_version="$(version_of github.com/sigstore/cosign/v2 "$root/e2e/tools/signing/go.mod")"
+crane_version="$(version_of github.com/google/go-containerregistry "$root/e2e/tools/signing/go.mod")"
+
 build etcd etcd go.etcd.io/etcd/server/v3
 build kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldflags"
 build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
 build_linked helm helm helm.sh/helm/v4/cmd/helm "$helm_version" helm.sh/helm/v4/internal/version.version
 build_linked originals aws-iam-authenticator sigs.k8s.io/aws-iam-authenticator/cmd/aws-iam-authenticator \
   "$authenticator_version" sigs.k8s.io/aws-iam-authenticator/pkg.Version
+build_linked signing cosign github.com/sigstore/cosign/v2/cmd/cosign \
+  "$cosign_version" sigs.k8s.io/release-utils/version.gitVersion
+build_linked signing crane github.com/google/go-containerregistry/cmd/crane \
+  "$crane_version" github.com/google/go-containerregistry/cmd/crane/cmd.Version
 echo "$bin"

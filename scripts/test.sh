@@ -9,14 +9,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v openssl >/dev/null || ! command -v curl >/dev/null || ! command -v umoci >/dev/null; then
+if ! command -v openssl >/dev/null || ! command -v curl >/dev/null || ! command -v umoci >/dev/null \
+  || ! command -v docker-registry >/dev/null; then
   # The e2e harness makes its throw-away PKI with openssl and probes health with curl; the
-  # image test assembles the container image with umoci.
+  # image test assembles the container image with umoci; the image-signature tests push to
+  # the CNCF distribution registry (Debian's docker-registry).
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get install -y -qq openssl curl umoci >/dev/null
+    apt-get install -y -qq openssl curl umoci docker-registry >/dev/null
   fi
 fi
-for tool in go python3 openssl curl umoci chroot unshare; do
+for tool in go python3 openssl curl umoci chroot unshare docker-registry; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is required" >&2; exit 1; }
 done
 
