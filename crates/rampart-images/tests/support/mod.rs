@@ -2,7 +2,7 @@
 //! (Debian's `docker-registry`), crane to push images without a Docker engine, cosign to sign
 //! and attest them and to check Rampart's verdicts. cosign and crane come from
 //! `scripts/peers.sh` (pinned in e2e/tools/signing/go.mod). A missing peer fails the test.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
