@@ -2,6 +2,8 @@
 //! signed and attested by cosign itself, each verdict of Rampart checked against `cosign
 //! verify` on the same image so the two agree.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use std::sync::Arc;
