@@ -136,6 +136,32 @@ load_state() {
   . "$dir/state"
 }
 
+# Image signatures: a loopback registry (the CNCF distribution server), a cosign key pair, and
+# the ImagePolicy `rampart serve --image-policy` loads: images under signed/ need the key.
+images() {
+  mkdir -p "$dir/images" "$dir/signing"
+  cat >"$dir/images/registry.yml" <<EOF
+version: 0.1
+storage: {filesystem: {rootdirectory: $dir/images/data}, delete: {enabled: true}}
+http: {addr: 127.0.0.1:$registry_port}
+log: {level: error}
+EOF
+  launch registry docker-registry serve "$dir/images/registry.yml"
+  wait_for registry 30 curl -sf "http://127.0.0.1:$registry_port/v2/"
+  (cd "$dir/signing" && COSIGN_PASSWORD='' "$bin/cosign" generate-key-pair >/dev/null 2>&1) \
+    || die "cosign generate-key-pair failed"
+  cat >"$dir/images/policy.yaml" <<EOF
+apiVersion: rampart.dev/v1alpha1
+kind: ImagePolicy
+metadata: {name: e2e-signed}
+spec:
+  images: ["127.0.0.1:$registry_port/signed/*"]
+  authorities:
+    - name: e2e-key
+      key: {file: $dir/signing/cosign.pub}
+EOF
+}
+
 start_rampart() {
   load_state
   launch rampart "$rampart" serve \
@@ -148,7 +174,8 @@ start_rampart() {
     --sts-endpoint "http://127.0.0.1:$sts_port" --region us-east-1 \
     --identity-from-cluster --service-account-lookup-grace-period 3s --aws-default-region us-east-1 \
     --oidc-issuer https://kubernetes.default.svc --service-account-key-file "$dir/pki/sa.pub" \
-    --self-identity "$SELF"
+    --self-identity "$SELF" \
+    --image-policy "$dir/images/policy.yaml" --insecure-registry "127.0.0.1:$registry_port"
   wait_for rampart 30 curl -sf --cacert "$dir/rampart-certs/ca.crt" "https://127.0.0.1:$rampart_port/readyz"
 }
 
@@ -166,7 +193,8 @@ up() {
   [ -n "$moto" ] || die "moto_server not found: run scripts/test.sh once (it installs .venv-peers) or pip install 'moto[server]'"
   command -v openssl >/dev/null || die "openssl is needed for the throw-away PKI"
 
-  read -r etcd_port etcd_peer_port api_port rampart_port moto_port sts_port <<<"$(free_ports 6)"
+  command -v docker-registry >/dev/null || die "docker-registry is needed for the image-signature tests (apt-get install docker-registry)"
+  read -r etcd_port etcd_peer_port api_port rampart_port moto_port sts_port registry_port <<<"$(free_ports 7)"
   cat >"$dir/state" <<EOF
 bin=$bin
 rampart=$rampart
@@ -175,6 +203,7 @@ api_port=$api_port
 rampart_port=$rampart_port
 moto_port=$moto_port
 sts_port=$sts_port
+registry_port=$registry_port
 EOF
   log "state in $dir; apiserver on https://127.0.0.1:$api_port, Rampart on https://127.0.0.1:$rampart_port"
   if [ -n "$owner" ]; then
@@ -187,12 +216,14 @@ EOF
   cp -r "$root/examples/policies/demo" "$dir/policies/demo"
   cp -r "$root/e2e/cluster/policies/e2e" "$dir/policies/e2e"
   cp -r "$root/e2e/cluster/unified" "$dir/policies/unified"
+  images
+
 
   # The wiring, exactly as a user gets it.
   "$rampart" kube-config --target apiserver --output-dir "$dir/wiring" --cert-dir "$dir/rampart-certs" \
     --url "https://127.0.0.1:$rampart_port" --self-identity "$SELF" \
     --cluster-id "$CLUSTER_ID" --api-server "https://127.0.0.1:$api_port" --api-server-ca "$dir/pki/ca.crt" \
-    --workload-identity --unified >"$dir/wiring.txt"
+    --workload-identity --unified --images >"$dir/wiring.txt"
 
   launch etcd "$bin/etcd" --name e2e --data-dir "$dir/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -230,14 +261,14 @@ EOF
 
   start_rampart
   "$bin/kubectl" apply -f "$dir/wiring/validating-webhook.yaml" -f "$dir/wiring/mutating-webhook.yaml" \
-    -f "$dir/wiring/unified-webhook.yaml" >/dev/null
+    -f "$dir/wiring/unified-webhook.yaml" -f "$dir/wiring/images-webhook.yaml" >/dev/null
   log "ready: eval \"\$(scripts/cluster.sh env --dir $dir)\" then use kubectl"
 }
 
 down() {
   # Only ever delete a directory this script made (it holds the state file).
   [ -f "$dir/state" ] || die "no cluster in $dir: nothing to stop"
-  stop rampart sts-proxy moto kube-apiserver etcd
+  stop rampart sts-proxy moto registry kube-apiserver etcd
   rm -rf "$dir"
 }
 
@@ -252,6 +283,7 @@ export RAMPART_E2E_RAMPART="https://127.0.0.1:$rampart_port"
 export RAMPART_E2E_MOTO="http://127.0.0.1:$moto_port"
 export RAMPART_E2E_STS="http://127.0.0.1:$sts_port"
 export RAMPART_E2E_CLUSTER_ID="$CLUSTER_ID"
+export RAMPART_E2E_REGISTRY="127.0.0.1:$registry_port"
 EOF
 }
 

@@ -16,6 +16,7 @@
 
 pub mod arn;
 pub mod authenticator;
+pub mod aws_json;
 pub mod client;
 pub mod host;
 pub mod inject;

@@ -145,6 +145,11 @@ impl Registry {
                 ));
             }
         }
+        // oci-client's HTTP client takes the process's rustls provider; Rampart's is ring
+        // everywhere. Installed only when none is yet (a caller's choice stands).
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let config = oci_client::client::ClientConfig {
             protocol: if settings.insecure_registries.is_empty() {
                 oci_client::client::ClientProtocol::Https

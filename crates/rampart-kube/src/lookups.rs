@@ -79,3 +79,51 @@ impl rampart_server::mutate::ServiceAccountLookup for KubeServiceAccounts {
         })
     }
 }
+
+/// Secrets read for image verification (needs `get secrets` in the namespaces involved):
+/// public keys an ImagePolicy names by Secret, and the registry credentials of a pod's
+/// `imagePullSecrets`.
+pub struct KubeSecrets(pub kube::Client);
+
+impl KubeSecrets {
+    async fn data(&self, namespace: &str, name: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
+        let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(self.0.clone(), namespace);
+        let secret = api
+            .get_opt(name)
+            .await
+            .map_err(|e| format!("get secret {namespace}/{name} (needs get secrets): {e}"))?
+            .ok_or_else(|| format!("Secret {namespace}/{name} does not exist"))?;
+        Ok(secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect())
+    }
+}
+
+impl rampart_server::images::PullSecrets for KubeSecrets {
+    fn credentials<'a>(
+        &'a self,
+        namespace: &'a str,
+        names: &'a [String],
+    ) -> rampart_images::authority::BoxFuture<'a, Result<rampart_images::registry::Credentials, String>> {
+        Box::pin(async move {
+            let mut out = rampart_images::registry::Credentials::default();
+            for name in names {
+                let data = self.data(namespace, name).await?;
+                let Some(config) = data.get(".dockerconfigjson") else { continue };
+                let found = rampart_images::registry::Credentials::from_docker_config(config)
+                    .map_err(|e| format!("Secret {namespace}/{name}: {e}"))?;
+                // The first secret naming a registry wins, as the kubelet tries them in order.
+                out = out.merged(&found);
+            }
+            Ok(out)
+        })
+    }
+}
+
+impl KubeSecrets {
+    /// One key of a Secret (a PEM public key an ImagePolicy names).
+    pub async fn key(&self, secret: &rampart_images::policy::SecretKeyRef) -> Result<Vec<u8>, String> {
+        let data = self.data(&secret.namespace, &secret.name).await?;
+        data.get(&secret.key)
+            .cloned()
+            .ok_or_else(|| format!("Secret {}/{} has no key {:?}", secret.namespace, secret.name, secret.key))
+    }
+}

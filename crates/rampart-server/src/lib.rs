@@ -4,6 +4,7 @@
 //!   `POST /v1/admit` (AdmissionReview), `/v1/authenticate` (TokenReview), `/healthz`,
 //!   `/readyz`, `/metrics`.
 //! * [`mutate`]: `POST /v1/mutate`, IRSA and Pod Identity injection into new pods.
+//! * [`images`]: `POST /v1/images`, image signatures verified and tags pinned to digests.
 //! * [`agent`]: the Pod Identity node agent (`GET /v1/credentials`, probes, metrics).
 //! * [`broker`]: the self-managed Pod Identity broker (EKS Auth's wire protocol).
 //! * [`cache`]: exact caching of authorization answers per policy generation.
@@ -14,6 +15,7 @@
 pub mod agent;
 pub mod broker;
 pub mod cache;
+pub mod images;
 pub mod metrics;
 pub mod mutate;
 pub mod router;

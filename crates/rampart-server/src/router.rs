@@ -44,6 +44,9 @@ pub struct Shared {
     /// Unified policies, asked before the engine's tiers, when configured
     /// ([`AppState::with_unified`]).
     pub unified: std::sync::OnceLock<Arc<LiveUnified>>,
+    /// Image-signature verification (`/v1/images`), when configured
+    /// ([`AppState::with_images`]).
+    pub images: std::sync::OnceLock<crate::images::ImageVerification>,
 }
 
 /// Handler state: one `Arc`, because axum clones the state for every request.
@@ -78,6 +81,7 @@ impl AppState {
             injection,
             issuer,
             unified: std::sync::OnceLock::new(),
+            images: std::sync::OnceLock::new(),
         }))
     }
 
@@ -85,6 +89,12 @@ impl AppState {
     /// webhook when its answer was conditional.
     pub fn with_unified(self, unified: Arc<LiveUnified>) -> Self {
         let _ = self.unified.set(unified);
+        self
+    }
+
+    /// Verify image signatures at `/v1/images`.
+    pub fn with_images(self, images: crate::images::ImageVerification) -> Self {
+        let _ = self.images.set(images);
         self
     }
 
@@ -117,6 +127,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admit/unified", post(admit_unified))
         .route("/v1/authenticate", post(authenticate))
         .route("/v1/mutate", post(crate::mutate::mutate))
+        .route("/v1/images", post(crate::images::verify_images))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), until_synced));
     Router::new()
         .merge(reviews)

@@ -53,6 +53,7 @@ pub fn template() -> String {
         validating_name: "RAMPART_HELM_NAME",
         mutating_name: "RAMPART_HELM_NAME-workload-identity",
         unified_name: "RAMPART_HELM_NAME-unified",
+        images_name: "RAMPART_HELM_NAME-images",
         failure_policy: json!("RAMPART_HELM_FAILURE_POLICY"),
         timeout_seconds: json!("RAMPART_HELM_TIMEOUT"),
     };

@@ -106,6 +106,11 @@ pub struct Args {
     /// the authorization webhook judges, so no conditional answer goes unfinished.
     #[arg(long)]
     pub unified: bool,
+    /// Also print the MutatingWebhookConfiguration of image signatures (`rampart serve
+    /// --image-policy`): pods and pod templates verified, tags pinned to digests, failing
+    /// closed.
+    #[arg(long)]
+    pub images: bool,
 }
 
 /// One document of the wiring: where it goes and what it is for.
@@ -284,6 +289,8 @@ pub(crate) struct WebhookSite<'a> {
     pub mutating_name: &'a str,
     /// Name of the unified policies' configuration object.
     pub unified_name: &'a str,
+    /// Name of the image-signature webhook's configuration object.
+    pub images_name: &'a str,
     /// failurePolicy of the policy webhook (`Fail` when printed).
     pub failure_policy: Value,
     pub timeout_seconds: Value,
@@ -299,6 +306,7 @@ impl WebhookSite<'_> {
             validating_name: "rampart",
             mutating_name: "rampart-workload-identity",
             unified_name: "rampart-unified",
+            images_name: "rampart-images",
             failure_policy: json!("Fail"),
             timeout_seconds: json!(5),
         }
@@ -356,6 +364,41 @@ pub(crate) fn mutating_webhook(site: &WebhookSite<'_>) -> Value {
             "objectSelector": {"matchExpressions": [{"key": "eks.amazonaws.com/skip-pod-identity-webhook", "operator": "DoesNotExist"}]},
             "sideEffects": "None",
             "timeoutSeconds": site.timeout_seconds,
+            "admissionReviewVersions": ["v1"],
+        }],
+    })
+}
+
+/// The image-signature webhook (`/v1/images`): pods and every pod template, so controllers'
+/// templates are pinned too and the pods they create hit the verification cache.
+pub(crate) fn images_webhook(site: &WebhookSite<'_>) -> Value {
+    let write = json!(["CREATE", "UPDATE"]);
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": site.images_name},
+        "webhooks": [{
+            "name": "images.rampart.dev",
+            "clientConfig": (site.client)("/v1/images"),
+            "rules": [
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": write, "scope": "Namespaced",
+                 "resources": ["pods", "pods/ephemeralcontainers", "podtemplates", "replicationcontrollers"]},
+                {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": write, "scope": "Namespaced",
+                 "resources": ["deployments", "replicasets", "statefulsets", "daemonsets"]},
+                {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": write, "scope": "Namespaced",
+                 "resources": ["jobs", "cronjobs"]},
+            ],
+            // Fail closed: an unverified image must not run because Rampart was unreachable.
+            // The control plane's namespaces and Rampart's own stay out, so neither can be
+            // locked out by it.
+            "failurePolicy": "Fail",
+            // Re-run when a later webhook changes an image, so what runs is still verified.
+            "reinvocationPolicy": "IfNeeded",
+            "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "kube-node-lease", site.namespace]}]},
+            "sideEffects": "None",
+            // Above `serve --image-verify-timeout` (8s), so a slow registry gets Rampart's
+            // message rather than the apiserver's timeout.
+            "timeoutSeconds": 10,
             "admissionReviewVersions": ["v1"],
         }],
     })
@@ -525,6 +568,16 @@ fn documents(args: &Args, url: &str, ca_b64: &str) -> anyhow::Result<Vec<Documen
                       (pods created while Rampart is unreachable get no AWS identity: recreate them)"
                 .into(),
             body: Body::Yaml(mutating_webhook(&WebhookSite::url(&client, &args.self_identity))),
+        });
+    }
+    if args.images {
+        docs.push(Document {
+            file: "images-webhook.yaml",
+            comment: "8. Image signatures: kubectl apply -f <this document>, and run `rampart serve --image-policy PATH`.\n   \
+                      Pods and pod templates whose images an ImagePolicy covers are verified and pinned to digests;\n   \
+                      it fails closed (kube-system, kube-node-lease and rampart-system are left out)."
+                .into(),
+            body: Body::Yaml(images_webhook(&WebhookSite::url(&client, &args.self_identity))),
         });
     }
     Ok(docs)

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod convert;
 pub mod demo;
 pub mod guardrails;
+pub mod images;
 // Generates the Helm chart's webhook template; run by its test (the chart is committed).
 #[cfg(test)]
 mod helm_webhooks;

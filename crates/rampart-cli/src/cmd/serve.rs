@@ -29,6 +29,8 @@ pub struct Args {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub tls: super::TlsArgs,
+    #[command(flatten)]
+    pub images: super::images::ImageArgs,
     /// Load a tier from the cluster's `cedar.k8s.aws` Policy objects (with an optional label
     /// selector, e.g. `--policies-from-cluster rampart.dev/tier=org`), after the -p tiers;
     /// repeatable. `-p cluster:[SELECTOR]` places such a tier among the -p tiers. Changes apply
@@ -326,6 +328,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             state = state.with_unified(unified);
         }
+        if args.images.enabled() {
+            state = state.with_images(
+                image_verification(&args.images, args.kubeconfig.as_deref(), cluster.clone()).await?,
+            );
+        }
         if let (true, Some(authn), Some(client)) =
             (args.aws_auth_from_cluster, state.authenticator.clone(), cluster.clone())
         {
@@ -393,6 +400,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         server.wait().await.context("server failed")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The `/v1/images` verifier: policies with their keys, registry credentials (config.json,
+/// ECR logins renewed hourly, the pods' imagePullSecrets when a cluster is reachable).
+async fn image_verification(
+    images: &super::images::ImageArgs,
+    kubeconfig: Option<&std::path::Path>,
+    cluster: Option<kube::Client>,
+) -> anyhow::Result<rampart_server::images::ImageVerification> {
+    let cluster = match cluster {
+        Some(c) => Some(c),
+        None => match super::cluster::client(kubeconfig).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::info!("no cluster connection, so no imagePullSecrets or Secret keys: {e}");
+                None
+            }
+        },
+    };
+    let keys = super::images::Keys { secrets: cluster.clone().map(rampart_kube::lookups::KubeSecrets) };
+    let ecr = super::images::ecr_credentials(&images.ecr_regions).await?;
+    let admitter = Arc::new(images.admitter(&keys, ecr).await?);
+    if !images.ecr_regions.is_empty() {
+        // ECR tokens last 12 hours; renewing hourly leaves room for failures (logged, the
+        // previous token keeps serving until it expires).
+        let (target, regions, base) =
+            (admitter.clone(), images.ecr_regions.clone(), images.config_credentials()?);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                match super::images::ecr_credentials(&regions).await {
+                    Ok(ecr) => target.credentials.store(Arc::new(base.merged(&ecr))),
+                    Err(e) => tracing::warn!("ECR login renewal failed: {e:#}"),
+                }
+            }
+        });
+    }
+    let pull_secrets = cluster.map(|c| {
+        Arc::new(rampart_kube::lookups::KubeSecrets(c)) as Arc<dyn rampart_server::images::PullSecrets>
+    });
+    Ok(rampart_server::images::ImageVerification { admitter, pull_secrets })
 }
 
 /// Keep a live source current: read it until the first read succeeds (retrying with backoff;

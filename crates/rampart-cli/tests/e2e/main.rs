@@ -16,6 +16,7 @@ mod detection;
 mod failure;
 mod helm;
 mod iam;
+mod images;
 mod mutation;
 mod pod_identity;
 mod policy_objects;

@@ -1,0 +1,97 @@
+//! Image signatures through the real apiserver: an image pushed to the control plane's loopback
+//! registry with crane and signed by cosign comes back from `kubectl run` pinned to its digest;
+//! an unsigned one is refused with the message kubectl prints; a Deployment's template is
+//! pinned too. The ImagePolicy and key are set up by scripts/cluster.sh (`images`).
+
+use std::process::Command;
+
+use crate::shared;
+
+/// Run a signing peer (crane, cosign) from the cluster's bin directory.
+fn peer(c: &crate::Cluster, args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .env("PATH", &c.env["PATH"])
+        .env("COSIGN_PASSWORD", "")
+        .current_dir(&c.dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Push a one-file image; returns its digest.
+fn push(c: &crate::Cluster, reference: &str, content: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("content.txt"), content).unwrap();
+    let layer = dir.path().join("layer.tar");
+    let tar = Command::new("tar")
+        .arg("cf")
+        .arg(&layer)
+        .arg("-C")
+        .arg(dir.path())
+        .arg("content.txt")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let pushed = peer(c, &["crane", "append", "--insecure", "-f", layer.to_str().unwrap(), "-t", reference]);
+    pushed.rsplit_once('@').unwrap().1.to_string()
+}
+
+#[test]
+fn kubectl_run_pins_signed_images_and_refuses_unsigned_ones() {
+    let (_gate, c) = shared();
+    c.namespace("e2e-images");
+    let registry = c.var("RAMPART_E2E_REGISTRY").to_string();
+    let key = c.dir.join("signing/cosign.key").display().to_string();
+
+    let signed = format!("{registry}/signed/app:v1");
+    let digest = push(c, &signed, "signed");
+    peer(
+        c,
+        &["cosign", "sign", "--key", &key, "--tlog-upload=false", "--allow-insecure-registry", "-y", &signed],
+    );
+    c.admin().run(&["run", "signed", "-n", "e2e-images", &format!("--image={signed}")]).ok();
+    let image = c
+        .admin()
+        .run(&["get", "pod", "signed", "-n", "e2e-images", "-o", "jsonpath={.spec.containers[0].image}"])
+        .ok();
+    assert_eq!(image, format!("{registry}/signed/app@{digest}"), "the tag is pinned to the verified digest");
+
+    // Unsigned: refused, and kubectl prints why.
+    let unsigned = format!("{registry}/signed/unsigned:v1");
+    let unsigned_digest = push(c, &unsigned, "unsigned");
+    let message =
+        c.admin().run(&["run", "unsigned", "-n", "e2e-images", &format!("--image={unsigned}")]).fails();
+    assert!(
+        message.contains("admission webhook \"images.rampart.dev\" denied the request")
+            && message.contains(&format!(
+                "image \"{unsigned}\" ({unsigned_digest}): policy \"e2e-signed\": no cosign signature"
+            )),
+        "{message}"
+    );
+
+    // A Deployment's pod template is verified and pinned too.
+    c.admin().run(&["create", "deployment", "web", "-n", "e2e-images", &format!("--image={signed}")]).ok();
+    let template = c
+        .admin()
+        .run(&[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            "e2e-images",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ])
+        .ok();
+    assert_eq!(template, format!("{registry}/signed/app@{digest}"));
+
+    // Images no ImagePolicy covers are left alone.
+    c.admin().run(&["run", "other", "-n", "e2e-images", "--image=registry.k8s.io/pause:3.10"]).ok();
+    let image = c
+        .admin()
+        .run(&["get", "pod", "other", "-n", "e2e-images", "-o", "jsonpath={.spec.containers[0].image}"])
+        .ok();
+    assert_eq!(image, "registry.k8s.io/pause:3.10");
+}
