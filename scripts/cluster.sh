@@ -175,7 +175,8 @@ start_rampart() {
     --identity-from-cluster --service-account-lookup-grace-period 3s --aws-default-region us-east-1 \
     --oidc-issuer https://kubernetes.default.svc --service-account-key-file "$dir/pki/sa.pub" \
     --self-identity "$SELF" \
-    --image-policy "$dir/images/policy.yaml" --insecure-registry "127.0.0.1:$registry_port"
+    --image-policy "$dir/images/policy.yaml" --image-policies-from-cluster \
+    --insecure-registry "127.0.0.1:$registry_port"
   wait_for rampart 30 curl -sf --cacert "$dir/rampart-certs/ca.crt" "https://127.0.0.1:$rampart_port/readyz"
 }
 
@@ -248,7 +249,7 @@ EOF
   export KUBECONFIG="$dir/users/admin.kubeconfig"
   wait_for kube-apiserver 120 "$bin/kubectl" get --raw /readyz
   "$bin/kubectl" apply -f "$root/e2e/cluster/bootstrap.yaml" -f "$root/deploy/pod-identity/crd.yaml" \
-    -f "$root/deploy/policies/crd.yaml" >/dev/null
+    -f "$root/deploy/policies/crd.yaml" -f "$root/deploy/images/crd.yaml" >/dev/null
   "$bin/kubectl" wait --for condition=established crd/policies.cedar.k8s.aws >/dev/null
   "$bin/kubectl" apply -f "$root/deploy/policies/rbac.yaml" >/dev/null
   # The ServiceAccount admission plugin needs a namespace's default service account, which the

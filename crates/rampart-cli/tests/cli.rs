@@ -350,7 +350,7 @@ fn help_reads_like_a_man_page() {
 #[test]
 fn shipped_examples_validate_strictly() {
     let basic = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/basic");
-    for tier in ["basic", "demo", "guardrails"] {
+    for tier in ["basic", "demo", "guardrails", "images"] {
         let dir = format!("{}/../../examples/policies/{tier}", env!("CARGO_MANIFEST_DIR"));
         let out = rampart(&["validate", "-p", &dir, "--validation", "enforce"]);
         assert!(out.status.success(), "examples/policies/{tier}: {}", String::from_utf8_lossy(&out.stderr));

@@ -13,6 +13,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde_json::{Value, json};
 
+use rampart_types::workload::ImageContext;
+
 use crate::reference::ImageReference;
 use crate::registry::Credentials;
 use crate::verify::{ImageFacts, PolicySet, Verifier, VerifyError};
@@ -50,8 +52,10 @@ pub fn images_of(object: &Value) -> Vec<(String, String)> {
 /// The answer for one admission request.
 #[derive(Debug, Default)]
 pub struct ImageAdmission {
-    /// Set when the request must be refused: every failing image, one per line.
+    /// Set when the request must be refused: every failing image, `; `-separated.
     pub denial: Option<String>,
+    /// The same, one entry per failing image and policy: (image, message).
+    pub refusals: Vec<(String, String)>,
     /// JSON patch operations rewriting tags to digests.
     pub patch: Vec<Value>,
     /// What verification established, per image.
@@ -116,12 +120,14 @@ impl ImageAdmitter {
         let results = match tokio::time::timeout(self.deadline, futures::future::join_all(checks)).await {
             Ok(results) => results,
             Err(_) => {
+                let message = format!(
+                    "image verification did not finish within {:?} (a registry is slow or unreachable); \
+                     refused because an unverified image must not run",
+                    self.deadline
+                );
                 return ImageAdmission {
-                    denial: Some(format!(
-                        "image verification did not finish within {:?} (a registry is slow or unreachable); \
-                         refused because an unverified image must not run",
-                        self.deadline
-                    )),
+                    denial: Some(message.clone()),
+                    refusals: vec![(String::new(), message)],
                     ..Default::default()
                 };
             }
@@ -131,7 +137,7 @@ impl ImageAdmitter {
         for (image, pointers, outcome) in results {
             match outcome {
                 Checked::NotCovered => {}
-                Checked::Failed(why) => refusals.push(format!("image {image:?}: {why}")),
+                Checked::Failed(why) => refusals.push((image.clone(), format!("image {image:?}: {why}"))),
                 Checked::Done(outcome) => {
                     if outcome.failures.is_empty() {
                         if outcome.pin {
@@ -149,10 +155,11 @@ impl ImageAdmitter {
                         }
                     } else {
                         for f in &outcome.failures {
-                            refusals.push(format!(
+                            let message = format!(
                                 "image {image:?} ({}): policy {:?}: {}",
                                 outcome.facts.digest, f.policy, f.missing
-                            ));
+                            );
+                            refusals.push((image.clone(), message));
                         }
                     }
                     answer.facts.push(outcome.facts.clone());
@@ -160,10 +167,60 @@ impl ImageAdmitter {
             }
         }
         if !refusals.is_empty() {
-            answer.denial = Some(refusals.join("; "));
+            let messages: Vec<&str> = refusals.iter().map(|(_, m)| m.as_str()).collect();
+            answer.denial = Some(messages.join("; "));
+            answer.refusals = refusals;
             answer.patch.clear();
         }
         answer
+    }
+}
+
+impl ImageAdmitter {
+    /// What verification establishes about an object's images, for Cedar's `context.images`
+    /// (`None` when the object has no images). Answered from the cache for images the
+    /// mutating webhook just verified; an image that cannot be verified in time counts as
+    /// unverified.
+    pub async fn context(&self, namespace: &str, object: &Value) -> Option<ImageContext> {
+        let mut images: Vec<String> = images_of(object).into_iter().map(|(_, image)| image).collect();
+        if images.is_empty() {
+            return None;
+        }
+        images.sort();
+        images.dedup();
+        let policies = self.policies.load_full();
+        let credentials = self.credentials.load_full();
+        let checks = images.iter().map(|image| {
+            let (policies, credentials) = (&policies, &credentials);
+            async move {
+                (image.clone(), check_one(&self.verifier, policies, image, namespace, credentials).await)
+            }
+        });
+        let results =
+            tokio::time::timeout(self.deadline, futures::future::join_all(checks)).await.unwrap_or_default();
+        let mut context = ImageContext::default();
+        let mut common: Option<(Vec<String>, Vec<String>)> = None;
+        for (image, checked) in &results {
+            match checked {
+                Checked::Done(outcome) if outcome.failures.is_empty() => {
+                    context.verified.push(image.clone());
+                    let (signers, attestations) = common.get_or_insert_with(|| {
+                        (outcome.facts.signers.clone(), outcome.facts.attestations.clone())
+                    });
+                    signers.retain(|s| outcome.facts.signers.contains(s));
+                    attestations.retain(|a| outcome.facts.attestations.contains(a));
+                }
+                _ => context.unverified.push(image.clone()),
+            }
+        }
+        context.unverified.extend(images.iter().filter(|i| !results.iter().any(|(r, _)| r == *i)).cloned());
+        if context.unverified.is_empty()
+            && let Some((signers, attestations)) = common
+        {
+            context.signers = signers;
+            context.attestations = attestations;
+        }
+        Some(context)
     }
 }
 

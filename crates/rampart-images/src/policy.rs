@@ -364,6 +364,29 @@ pub fn parse_documents(
     Ok(out)
 }
 
+/// One `ImagePolicy` object read from the cluster. Keys and CAs must be inline (`pem`, `ca`),
+/// in a Secret or in KMS: a cluster object may not name files on Rampart's own filesystem.
+pub fn from_object(value: Value, origin: &str) -> Result<ImagePolicyDocument, ImageError> {
+    let policy: ImagePolicyDocument = serde_path_to_error::deserialize(value).map_err(|e| {
+        ImageError::Policy { origin: origin.to_string(), message: format!("{}: {}", e.path(), e.inner()) }
+    })?;
+    policy.validate(origin)?;
+    for (i, a) in policy.spec.authorities.iter().enumerate() {
+        let names_file = a.key.as_ref().is_some_and(|k| k.file.is_some())
+            || a.certificate.as_ref().is_some_and(|c| c.ca_file.is_some());
+        if names_file {
+            return Err(ImageError::Policy {
+                origin: origin.to_string(),
+                message: format!(
+                    "ImagePolicy {:?}: spec.authorities[{i}]: a cluster object cannot name a file; use pem, ca, secret or kms",
+                    policy.metadata.name
+                ),
+            });
+        }
+    }
+    Ok(policy)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,6 +432,15 @@ spec:
             let e = parse_documents(&edit, "p.yaml", None).unwrap_err().to_string();
             assert!(e.contains(field) && e.contains("p.yaml"), "{field}: {e}");
         }
+    }
+
+    #[test]
+    fn cluster_objects_cannot_name_files() {
+        let value: Value = serde_yaml::from_str(POLICY).unwrap();
+        let e = from_object(value, "cluster").unwrap_err().to_string();
+        assert!(e.contains("cannot name a file"), "{e}");
+        let inline = POLICY.replace("key: {file: cosign.pub}", "key: {pem: PEM}");
+        assert!(from_object(serde_yaml::from_str(&inline).unwrap(), "cluster").is_ok());
     }
 
     #[test]

@@ -112,8 +112,10 @@ pub struct ImageFacts {
     /// `registry/repository`.
     pub name: String,
     pub digest: String,
-    /// Authority names that signed it (with certificate identities where there are any).
+    /// Authority names that signed it.
     pub signers: Vec<String>,
+    /// The certificate identities (SAN e-mail or URI) of certificate signatures.
+    pub identities: Vec<String>,
     /// Predicate types of the verified attestations.
     pub attestations: Vec<String>,
     /// The policies that covered it.
@@ -256,6 +258,7 @@ impl Verifier {
             name,
             digest: digest.clone(),
             signers: vec![],
+            identities: vec![],
             attestations: vec![],
             policies: policies.iter().map(|p| p.document.metadata.name.clone()).collect(),
             verified: false,
@@ -268,12 +271,11 @@ impl Verifier {
                 match cosign::check_signatures(&digest, &signatures, &policy.authorities) {
                     Ok(signers) => {
                         for s in signers {
-                            let shown = match &s.identity {
-                                Some(id) => format!("{} ({id})", s.authority),
-                                None => s.authority.clone(),
-                            };
-                            if !facts.signers.contains(&shown) {
-                                facts.signers.push(shown);
+                            if !facts.signers.contains(&s.authority) {
+                                facts.signers.push(s.authority);
+                            }
+                            if let Some(id) = s.identity.filter(|id| !facts.identities.contains(id)) {
+                                facts.identities.push(id);
                             }
                         }
                     }

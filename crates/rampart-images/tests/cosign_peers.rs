@@ -256,7 +256,8 @@ async fn certificates_from_your_own_ca_with_identity_constraints() {
     let a = admitter(&registry, &policy("ci@example.com"), Duration::from_secs(10)).await;
     let answer = admit(&a, &format!("{host}/demo/cert:v1")).await;
     assert_eq!(answer.denial, None);
-    assert_eq!(answer.facts[0].signers, vec!["ci (ci@example.com)".to_string()]);
+    assert_eq!(answer.facts[0].signers, vec!["ci".to_string()]);
+    assert_eq!(answer.facts[0].identities, vec!["ci@example.com".to_string()]);
     assert!(registry.cosign_accepts("verify", "demo/cert:v1", &cosign_args("ci@example.com")));
 
     let a = admitter(&registry, &policy("release@example.com"), Duration::from_secs(10)).await;

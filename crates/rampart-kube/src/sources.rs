@@ -275,6 +275,37 @@ pub async fn snapshot(client: &kube::Client) -> Result<rampart_detect::scan::sna
     Ok(snapshot)
 }
 
+/// The cluster's `ImagePolicy` objects (`rampart.dev/v1alpha1`), each as `(name@resourceVersion,
+/// object)`, in name order (needs `list imagepolicies.rampart.dev`). An absent CRD is an error:
+/// `--image-policies-from-cluster` was asked for, and reading nothing must not pass silently.
+pub async fn image_policies(client: &kube::Client) -> Result<Vec<(String, serde_json::Value)>, KubeError> {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let gvk = GroupVersionKind::gvk("rampart.dev", "v1alpha1", "ImagePolicy");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "imagepolicies");
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let list = api.list(&ListParams::default()).await.map_err(KubeError::api(
+        "list imagepolicies.rampart.dev (is deploy/images/crd.yaml applied?)",
+        "list on imagepolicies.rampart.dev",
+    ))?;
+    let mut out: Vec<(String, serde_json::Value)> = list
+        .items
+        .into_iter()
+        .map(|object| {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            let version = object.metadata.resource_version.clone().unwrap_or_default();
+            let value = serde_json::json!({
+                "apiVersion": "rampart.dev/v1alpha1",
+                "kind": "ImagePolicy",
+                "metadata": {"name": name},
+                "spec": object.data.get("spec").cloned().unwrap_or(serde_json::Value::Null),
+            });
+            (format!("{name}@{version}"), value)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -267,7 +267,16 @@ impl Engine {
 
     /// Map an AdmissionRequest to Cedar.
     pub fn map_admission(&self, req: &AdmissionRequest) -> Result<CedarRequest, EntityError> {
-        from_admission(&self.names, &self.types, req)
+        from_admission(&self.names, &self.types, req, None)
+    }
+
+    /// [`Engine::map_admission`], with what image verification found as `context.images`.
+    pub fn map_admission_with_images(
+        &self,
+        req: &AdmissionRequest,
+        images: Option<&rampart_types::workload::ImageContext>,
+    ) -> Result<CedarRequest, EntityError> {
+        from_admission(&self.names, &self.types, req, images)
     }
 
     /// Walk the tiers for an already-mapped request.
@@ -409,6 +418,15 @@ impl Engine {
 
     /// Decide an AdmissionRequest (validating webhook).
     pub fn admit(&self, req: &AdmissionRequest) -> AdmissionVerdict {
+        self.admit_with_images(req, None)
+    }
+
+    /// [`Engine::admit`], with `context.images` from image verification.
+    pub fn admit_with_images(
+        &self,
+        req: &AdmissionRequest,
+        images: Option<&rampart_types::workload::ImageContext>,
+    ) -> AdmissionVerdict {
         let allow = |tier: Option<String>, diagnostic: Diagnostic, audit: Vec<AuditHit>| AdmissionVerdict {
             response: AdmissionResponse::allow(&req.uid),
             tier,
@@ -419,7 +437,7 @@ impl Engine {
         if self.options.admission_exempt_namespaces.iter().any(|n| n == namespace) || !self.ready {
             return allow(None, Diagnostic::default(), vec![]);
         }
-        let cedar = match self.map_admission(req) {
+        let cedar = match self.map_admission_with_images(req, images) {
             Ok(c) => c,
             Err(e) => {
                 let message = format!("error converting request to Cedar resource entity: {e}");

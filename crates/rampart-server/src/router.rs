@@ -269,7 +269,16 @@ async fn admit(State(state): State<AppState>, body: axum::body::Body) -> Respons
         rejection.audit_annotations = guard.audit_annotations;
         return json(&rejection.into_review());
     }
-    let mut verdict = engine.admit(&review.request);
+    // What image verification found (answered from its cache after the mutating webhook),
+    // as `context.images` for Cedar admission policies.
+    let images = match (state.images.get(), review.request.object.as_ref()) {
+        (Some(images), Some(object)) if review.request.operation != admission::Operation::Delete => {
+            let namespace = review.request.namespace.as_deref().unwrap_or_default();
+            images.admitter.context(namespace, object).await
+        }
+        _ => None,
+    };
+    let mut verdict = engine.admit_with_images(&review.request, images.as_ref());
     verdict.response.warnings.extend(guard.warnings);
     verdict.response.audit_annotations.extend(guard.audit_annotations);
     let decision = if verdict.response.allowed { "allow" } else { "deny" };

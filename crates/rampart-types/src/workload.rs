@@ -15,6 +15,20 @@ pub fn pod_template(object: &Value) -> Option<&Value> {
     }
 }
 
+/// What image-signature verification established about an admission request's images, put in
+/// Cedar's `context.images` so admission policies can require it themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageContext {
+    /// Images (as written in the object) every covering ImagePolicy accepted.
+    pub verified: Vec<String>,
+    /// The others: covered by no policy, or refused.
+    pub unverified: Vec<String>,
+    /// Authorities that signed every image of the object (empty unless all are verified).
+    pub signers: Vec<String>,
+    /// Attestation predicate types every image of the object carries, verified.
+    pub attestations: Vec<String>,
+}
+
 /// The parts of a container image reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageRef<'a> {

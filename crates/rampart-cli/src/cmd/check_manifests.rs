@@ -29,6 +29,7 @@ pub enum ReportFormat {
     helm template ./chart | rampart check-manifests -
     rampart check-manifests --guardrails guardrails.yaml \\
         --namespaces namespaces.yaml -o sarif k8s/ > rampart.sarif
+    rampart check-manifests --verify-images --image-policy policies/ k8s/
 
 EXIT STATUS:
     0 no violations; 1 violations at error level (or warnings with
@@ -59,6 +60,39 @@ pub struct Args {
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "table")]
     pub output: ReportFormat,
+    /// Verify image signatures and attestations too, against --image-policy, as the
+    /// admission webhook would (the registries must be reachable; nothing is pinned).
+    #[arg(long, requires = "image_policies")]
+    pub verify_images: bool,
+    #[command(flatten)]
+    pub images: super::images::ImageArgs,
+}
+
+/// Image verification for check-manifests: the admitter and a runtime to drive it.
+struct ImageCheck {
+    runtime: tokio::runtime::Runtime,
+    admitter: rampart_images::admission::ImageAdmitter,
+    /// Images an ImagePolicy covered, across all manifests.
+    covered: std::cell::Cell<usize>,
+}
+
+impl ImageCheck {
+    fn new(args: &super::images::ImageArgs) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let admitter = runtime.block_on(async {
+            let ecr = super::images::ecr_credentials(&args.ecr_regions).await?;
+            args.admitter(&super::images::Keys { secrets: None }, ecr).await
+        })?;
+        Ok(ImageCheck { runtime, admitter, covered: std::cell::Cell::new(0) })
+    }
+
+    /// (image, message) for every image that fails its policies.
+    fn refusals(&self, namespace: &str, object: &Value) -> Vec<(String, String)> {
+        let empty = rampart_images::registry::Credentials::default();
+        let answer = self.runtime.block_on(self.admitter.admit(namespace, object, None, &empty));
+        self.covered.set(self.covered.get() + answer.facts.len() + answer.refusals.len());
+        answer.refusals
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -153,7 +187,7 @@ fn field_of(rule: &str) -> Option<&'static str> {
         "restrictedVolumes" => "volumes",
         "hostProbesAndHostLifecycle" => "host",
         "windowsHostProcess" => "hostProcess",
-        "disallowLatestTag" | "imageRegistries" | "requireDigest" => "image",
+        "disallowLatestTag" | "imageRegistries" | "requireDigest" | "signature" => "image",
         "resources" | "requireResources" => "resources",
         _ => return None,
     })
@@ -192,7 +226,14 @@ fn locate(lines: &[&str], start: usize, end: usize, rule: &str, message: &str) -
             .map_or(doc.len(), |(i, _)| i)
     };
     let key_in_container = |c: usize, key: &str| key_at(c, key).filter(|&i| i < block_end(c));
-    let found = if rule.ends_with("hostNamespaces") {
+    // `image "registry/app:v1" (…): …`: the line that names that image.
+    let image_line = message
+        .strip_prefix("image \"")
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|image| doc.iter().position(|l| l.contains(image)));
+    let found = if let Some(line) = image_line {
+        Some(line)
+    } else if rule.ends_with("hostNamespaces") {
         ["hostNetwork", "hostPID", "hostIPC"].iter().find_map(|k| key_at(0, k))
     } else {
         match (container_line, field_of(rule)) {
@@ -222,6 +263,7 @@ fn check_file(
     args: &Args,
     guardrails: &Guardrails,
     forced: Option<LevelVersion>,
+    images: Option<&ImageCheck>,
     findings: &mut Vec<Finding>,
 ) -> anyhow::Result<usize> {
     let (shown, text) = read_manifest(path)?;
@@ -301,6 +343,9 @@ fn check_file(
                 let level = if v.mode == Mode::Enforce { "error" } else { "warning" };
                 add(format!("rules/{}", v.rule), level, v.message.clone());
             }
+            for (_, message) in images.map(|i| i.refusals(&namespace, &object)).unwrap_or_default() {
+                add("images/signature".into(), "error", message);
+            }
         }
     }
     Ok(checked)
@@ -344,8 +389,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut checked = 0;
     let files = manifest_files(&args.paths)?;
     let mut unreadable = 0;
+    let images = if args.verify_images { Some(ImageCheck::new(&args.images)?) } else { None };
     for file in &files {
-        match check_file(file, &args, &guardrails, forced, &mut findings) {
+        match check_file(file, &args, &guardrails, forced, images.as_ref(), &mut findings) {
             Ok(n) => checked += n,
             Err(e) => {
                 eprintln!("error: {}", crate::output::error_chain(&e));
@@ -393,6 +439,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if checked == 0 {
         // A check that read nothing must not pass silently.
         eprintln!("no workloads found in {} files: nothing was checked", files.len());
+        return Ok(ExitCode::from(2));
+    }
+    if images.as_ref().is_some_and(|i| i.covered.get() == 0) {
+        eprintln!(
+            "--verify-images: no image in these manifests is covered by an ImagePolicy: nothing was verified"
+        );
         return Ok(ExitCode::from(2));
     }
     let failing =

@@ -38,6 +38,11 @@ pub struct ImageArgs {
     /// (`GetAuthorizationToken`, renewed hourly; repeatable).
     #[arg(long = "ecr-region", value_name = "REGION")]
     pub ecr_regions: Vec<String>,
+    /// (serve) Also read the cluster's ImagePolicy objects (deploy/images/crd.yaml), re-listed
+    /// every --cluster-refresh-interval; an invalid one keeps the last good set (and /readyz
+    /// says why).
+    #[arg(long)]
+    pub image_policies_from_cluster: bool,
 }
 
 /// Keys an ImagePolicy names by Secret (read from the cluster) or by AWS KMS key (read with
@@ -107,7 +112,7 @@ pub async fn ecr_credentials(regions: &[String]) -> anyhow::Result<Credentials> 
 
 impl ImageArgs {
     pub fn enabled(&self) -> bool {
-        !self.image_policies.is_empty()
+        !self.image_policies.is_empty() || self.image_policies_from_cluster
     }
 
     /// Every ImagePolicy in the given files and directories.
@@ -120,7 +125,7 @@ impl ImageArgs {
                 out.extend(parse_documents(&text, &file.display().to_string(), file.parent())?);
             }
         }
-        if out.is_empty() {
+        if out.is_empty() && !self.image_policies.is_empty() {
             anyhow::bail!(
                 "--image-policy: no ImagePolicy in {:?}; an empty set would verify nothing",
                 self.image_policies

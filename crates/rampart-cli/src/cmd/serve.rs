@@ -329,9 +329,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             state = state.with_unified(unified);
         }
         if args.images.enabled() {
-            state = state.with_images(
-                image_verification(&args.images, args.kubeconfig.as_deref(), cluster.clone()).await?,
-            );
+            let images =
+                image_verification(&args.images, args.kubeconfig.as_deref(), cluster.clone()).await?;
+            if args.images.image_policies_from_cluster {
+                let client = match &cluster {
+                    Some(c) => c.clone(),
+                    None => super::cluster::client(args.kubeconfig.as_deref()).await?,
+                };
+                image_policies_from_cluster(&state, &args.images, client, images.admitter.clone(), refresh)?;
+            }
+            state = state.with_images(images);
         }
         if let (true, Some(authn), Some(client)) =
             (args.aws_auth_from_cluster, state.authenticator.clone(), cluster.clone())
@@ -441,6 +448,43 @@ async fn image_verification(
         Arc::new(rampart_kube::lookups::KubeSecrets(c)) as Arc<dyn rampart_server::images::PullSecrets>
     });
     Ok(rampart_server::images::ImageVerification { admitter, pull_secrets })
+}
+
+/// Keep the admitter's policies current with the cluster's ImagePolicy objects (and the
+/// --image-policy files): reloaded, keys included, only when an object changed.
+fn image_policies_from_cluster(
+    state: &AppState,
+    images: &super::images::ImageArgs,
+    client: kube::Client,
+    admitter: Arc<rampart_images::admission::ImageAdmitter>,
+    refresh: Duration,
+) -> anyhow::Result<()> {
+    let files = images.documents()?;
+    let seen: Arc<tokio::sync::Mutex<Option<Vec<String>>>> = Arc::default();
+    live_source(state, "image-policies", refresh, move || {
+        let (client, admitter, files, seen) = (client.clone(), admitter.clone(), files.clone(), seen.clone());
+        async move {
+            let objects = rampart_kube::sources::image_policies(&client).await?;
+            let versions: Vec<String> = objects.iter().map(|(v, _)| v.clone()).collect();
+            let mut seen = seen.lock().await;
+            if seen.as_ref() == Some(&versions) {
+                return Ok(());
+            }
+            let mut documents = files;
+            for (version, object) in objects {
+                documents
+                    .push(rampart_images::policy::from_object(object, &format!("ImagePolicy {version}"))?);
+            }
+            let keys =
+                super::images::Keys { secrets: Some(rampart_kube::lookups::KubeSecrets(client.clone())) };
+            let policies = rampart_images::verify::PolicySet::load(documents, &keys).await?;
+            tracing::info!(policies = policies.len(), "image policies loaded from the cluster");
+            admitter.policies.store(Arc::new(policies));
+            *seen = Some(versions);
+            Ok(())
+        }
+    });
+    Ok(())
 }
 
 /// Keep a live source current: read it until the first read succeeds (retrying with backoff;

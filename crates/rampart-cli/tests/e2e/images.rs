@@ -87,6 +87,38 @@ fn kubectl_run_pins_signed_images_and_refuses_unsigned_ones() {
         .ok();
     assert_eq!(template, format!("{registry}/signed/app@{digest}"));
 
+    // An ImagePolicy object applied to the cluster takes effect without a restart: its key
+    // (inline) did not sign this image, so the pod is refused.
+    let other = format!("{registry}/cluster-signed/app:v1");
+    push(c, &other, "cluster-signed");
+    peer(
+        c,
+        &["cosign", "sign", "--key", &key, "--tlog-upload=false", "--allow-insecure-registry", "-y", &other],
+    );
+    c.admin().run(&["run", "before", "-n", "e2e-images", &format!("--image={other}")]).ok();
+    let foreign = tempfile::tempdir().unwrap();
+    let generated = Command::new("cosign")
+        .args(["generate-key-pair"])
+        .env("PATH", &c.env["PATH"])
+        .env("COSIGN_PASSWORD", "")
+        .current_dir(foreign.path())
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    let pem = std::fs::read_to_string(foreign.path().join("cosign.pub")).unwrap();
+    let indented: String = pem.lines().map(|l| format!("          {l}\n")).collect();
+    c.apply(&format!(
+        "apiVersion: rampart.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {{name: e2e-cluster}}\nspec:\n  images: [\"{registry}/cluster-signed/*\"]\n  authorities:\n    - name: foreign\n      key:\n        pem: |\n{indented}"
+    ));
+    let message =
+        crate::eventually("the ImagePolicy object applies", std::time::Duration::from_secs(30), || {
+            let name = format!("after-{}", std::time::UNIX_EPOCH.elapsed().unwrap().as_millis());
+            let out = c.admin().run(&["run", &name, "-n", "e2e-images", &format!("--image={other}")]);
+            if out.ok { Err(format!("{name} admitted")) } else { Ok(out.stderr) }
+        });
+    assert!(message.contains("policy \"e2e-cluster\": no signature from a trusted authority"), "{message}");
+    c.admin().run(&["delete", "imagepolicy", "e2e-cluster"]).ok();
+
     // Images no ImagePolicy covers are left alone.
     c.admin().run(&["run", "other", "-n", "e2e-images", "--image=registry.k8s.io/pause:3.10"]).ok();
     let image = c

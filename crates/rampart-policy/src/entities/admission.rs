@@ -4,11 +4,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 
+use cedar_policy::RestrictedExpression;
 use cedar_policy::{Context, Entity, EntityTypeName, Request};
 use cedar_policy_core::ast::Value;
 use cedar_policy_core::evaluator::RestrictedEvaluator;
 use cedar_policy_core::extensions::Extensions;
 use rampart_types::admission::{AdmissionRequest, Operation};
+use rampart_types::workload::ImageContext;
 use smol_str::SmolStr;
 
 use super::authorization::resource_path;
@@ -62,10 +64,13 @@ pub fn admission_action_entities(names: &Names) -> Vec<Entity> {
 /// `deployments/scale` is `autoscaling::v1::Scale`, as the schema names it); its id is the
 /// request path. On UPDATE the old object is a second entity of the same type (id = the
 /// review uid), referenced as `resource.oldObject`, and also `context.oldObject`.
+///
+/// `images`, when image verification ran, becomes `context.images` (see [`ImageContext`]).
 pub fn from_admission(
     names: &Names,
     types: &TypeNameCache,
     req: &AdmissionRequest,
+    images: Option<&ImageContext>,
 ) -> Result<CedarRequest, EntityError> {
     let user = UserInfoRef {
         username: req.user_info.username.as_deref().unwrap_or_default(),
@@ -104,6 +109,22 @@ pub fn from_admission(
             .interpret(facts.as_ref().as_borrowed())
             .map_err(|e| EntityError::Object(e.to_string()))?;
         context.insert(SmolStr::new_static("workload"), facts);
+    }
+    if let Some(images) = images {
+        let set = |items: &[String]| {
+            RestrictedExpression::new_set(items.iter().map(|i| RestrictedExpression::new_string(i.clone())))
+        };
+        let record = RestrictedExpression::new_record([
+            ("verified".to_owned(), set(&images.verified)),
+            ("unverified".to_owned(), set(&images.unverified)),
+            ("signers".to_owned(), set(&images.signers)),
+            ("attestations".to_owned(), set(&images.attestations)),
+        ])
+        .map_err(|e| EntityError::Object(e.to_string()))?;
+        let value = RestrictedEvaluator::new(Extensions::all_available())
+            .interpret(record.as_ref().as_borrowed())
+            .map_err(|e| EntityError::Object(e.to_string()))?;
+        context.insert(SmolStr::new_static("images"), value);
     }
     if let (Operation::Update, Some(old)) = (req.operation, req.old_object.as_ref().filter(|v| !v.is_null()))
     {
@@ -151,7 +172,7 @@ mod tests {
         let cache = TypeNameCache::default();
         let req =
             review("CREATE", "ClusterRole", "rbac.authorization.k8s.io", r#"{"kind":"ClusterRole"}"#, "null");
-        let c = from_admission(&names, &cache, &req).unwrap();
+        let c = from_admission(&names, &cache, &req, None).unwrap();
         assert_eq!(
             c.resource.to_string(),
             r#"rbac::v1::ClusterRole::"/apis/rbac.authorization.k8s.io/v1/namespaces/default/things/n""#
@@ -163,7 +184,7 @@ mod tests {
         let names = Names::new().unwrap();
         let cache = TypeNameCache::default();
         let req = review("UPDATE", "ConfigMap", "", r#"{"data":{"a":"1"}}"#, r#"{"data":{"a":"0"}}"#);
-        let c = from_admission(&names, &cache, &req).unwrap();
+        let c = from_admission(&names, &cache, &req, None).unwrap();
         let r = c.entities.get(&c.resource).unwrap().to_json_value().unwrap();
         assert_eq!(r["attrs"]["oldObject"]["__entity"]["id"], "rev-1");
         assert!(c.request.context().is_some());
@@ -174,12 +195,12 @@ mod tests {
         let names = Names::new().unwrap();
         let cache = TypeNameCache::default();
         let req = review("DELETE", "ConfigMap", "", "null", r#"{"data":{"a":"0"}}"#);
-        let c = from_admission(&names, &cache, &req).unwrap();
+        let c = from_admission(&names, &cache, &req, None).unwrap();
         let r = c.entities.get(&c.resource).unwrap().to_json_value().unwrap();
         assert_eq!(r["attrs"]["data"][0]["value"], "0");
         let missing = review("DELETE", "ConfigMap", "", "null", "null");
         assert_eq!(
-            from_admission(&names, &cache, &missing).unwrap_err(),
+            from_admission(&names, &cache, &missing, None).unwrap_err(),
             EntityError::MissingObject("delete")
         );
     }
