@@ -348,3 +348,57 @@ async fn boto3_assumes_the_injected_irsa_role_through_moto() {
     let arn = identity["Arn"].as_str().unwrap();
     assert!(arn.starts_with("arn:aws:sts::123456789012:assumed-role/s3-reader/"), "{identity}");
 }
+
+/// The AWS JSON calls of the image layer against moto, compared with the AWS CLI's answers:
+/// ECR `GetAuthorizationToken` (registry logins for `--ecr-region`) and KMS `GetPublicKey`
+/// (ImagePolicy keys held in KMS).
+#[tokio::test(flavor = "multi_thread")]
+async fn ecr_logins_and_kms_public_keys_match_the_aws_cli() {
+    use base64::Engine as _;
+    use rampart_identity::aws_json::{AwsJson, ecr_login, kms_public_key};
+    let Some([moto, aws]) = peers(["moto_server", "aws"]) else { return };
+    let (_moto, endpoint) = start_moto(&moto);
+    let env_pairs = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+    ];
+    let cli = |args: &[&str]| {
+        let out = Command::new(&aws).args(args).envs(env_pairs).output().unwrap();
+        assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let env = |k: &str| env_pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| v.to_string());
+    let creds = rampart_identity::client::load_credentials(&env).unwrap();
+
+    let ecr = AwsJson::new(creds.clone(), "us-east-1", "ecr", "AmazonEC2ContainerRegistry_V20150921", &env)
+        .unwrap();
+    let logins = ecr_login(&ecr).await.unwrap();
+    let expected = cli(&["ecr", "get-authorization-token"]);
+    let data = &expected["authorizationData"][0];
+    let token = base64::engine::general_purpose::STANDARD
+        .decode(data["authorizationToken"].as_str().unwrap())
+        .unwrap();
+    let (user, password) = std::str::from_utf8(&token).unwrap().split_once(':').unwrap();
+    assert_eq!(logins.len(), 1);
+    assert_eq!((logins[0].user.as_str(), logins[0].password.as_str()), (user, password));
+    assert_eq!(format!("https://{}", logins[0].registry), data["proxyEndpoint"].as_str().unwrap());
+
+    let arn = cli(&["kms", "create-key", "--key-spec", "ECC_NIST_P256", "--key-usage", "SIGN_VERIFY"])["KeyMetadata"]
+        ["Arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kms = AwsJson::new(creds.clone(), "us-east-1", "kms", "TrentService", &env).unwrap();
+    let der = kms_public_key(&kms, &arn).await.unwrap();
+    let expected =
+        cli(&["kms", "get-public-key", "--key-id", &arn])["PublicKey"].as_str().unwrap().to_string();
+    assert_eq!(base64::engine::general_purpose::STANDARD.encode(der), expected);
+    // An encryption key is not a signing key; a missing key names itself.
+    let encryption = cli(&["kms", "create-key"])["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
+    let e = kms_public_key(&kms, &encryption).await.unwrap_err();
+    assert!(e.contains("is not a signing key"), "{e}");
+    let e = kms_public_key(&kms, "alias/none").await.unwrap_err();
+    assert!(e.contains("GetPublicKey: NotFoundException"), "{e}");
+}

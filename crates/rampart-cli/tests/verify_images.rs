@@ -2,6 +2,8 @@
 //! manifests in CI, against a real registry with images signed by cosign.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../../rampart-images/tests/support/mod.rs"]
 mod support;
 
@@ -58,4 +60,148 @@ fn manifests_are_verified_as_at_admission() {
     let out = check(&registry, &deployment("other", "registry.k8s.io/pause:3.10"), &policy);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was verified"));
+}
+
+/// A key held in AWS KMS (moto): the image is signed by KMS itself (`Sign` over cosign's
+/// payload, attached with `cosign attach signature`), the policy names the key by ARN, Rampart
+/// reads its public key with `GetPublicKey`; `cosign verify --key awskms:///ARN` agrees.
+#[test]
+fn a_key_in_aws_kms() {
+    let Some([moto, aws]) = common::peers(["moto_server", "aws"]) else { return };
+    let (_moto, endpoint) = common::start_moto(&moto);
+    let registry = support::Registry::start();
+    let host = registry.host.clone();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let run = |program: &std::path::Path, args: &[&str]| {
+        let out =
+            Command::new(program).args(args).envs(env).current_dir(registry.dir.path()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let arn = run(
+        &aws,
+        &[
+            "kms",
+            "create-key",
+            "--key-spec",
+            "ECC_NIST_P256",
+            "--key-usage",
+            "SIGN_VERIFY",
+            "--query",
+            "KeyMetadata.Arn",
+            "--output",
+            "text",
+        ],
+    );
+    let image = format!("{host}/prod/kms:v1");
+    registry.push("prod/kms:v1", "kms");
+    let cosign = registry.bin.join("cosign");
+    let payload = run(&cosign, &["generate", "--allow-insecure-registry", &image]);
+    std::fs::write(registry.path("payload.json"), payload).unwrap();
+    let signature = run(
+        &aws,
+        &[
+            "kms",
+            "sign",
+            "--key-id",
+            &arn,
+            "--message",
+            "fileb://payload.json",
+            "--message-type",
+            "RAW",
+            "--signing-algorithm",
+            "ECDSA_SHA_256",
+            "--query",
+            "Signature",
+            "--output",
+            "text",
+        ],
+    );
+    std::fs::write(registry.path("signature.b64"), signature).unwrap();
+    run(
+        &cosign,
+        &[
+            "attach",
+            "signature",
+            "--payload",
+            "payload.json",
+            "--signature",
+            "signature.b64",
+            "--allow-insecure-registry",
+            &image,
+        ],
+    );
+    run(
+        &cosign,
+        &[
+            "verify",
+            "--key",
+            &format!("awskms:///{arn}"),
+            "--insecure-ignore-tlog",
+            "--allow-insecure-registry",
+            &image,
+        ],
+    );
+
+    let policy = format!(
+        "apiVersion: rampart.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {{name: prod}}\nspec:\n  images: [\"{host}/prod/*\"]\n  authorities:\n    - name: kms\n      key: {{kms: \"{arn}\"}}\n"
+    );
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n    - name: app\n      image: {image}\n"
+    );
+    std::fs::write(registry.path("manifests.yaml"), &manifest).unwrap();
+    std::fs::write(registry.path("policy.yaml"), &policy).unwrap();
+    let check = |extra_env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["check-manifests", "--level", "privileged", "--verify-images", "-o", "json"])
+            .args(["--image-policy", "policy.yaml", "--insecure-registry", &host, "manifests.yaml"])
+            .envs(env)
+            .envs(extra_env.iter().copied())
+            .current_dir(registry.dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = check(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Another KMS key did not sign it.
+    let other = run(
+        &aws,
+        &[
+            "kms",
+            "create-key",
+            "--key-spec",
+            "ECC_NIST_P256",
+            "--key-usage",
+            "SIGN_VERIFY",
+            "--query",
+            "KeyMetadata.Arn",
+            "--output",
+            "text",
+        ],
+    );
+    std::fs::write(registry.path("policy.yaml"), policy.replace(&arn, &other)).unwrap();
+    let out = check(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not signed by the key of authority"));
+
+    // KMS unreachable: the policy cannot load, and the error says which key.
+    std::fs::write(registry.path("policy.yaml"), &policy).unwrap();
+    let out = check(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("spec.authorities[0]") && stderr.contains("GetPublicKey"), "{stderr}");
 }

@@ -93,8 +93,11 @@ impl AwsJson {
 /// KMS `GetPublicKey`: the DER SubjectPublicKeyInfo of an asymmetric signing key.
 pub async fn kms_public_key(kms: &AwsJson, key_id: &str) -> Result<Vec<u8>, String> {
     let answer = kms.call("GetPublicKey", &json!({"KeyId": key_id})).await?;
-    if answer["KeyUsage"].as_str().is_some_and(|u| u != "SIGN_VERIFY") {
-        return Err(format!("KMS key {key_id} is for {}, not signing", answer["KeyUsage"]));
+    // A key that cannot sign (an encryption key) has no signing algorithms.
+    let not_signing = answer["KeyUsage"].as_str().is_some_and(|u| u != "SIGN_VERIFY")
+        || answer["SigningAlgorithms"].as_array().is_some_and(|a| a.is_empty());
+    if not_signing {
+        return Err(format!("KMS key {key_id} is not a signing key (KeyUsage must be SIGN_VERIFY)"));
     }
     let encoded =
         answer["PublicKey"].as_str().ok_or_else(|| format!("GetPublicKey {key_id}: no PublicKey"))?;

@@ -346,3 +346,49 @@ async fn concurrent_admissions_share_one_registry_verification() {
     let answer = a.admit("default", &new, Some(&old), &Credentials::default()).await;
     assert!(answer.denial.is_none() && answer.facts.is_empty(), "{answer:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_registry_over_https_with_credentials() {
+    let registry = Registry::start_secure("ci", "s3cret");
+    let host = registry.host.clone();
+    registry.keypair("trusted");
+    registry.push("demo/private:v1", "private");
+    registry.sign("trusted", "demo/private:v1", &[]);
+    let image = format!("{host}/demo/private:v1");
+    let ca = std::fs::read(registry.ca.as_ref().unwrap()).unwrap();
+    // The docker config.json crane wrote at login.
+    let config = std::fs::read(registry.path(".docker/config.json")).unwrap();
+    let credentials = Credentials::from_docker_config(&config).unwrap();
+    let make = |ca: Vec<Vec<u8>>, credentials: Credentials| {
+        let yaml = format!(
+            "apiVersion: rampart.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {{name: release}}\nspec:\n  images: [\"{host}/*\"]\n{KEY_POLICY}"
+        );
+        let documents = parse_documents(&yaml, "p", Some(registry.dir.path())).unwrap();
+        let settings =
+            RegistrySettings { ca_pem: ca, timeout: Some(Duration::from_secs(5)), ..Default::default() };
+        async move {
+            ImageAdmitter::new(
+                PolicySet::load(documents, &NoExternalKeys).await.unwrap(),
+                Verifier::new(OciRegistry::new(&settings).unwrap(), &CacheSettings::default()),
+                credentials,
+                Duration::from_secs(10),
+            )
+        }
+    };
+    let a = make(vec![ca.clone()], credentials.clone()).await;
+    assert_eq!(admit(&a, &image).await.denial, None);
+    // The same credentials as a pod's imagePullSecret (`.dockerconfigjson`).
+    let a = make(vec![ca.clone()], Credentials::default()).await;
+    assert_eq!(a.admit("default", &pod(&[&image]), None, &credentials).await.denial, None);
+
+    let a = make(vec![ca.clone()], Credentials::default()).await;
+    let message = denial(&admit(&a, &image).await).to_string();
+    assert!(
+        message.contains(&format!("cannot verify: registry {host} refused the credentials")),
+        "{message}"
+    );
+
+    let a = make(vec![], credentials).await;
+    let message = denial(&admit(&a, &image).await).to_string();
+    assert!(message.contains(&format!("cannot verify: registry {host} unreachable")), "{message}");
+}

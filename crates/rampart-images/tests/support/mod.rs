@@ -23,6 +23,8 @@ pub struct Registry {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     pub bin: PathBuf,
+    /// The CA of a registry served over HTTPS (`start_secure`).
+    pub ca: Option<PathBuf>,
 }
 
 impl Drop for Registry {
@@ -50,8 +52,101 @@ impl Registry {
             ),
         )
         .unwrap();
-        let mut r = Registry { host, dir, child: None, bin: peers_bin() };
+        let mut r = Registry { host, dir, child: None, bin: peers_bin(), ca: None };
         r.run(&config);
+        r
+    }
+
+    /// A registry over HTTPS (a throw-away CA, `ca.pem`) that wants `user`/`password`
+    /// (htpasswd, bcrypt); crane is logged in (`$HOME/.docker/config.json` in its directory).
+    pub fn start_secure(user: &str, password: &str) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let host = format!("127.0.0.1:{port}");
+        let d = dir.path();
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "registry-ca.key",
+                "-out",
+                "registry-ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=registry CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "tls.key",
+                "-out",
+                "tls.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        );
+        std::fs::write(d.join("tls.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+            .unwrap();
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "tls.csr",
+                "-CA",
+                "registry-ca.pem",
+                "-CAkey",
+                "registry-ca.key",
+                "-CAcreateserial",
+                "-out",
+                "tls.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "tls.ext",
+            ],
+        );
+        let hash = bcrypt::hash(password, 4).unwrap();
+        std::fs::write(d.join("htpasswd"), format!("{user}:{hash}\n")).unwrap();
+        let config = d.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {data}\nhttp:\n  addr: {host}\n  tls:\n    certificate: {cert}\n    key: {key}\nauth:\n  htpasswd:\n    realm: rampart-test\n    path: {htpasswd}\nlog:\n  level: error\n",
+                data = d.join("data").display(),
+                cert = d.join("tls.pem").display(),
+                key = d.join("tls.key").display(),
+                htpasswd = d.join("htpasswd").display(),
+            ),
+        )
+        .unwrap();
+        let ca = d.join("registry-ca.pem");
+        let mut r = Registry { host, dir, child: None, bin: peers_bin(), ca: Some(ca) };
+        r.run(&config);
+        let out =
+            r.tool("crane").args(["auth", "login", &r.host, "-u", user, "-p", password]).output().unwrap();
+        assert!(out.status.success(), "crane auth login: {}", String::from_utf8_lossy(&out.stderr));
         r
     }
 
@@ -82,6 +177,9 @@ impl Registry {
     pub fn tool(&self, name: &str) -> Command {
         let mut c = Command::new(self.bin.join(name));
         c.env("COSIGN_PASSWORD", "").env("HOME", self.dir.path()).current_dir(self.dir.path());
+        if let Some(ca) = &self.ca {
+            c.env("SSL_CERT_FILE", ca);
+        }
         c
     }
 
