@@ -15,7 +15,6 @@ use serde_json::{Value, json};
 
 use rampart_types::workload::ImageContext;
 
-use crate::reference::ImageReference;
 use crate::registry::Credentials;
 use crate::verify::{ImageFacts, PolicySet, Verifier, VerifyError};
 
@@ -109,15 +108,28 @@ impl ImageAdmitter {
         if pending.is_empty() || policies.is_empty() {
             return ImageAdmission::default();
         }
-        let credentials = pull_secrets.merged(&self.credentials.load());
-        let checks = pending.into_iter().map(|(image, pointers)| {
-            let (policies, credentials) = (&policies, &credentials);
-            async move {
-                let outcome = check_one(&self.verifier, policies, &image, namespace, credentials).await;
-                (image, pointers, outcome)
+        // Every image answered from the caches: no timer, no registry, no credentials.
+        let mut cached = Vec::with_capacity(pending.len());
+        for (image, pointers) in &pending {
+            match cached_check(&self.verifier, &policies, image, namespace).await {
+                Some(checked) => cached.push((image.clone(), pointers.clone(), checked)),
+                None => break,
             }
-        });
-        let results = match tokio::time::timeout(self.deadline, futures::future::join_all(checks)).await {
+        }
+        let results = if cached.len() == pending.len() {
+            Ok(cached)
+        } else {
+            let credentials = pull_secrets.merged(&self.credentials.load());
+            let checks = pending.into_iter().map(|(image, pointers)| {
+                let (policies, credentials) = (&policies, &credentials);
+                async move {
+                    let outcome = check_one(&self.verifier, policies, &image, namespace, credentials).await;
+                    (image, pointers, outcome)
+                }
+            });
+            tokio::time::timeout(self.deadline, futures::future::join_all(checks)).await
+        };
+        let results = match results {
             Ok(results) => results,
             Err(_) => {
                 let message = format!(
@@ -141,7 +153,7 @@ impl ImageAdmitter {
                 Checked::Done(outcome) => {
                     if outcome.failures.is_empty() {
                         if outcome.pin {
-                            let reference = ImageReference::parse(&image).ok();
+                            let reference = self.verifier.reference(&image).ok();
                             let pinned = reference.map(|r| r.pinned(&outcome.facts.digest));
                             for pointer in
                                 pointers.iter().filter(|_| pinned.as_deref() != Some(image.as_str()))
@@ -230,6 +242,21 @@ enum Checked {
     Done(Arc<crate::verify::Outcome>),
 }
 
+/// [`check_one`] from the caches alone; `None` when the registry would be needed.
+async fn cached_check(
+    verifier: &Verifier,
+    policies: &PolicySet,
+    image: &str,
+    namespace: &str,
+) -> Option<Checked> {
+    let Ok(reference) = verifier.reference(image) else { return None };
+    let applicable = policies.applicable(&reference.name(), namespace);
+    if applicable.is_empty() {
+        return Some(Checked::NotCovered);
+    }
+    verifier.cached(&reference, &applicable).await.map(Checked::Done)
+}
+
 async fn check_one(
     verifier: &Verifier,
     policies: &PolicySet,
@@ -237,7 +264,7 @@ async fn check_one(
     namespace: &str,
     credentials: &Credentials,
 ) -> Checked {
-    let reference = match ImageReference::parse(image) {
+    let reference = match verifier.reference(image) {
         Ok(r) => r,
         // An unparseable reference cannot be matched against policies; the apiserver and the
         // runtime refuse it anyway, but a policy might have meant to cover it: refuse.

@@ -165,6 +165,8 @@ impl Expiry<OutcomeKey, Arc<Outcome>> for OutcomeExpiry {
 /// The verifier: a registry client, the caches, and a count of registry verifications.
 pub struct Verifier {
     registry: Registry,
+    /// Parsed references by the text a pod wrote (parsing is a regular expression match).
+    references: moka::sync::Cache<String, Arc<ImageReference>>,
     outcomes: Cache<OutcomeKey, Arc<Outcome>>,
     tags: Cache<(String, String), String>,
     registry_verifications: AtomicU64,
@@ -174,6 +176,7 @@ impl Verifier {
     pub fn new(registry: Registry, settings: &CacheSettings) -> Self {
         Verifier {
             registry,
+            references: moka::sync::Cache::new(settings.capacity),
             outcomes: Cache::builder()
                 .max_capacity(settings.capacity)
                 .expire_after(OutcomeExpiry {
@@ -189,6 +192,41 @@ impl Verifier {
     /// How many verifications went to a registry (cache misses), since start.
     pub fn registry_verifications(&self) -> u64 {
         self.registry_verifications.load(Ordering::Relaxed)
+    }
+
+    /// `written` parsed, from a bounded cache.
+    pub fn reference(&self, written: &str) -> Result<Arc<ImageReference>, ImageError> {
+        if let Some(hit) = self.references.get(written) {
+            return Ok(hit);
+        }
+        let parsed = Arc::new(ImageReference::parse(written)?);
+        self.references.insert(written.to_string(), parsed.clone());
+        Ok(parsed)
+    }
+
+    fn key(name: String, digest: String, policies: &[Arc<CompiledPolicy>]) -> OutcomeKey {
+        let mut set = std::collections::hash_map::DefaultHasher::new();
+        for p in policies {
+            p.fingerprint.hash(&mut set);
+        }
+        (name, digest, set.finish())
+    }
+
+    /// The cached outcome for an image, without any registry call; `None` on a miss.
+    pub async fn cached(
+        &self,
+        image: &ImageReference,
+        policies: &[Arc<CompiledPolicy>],
+    ) -> Option<Arc<Outcome>> {
+        let name = image.name();
+        let digest = match image.digest() {
+            Some(d) => d.to_string(),
+            None => {
+                let tag = image.parsed.tag().unwrap_or("latest").to_string();
+                self.tags.get(&(name.clone(), tag)).await?
+            }
+        };
+        self.outcomes.get(&Self::key(name, digest, policies)).await
     }
 
     /// Verify one image against `policies` (those that apply to it; never empty).
@@ -210,11 +248,7 @@ impl Verifier {
                     .map_err(|e| VerifyError::Registry(RegistryError::clone(&e)))?
             }
         };
-        let mut set = std::collections::hash_map::DefaultHasher::new();
-        for p in policies {
-            p.fingerprint.hash(&mut set);
-        }
-        let key = (name.clone(), digest.clone(), set.finish());
+        let key = Self::key(name.clone(), digest.clone(), policies);
         self.outcomes
             .try_get_with(key, async {
                 self.registry_verifications.fetch_add(1, Ordering::Relaxed);
