@@ -117,6 +117,28 @@ fn kubectl_run_pins_signed_images_and_refuses_unsigned_ones() {
             if out.ok { Err(format!("{name} admitted")) } else { Ok(out.stderr) }
         });
     assert!(message.contains("policy \"e2e-cluster\": no signature from a trusted authority"), "{message}");
+    // The same object with the right key, read from a Secret: admitted again.
+    let public = std::fs::read_to_string(c.dir.join("signing/cosign.pub")).unwrap();
+    c.admin()
+        .stdin(&public)
+        .run(&[
+            "create",
+            "secret",
+            "generic",
+            "release-key",
+            "-n",
+            "e2e-images",
+            "--from-file=cosign.pub=/dev/stdin",
+        ])
+        .ok();
+    c.apply(&format!(
+        "apiVersion: rampart.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {{name: e2e-cluster}}\nspec:\n  images: [\"{registry}/cluster-signed/*\"]\n  authorities:\n    - name: release\n      key: {{secret: {{namespace: e2e-images, name: release-key, key: cosign.pub}}}}\n"
+    ));
+    crate::eventually("the Secret-held key applies", std::time::Duration::from_secs(30), || {
+        let name = format!("secret-{}", std::time::UNIX_EPOCH.elapsed().unwrap().as_millis());
+        let out = c.admin().run(&["run", &name, "-n", "e2e-images", &format!("--image={other}")]);
+        if out.ok { Ok(()) } else { Err(out.stderr) }
+    });
     c.admin().run(&["delete", "imagepolicy", "e2e-cluster"]).ok();
 
     // Images no ImagePolicy covers are left alone.
