@@ -9,7 +9,9 @@
 
 use serde_json::{Value, json};
 
-use super::kube_config::{WebhookSite, mutating_webhook, unified_webhook, validating_webhook};
+use super::kube_config::{
+    WebhookSite, images_webhook, mutating_webhook, unified_webhook, validating_webhook,
+};
 
 /// Placeholder → Helm expression (no placeholder is a prefix of a later one).
 const EXPRESSIONS: [(&str, &str); 7] = [
@@ -63,10 +65,12 @@ pub fn template() -> String {
     let validating = with_metadata(yaml(&validating_webhook(&site)), "RAMPART_HELM_NAME");
     let mutating = with_metadata(yaml(&mutating_webhook(&site)), "RAMPART_HELM_NAME-workload-identity");
     let unified = with_metadata(yaml(&unified_webhook(&site)), "RAMPART_HELM_NAME-unified");
+    let images = with_metadata(yaml(&images_webhook(&site)), "RAMPART_HELM_NAME-images");
     let mut text = format!(
         "{HEADER}{{{{- if .Values.webhook.enabled }}}}\n{validating}\
          {{{{- if .Values.webhook.mutation.enabled }}}}\n---\n{mutating}{{{{- end }}}}\n\
-         {{{{- if .Values.webhook.unified.enabled }}}}\n---\n{unified}{{{{- end }}}}\n{{{{- end }}}}\n"
+         {{{{- if .Values.webhook.unified.enabled }}}}\n---\n{unified}{{{{- end }}}}\n\
+         {{{{- if .Values.webhook.images.enabled }}}}\n---\n{images}{{{{- end }}}}\n{{{{- end }}}}\n"
     );
     for (token, expression) in EXPRESSIONS {
         text = text.replace(token, expression);
@@ -98,5 +102,6 @@ mod tests {
         assert!(!generated.contains("RAMPART_HELM_"), "every placeholder is replaced");
         assert!(generated.contains("break-glass-masters") && generated.contains("policies.rampart.dev"));
         assert!(generated.contains("unified.rampart.dev") && generated.contains("/v1/admit/unified"));
+        assert!(generated.contains("images.rampart.dev") && generated.contains("/v1/images"));
     }
 }

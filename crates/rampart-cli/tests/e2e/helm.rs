@@ -52,6 +52,7 @@ webhook:
     policies: |
       permit (principal in k8s::Group::\"devs\", action == k8s::unified::Action::\"create\", resource is core::configmaps);
     configMaps: [team-unified]
+  images: {enabled: true, ecrRegions: [eu-west-1]}
 tls:
   certManager: {enabled: true}
 podIdentity:
@@ -176,6 +177,21 @@ fn the_chart_lints_renders_and_the_apiserver_accepts_every_object() {
     assert!(
         !std::fs::read_to_string(&default).unwrap().contains("unified"),
         "unified policies are off by default"
+    );
+    // Image signatures: the flags, the fail-closed webhook, the RBAC to read policies and keys.
+    for images in [
+        "--image-policies-from-cluster",
+        "--ecr-region=eu-west-1",
+        "name: r-rampart-images\n",
+        "name: images.rampart.dev",
+        "path: /v1/images",
+        "resources: [imagepolicies]",
+    ] {
+        assert!(text.contains(images), "{images} is rendered with image signatures on");
+    }
+    assert!(
+        !std::fs::read_to_string(&default).unwrap().contains("/v1/images"),
+        "image signatures are off by default"
     );
     assert!(check_manifests(&all_on, "privileged").status.success());
 
