@@ -113,6 +113,12 @@ enum Command {
     Agent(Box<cmd::agent::Args>),
     /// Pod Identity broker for self-managed clusters: pod token → STS AssumeRole with session tags.
     Broker(Box<cmd::broker::Args>),
+    /// KMS v2 plugin for kube-apiserver: secrets encrypted at rest under AWS KMS (or a local
+    /// key file), one remote call per local key.
+    KmsPlugin(Box<cmd::kms::PluginArgs>),
+    /// Talk to a running KMS plugin (`rampart kms status`).
+    #[command(subcommand)]
+    Kms(cmd::kms::KmsCommand),
     /// Find attacks and misconfigurations in Kubernetes audit logs (GuardDuty EKS finding
     /// types, Falco's k8saudit rules, 401/403 spikes, aws-auth/webhook/RBAC changes).
     Audit(cmd::audit::Args),
@@ -144,7 +150,10 @@ fn init_logging(default: &str, format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = !matches!(cli.command, Command::Serve(_) | Command::Agent(_) | Command::Broker(_));
+    let quiet = !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Agent(_) | Command::Broker(_) | Command::KmsPlugin(_)
+    );
     init_logging(if quiet { "warn" } else { "info" }, cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(*args),
@@ -162,6 +171,8 @@ fn main() -> ExitCode {
         Command::Replay(args) => cmd::replay::run(args),
         Command::Scan(args) => cmd::scan::run(args),
         Command::Broker(args) => cmd::broker::run(*args),
+        Command::KmsPlugin(args) => cmd::kms::plugin(*args),
+        Command::Kms(command) => cmd::kms::run(command),
         Command::Schema(args) => {
             if args.unified {
                 crate::out!("{}", rampart_unified::schema::schema_text());

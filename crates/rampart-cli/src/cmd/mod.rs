@@ -16,6 +16,7 @@ pub mod images;
 // Generates the Helm chart's webhook template; run by its test (the chart is committed).
 #[cfg(test)]
 mod helm_webhooks;
+pub mod kms;
 pub mod kube_config;
 pub mod policy_objects;
 pub mod rbac_query;
