@@ -9,6 +9,7 @@
 #   scripts/cluster.sh env       print shell exports: eval "$(scripts/cluster.sh env)"
 #   scripts/cluster.sh down      stop everything and delete the state
 #   scripts/cluster.sh rampart-stop | rampart-start   stop or restart Rampart only
+#   scripts/cluster.sh kms-stop | kms-start           stop or restart the KMS plugin only
 #
 # Options (before or after the command):
 #   --dir DIR          state directory (default: $RAMPART_CLUSTER_DIR or target/e2e-cluster)
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --dir) dir="$2"; shift 2 ;;
     --owner-pid) owner="$2"; shift 2 ;;
-    up|down|env|rampart-stop|rampart-start) cmd="$1"; shift ;;
+    up|down|env|rampart-stop|rampart-start|kms-stop|kms-start) cmd="$1"; shift ;;
     -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cluster.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -162,6 +163,27 @@ spec:
 EOF
 }
 
+# Secrets at rest: a key in moto's KMS behind alias/rampart-e2e, wrapping the plugin's key.
+aws_env() { # command… → run with moto as AWS (a command, not a function: launch execs it)
+  env AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 \
+    AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_EC2_METADATA_DISABLED=true "$@"
+}
+
+kms_key() {
+  local key
+  key="$(aws_env "$aws" kms create-key --query KeyMetadata.KeyId --output text)" || die "cannot create the KMS key in moto"
+  aws_env "$aws" kms create-alias --alias-name alias/rampart-e2e --target-key-id "$key" || die "cannot create the KMS alias"
+}
+
+start_kms() {
+  load_state
+  launch kms env AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+    AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_EC2_METADATA_DISABLED=true \
+    "$rampart" kms-plugin --socket "$dir/kms.sock" --aws-kms-key alias/rampart-e2e \
+    --cluster-name "$CLUSTER_ID" --health-ttl 1s
+  wait_for kms 30 "$rampart" kms status --socket "$dir/kms.sock"
+}
+
 start_rampart() {
   load_state
   launch rampart "$rampart" serve \
@@ -192,6 +214,9 @@ up() {
   moto="$peers/moto_server"
   [ -x "$moto" ] || moto="$(command -v moto_server || true)"
   [ -n "$moto" ] || die "moto_server not found: run scripts/test.sh once (it installs .venv-peers) or pip install 'moto[server]'"
+  aws="$peers/aws"
+  [ -x "$aws" ] || aws="$(command -v aws || true)"
+  [ -n "$aws" ] || die "the AWS CLI is needed to create the KMS key: run scripts/test.sh once or pip install awscli"
   command -v openssl >/dev/null || die "openssl is needed for the throw-away PKI"
 
   command -v docker-registry >/dev/null || die "docker-registry is needed for the image-signature tests (apt-get install docker-registry)"
@@ -205,6 +230,7 @@ rampart_port=$rampart_port
 moto_port=$moto_port
 sts_port=$sts_port
 registry_port=$registry_port
+aws=$aws
 EOF
   log "state in $dir; apiserver on https://127.0.0.1:$api_port, Rampart on https://127.0.0.1:$rampart_port"
   if [ -n "$owner" ]; then
@@ -224,7 +250,13 @@ EOF
   "$rampart" kube-config --target apiserver --output-dir "$dir/wiring" --cert-dir "$dir/rampart-certs" \
     --url "https://127.0.0.1:$rampart_port" --self-identity "$SELF" \
     --cluster-id "$CLUSTER_ID" --api-server "https://127.0.0.1:$api_port" --api-server-ca "$dir/pki/ca.crt" \
-    --workload-identity --unified --images >"$dir/wiring.txt"
+    --workload-identity --unified --images --encryption --kms-socket "$dir/kms.sock" >"$dir/wiring.txt"
+
+  # moto first: it is AWS KMS for the KMS plugin the apiserver needs from its start.
+  launch moto "$moto" -H 127.0.0.1 -p "$moto_port"
+  wait_for moto 30 curl -sf "http://127.0.0.1:$moto_port/moto-api/"
+  kms_key
+  start_kms
 
   launch etcd "$bin/etcd" --name e2e --data-dir "$dir/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -256,8 +288,6 @@ EOF
   # (absent) controller-manager would create.
   "$bin/kubectl" create serviceaccount default -n default --dry-run=client -o yaml | "$bin/kubectl" apply -f - >/dev/null
 
-  launch moto "$moto" -H 127.0.0.1 -p "$moto_port"
-  wait_for moto 30 curl -sf "http://127.0.0.1:$moto_port/moto-api/"
   launch sts-proxy python3 "$root/e2e/cluster/sts-proxy.py" "$sts_port" "http://127.0.0.1:$moto_port"
 
   start_rampart
@@ -269,7 +299,7 @@ EOF
 down() {
   # Only ever delete a directory this script made (it holds the state file).
   [ -f "$dir/state" ] || die "no cluster in $dir: nothing to stop"
-  stop rampart sts-proxy moto registry kube-apiserver etcd
+  stop rampart sts-proxy kube-apiserver kms moto registry etcd
   rm -rf "$dir"
 }
 
@@ -285,6 +315,8 @@ export RAMPART_E2E_MOTO="http://127.0.0.1:$moto_port"
 export RAMPART_E2E_STS="http://127.0.0.1:$sts_port"
 export RAMPART_E2E_CLUSTER_ID="$CLUSTER_ID"
 export RAMPART_E2E_REGISTRY="127.0.0.1:$registry_port"
+export RAMPART_E2E_ETCD="http://127.0.0.1:$etcd_port"
+export RAMPART_E2E_AWS="$aws"
 EOF
 }
 
@@ -294,4 +326,6 @@ case "$cmd" in
   env) env_cmd ;;
   rampart-stop) stop rampart ;;
   rampart-start) start_rampart ;;
+  kms-stop) stop kms ;;
+  kms-start) start_kms ;;
 esac

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control plane the end-to-end tests run against — kube-apiserver and
-# kubectl from k8s.io/kubernetes, etcd from go.etcd.io/etcd/server/v3 — Helm (helm.sh/helm/v4)
+# kubectl from k8s.io/kubernetes, etcd and etcdctl from go.etcd.io/etcd — Helm (helm.sh/helm/v4)
 # for the chart tests, cosign and crane for the image-signature tests, and the Go originals
 # compared side by side, at the versions pinned in e2e/tools/*/go.mod, into a cache outside the
 # clone keyed by version, so only the first run on a machine pays for the build (about 20 minutes
@@ -66,6 +66,7 @@ cosign_version="$(version_of github.com/sigstore/cosign/v2 "$root/e2e/tools/sign
 crane_version="$(version_of github.com/google/go-containerregistry "$root/e2e/tools/signing/go.mod")"
 
 build etcd etcd go.etcd.io/etcd/server/v3
+build etcd etcdctl go.etcd.io/etcd/etcdctl/v3
 build kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldflags"
 build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
 build_linked helm helm helm.sh/helm/v4/cmd/helm "$helm_version" helm.sh/helm/v4/internal/version.version

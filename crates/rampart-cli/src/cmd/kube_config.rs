@@ -111,6 +111,17 @@ pub struct Args {
     /// closed.
     #[arg(long)]
     pub images: bool,
+    /// Also print the EncryptionConfiguration that encrypts Secrets at rest through `rampart
+    /// kms-plugin` (KMS v2), and its static-pod snippet; adds --encryption-provider-config to
+    /// the apiserver's flags.
+    #[arg(long)]
+    pub encryption: bool,
+    /// The KMS plugin's socket, as the apiserver reaches it.
+    #[arg(long, default_value = "/var/run/rampart/kms.sock", value_name = "PATH")]
+    pub kms_socket: String,
+    /// Resources to encrypt (repeatable; `secrets` by default).
+    #[arg(long = "encrypt-resource", value_name = "RESOURCE", default_values = ["secrets"])]
+    pub encrypt_resources: Vec<String>,
 }
 
 /// One document of the wiring: where it goes and what it is for.
@@ -404,6 +415,46 @@ pub(crate) fn images_webhook(site: &WebhookSite<'_>) -> Value {
     })
 }
 
+/// Secrets (and any other `resources`) encrypted with KMS v2 through Rampart's plugin; the
+/// identity provider last, so what was stored in plaintext before still reads.
+pub(crate) fn encryption_config(resources: &[String], socket: &str) -> Value {
+    json!({
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "EncryptionConfiguration",
+        "resources": [{
+            "resources": resources,
+            "providers": [
+                {"kms": {"apiVersion": "v2", "name": "rampart", "endpoint": format!("unix://{socket}"), "timeout": "3s"}},
+                {"identity": {}},
+            ],
+        }],
+    })
+}
+
+/// `rampart kms-plugin` as a static pod beside the apiserver, sharing the socket directory.
+fn kms_plugin_pod(socket: &str) -> Value {
+    let dir = std::path::Path::new(socket)
+        .parent()
+        .map_or("/var/run/rampart".to_string(), |d| d.display().to_string());
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "rampart-kms-plugin", "namespace": "kube-system", "labels": {"app.kubernetes.io/name": "rampart-kms-plugin"}},
+        "spec": {
+            "hostNetwork": true,
+            "priorityClassName": "system-node-critical",
+            "containers": [{
+                "name": "kms-plugin",
+                "image": "ghcr.io/rampart-k8s/rampart:latest",
+                "args": ["kms-plugin", format!("--socket={socket}"), "--aws-kms-key=alias/CHANGE-ME", "--cluster-name=CHANGE-ME"],
+                "volumeMounts": [{"name": "socket", "mountPath": dir}],
+                "securityContext": {"readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false},
+            }],
+            "volumes": [{"name": "socket", "hostPath": {"path": dir, "type": "DirectoryOrCreate"}}],
+        },
+    })
+}
+
 fn webhook_kubeconfig(cluster: &str, server: String, ca_b64: &str) -> Value {
     json!({
         "apiVersion": "v1",
@@ -459,6 +510,9 @@ fn documents(args: &Args, url: &str, ca_b64: &str) -> anyhow::Result<Vec<Documen
         });
     }
     let mut flags = vec![format!("--authorization-config={}", in_config_dir("authorization-config.yaml"))];
+    if args.encryption {
+        flags.push(format!("--encryption-provider-config={}", in_config_dir("encryption-config.yaml")));
+    }
     if args.cluster_id.is_some() {
         flags.push(format!(
             "--authentication-token-webhook-config-file={}",
@@ -568,6 +622,28 @@ fn documents(args: &Args, url: &str, ca_b64: &str) -> anyhow::Result<Vec<Documen
                       (pods created while Rampart is unreachable get no AWS identity: recreate them)"
                 .into(),
             body: Body::Yaml(mutating_webhook(&WebhookSite::url(&client, &args.self_identity))),
+        });
+    }
+    if args.encryption {
+        docs.push(Document {
+            file: "encryption-config.yaml",
+            comment: format!(
+                "9. EncryptionConfiguration: save as {}; kube-apiserver --encryption-provider-config=<this file>.\n   \
+                 Run `rampart kms-plugin --socket {} --aws-kms-key KEY --cluster-name NAME` on every control-plane\n   \
+                 node first (document 10). New writes are encrypted; rewrite existing Secrets with\n   \
+                 `kubectl get secrets -A -o json | kubectl replace -f -`. The identity provider reads what was\n   \
+                 stored before (remove it once everything is rewritten).",
+                in_config_dir("encryption-config.yaml"),
+                args.kms_socket
+            ),
+            body: Body::Yaml(encryption_config(&args.encrypt_resources, &args.kms_socket)),
+        });
+        docs.push(Document {
+            file: "kms-plugin-pod.yaml",
+            comment: "10. The plugin as a static pod: save in /etc/kubernetes/manifests on every control-plane node\n   \
+                      (it needs AWS credentials: the node's instance role, or AWS_* in its env)."
+                .into(),
+            body: Body::Yaml(kms_plugin_pod(&args.kms_socket)),
         });
     }
     if args.images {

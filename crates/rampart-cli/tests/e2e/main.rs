@@ -17,6 +17,7 @@ mod failure;
 mod helm;
 mod iam;
 mod images;
+mod kms;
 mod mutation;
 mod pod_identity;
 mod policy_objects;
