@@ -45,19 +45,18 @@ impl AwsKmsKey {
     /// `key`: an ARN, key id or `alias/…`; `cluster`: bound into every ciphertext as the
     /// encryption context `{"kubernetes.io/cluster": cluster}`.
     pub async fn new(key: &str, cluster: &str, region: Option<String>) -> Self {
-        // The SDK's HTTP client on the workspace's rustls provider (ring).
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
+        let mut loader =
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http_client());
         if let Some(region) = region {
             loader = loader.region(aws_config::Region::new(region));
         }
-        let config = loader.load().await;
+        Self::from_config(key, cluster, &loader.load().await)
+    }
+
+    /// The same from an SDK configuration built by the caller (tests point it at moto).
+    pub fn from_config(key: &str, cluster: &str, config: &aws_config::SdkConfig) -> Self {
         AwsKmsKey {
-            client: aws_sdk_kms::Client::new(&config),
+            client: aws_sdk_kms::Client::new(config),
             key: key.to_string(),
             context: HashMap::from([("kubernetes.io/cluster".to_string(), cluster.to_string())]),
             calls: AtomicU64::new(0),
@@ -68,6 +67,16 @@ impl AwsKmsKey {
         let operation = operation.to_string();
         move |message| KmsError::Remote { key: self.key.clone(), message: format!("{operation}: {message}") }
     }
+}
+
+/// The SDK's HTTP client on the workspace's rustls provider (ring): its default client would
+/// add aws-lc-rs to rustls, and two providers leave rustls without a process default.
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }
 
 /// The SDK's error with its service message (`DisabledException: … is disabled`), not just
