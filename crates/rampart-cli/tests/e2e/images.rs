@@ -149,3 +149,38 @@ fn kubectl_run_pins_signed_images_and_refuses_unsigned_ones() {
         .ok();
     assert_eq!(image, "registry.k8s.io/pause:3.10");
 }
+
+/// The pull secrets the webhook reads for a pod: a `kubernetes.io/dockerconfigjson` Secret made
+/// by `kubectl create secret docker-registry`, read through the apiserver as Rampart reads it.
+#[test]
+fn image_pull_secrets_are_read_from_the_cluster() {
+    use rampart_server::images::PullSecrets as _;
+    let (_gate, c) = shared();
+    c.namespace("e2e-pull");
+    c.admin()
+        .run(&[
+            "create",
+            "secret",
+            "docker-registry",
+            "regcred",
+            "-n",
+            "e2e-pull",
+            "--docker-server=registry.example.com",
+            "--docker-username=ci",
+            "--docker-password=s3cret",
+        ])
+        .ok();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let credentials = runtime.block_on(async {
+        let client = rampart_kube::client(Some(&c.dir.join("users/admin.kubeconfig"))).await.unwrap();
+        let secrets = rampart_kube::lookups::KubeSecrets(client);
+        let found = secrets.credentials("e2e-pull", &["regcred".to_string()]).await.unwrap();
+        let missing = secrets.credentials("e2e-pull", &["absent".to_string()]).await.unwrap_err();
+        assert!(missing.contains("e2e-pull/absent does not exist"), "{missing}");
+        found
+    });
+    assert_eq!(
+        credentials.auth_for("registry.example.com"),
+        rampart_images::registry::RegistryAuth::Basic("ci".into(), "s3cret".into())
+    );
+}
