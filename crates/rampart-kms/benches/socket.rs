@@ -28,7 +28,11 @@ fn cpu_seconds() -> f64 {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // The plugin on its own runtime (as its own process would be); the caller on a
+    // single-threaded one, so a call is the caller, the socket and the plugin — not the
+    // caller's own thread hand-offs.
+    let server = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("kms.sock");
     let envelope = Arc::new(Envelope::new(
@@ -36,8 +40,8 @@ fn main() {
         Duration::from_secs(60),
         Arc::default(),
     ));
-    let listener = runtime.block_on(async { rampart_kms::server::bind(&socket) }).unwrap();
-    runtime.spawn(rampart_kms::server::serve(listener, envelope, std::future::pending()));
+    let listener = server.block_on(async { rampart_kms::server::bind(&socket) }).unwrap();
+    server.spawn(rampart_kms::server::serve(listener, envelope, std::future::pending()));
     let mut client = runtime.block_on(rampart_kms::client::connect(&socket)).unwrap();
     let sealed = runtime
         .block_on(client.encrypt(EncryptRequest { plaintext: vec![9; 32], uid: "seed".into() }))
