@@ -85,21 +85,11 @@ fn a_key_in_aws_kms() {
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
-    let arn = run(
-        &aws,
-        &[
-            "kms",
-            "create-key",
-            "--key-spec",
-            "ECC_NIST_P256",
-            "--key-usage",
-            "SIGN_VERIFY",
-            "--query",
-            "KeyMetadata.Arn",
-            "--output",
-            "text",
-        ],
-    );
+    let signing_key = || {
+        let args = ["kms", "create-key", "--key-spec", "ECC_NIST_P256", "--key-usage", "SIGN_VERIFY"];
+        run(&aws, &[&args[..], &["--query", "KeyMetadata.Arn", "--output", "text"]].concat())
+    };
+    let arn = signing_key();
     let image = format!("{host}/prod/kms:v1");
     registry.push("prod/kms:v1", "kms");
     let cosign = registry.bin.join("cosign");
@@ -178,21 +168,7 @@ fn a_key_in_aws_kms() {
     );
 
     // Another KMS key did not sign it.
-    let other = run(
-        &aws,
-        &[
-            "kms",
-            "create-key",
-            "--key-spec",
-            "ECC_NIST_P256",
-            "--key-usage",
-            "SIGN_VERIFY",
-            "--query",
-            "KeyMetadata.Arn",
-            "--output",
-            "text",
-        ],
-    );
+    let other = signing_key();
     std::fs::write(registry.path("policy.yaml"), policy.replace(&arn, &other)).unwrap();
     let out = check(&[]);
     assert_eq!(out.status.code(), Some(1));

@@ -21,28 +21,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rampart_images::admission::ImageAdmitter;
-use rampart_images::authority::NoExternalKeys;
-use rampart_images::policy::parse_documents;
-use rampart_images::registry::{Credentials, Registry, RegistrySettings};
-use rampart_images::verify::{CacheSettings, PolicySet, Verifier};
+use rampart_images::registry::Credentials;
+use rampart_images::verify::CacheSettings;
 use serde_json::{Value, json};
 
 fn admitter(registry: &support::Registry, cache: CacheSettings) -> ImageAdmitter {
-    let yaml = format!(
-        "apiVersion: rampart.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {{name: release}}\nspec:\n  images: [\"{}/*\"]\n  authorities:\n    - name: release\n      key: {{file: trusted.pub}}\n",
-        registry.host
-    );
-    let documents = parse_documents(&yaml, "bench", Some(registry.dir.path())).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let policies = runtime.block_on(PolicySet::load(documents, &NoExternalKeys)).unwrap();
-    let settings =
-        RegistrySettings { insecure_registries: vec![registry.host.clone()], ..Default::default() };
-    ImageAdmitter::new(
-        policies,
-        Verifier::new(Registry::new(&settings).unwrap(), &cache),
-        Credentials::default(),
-        Duration::from_secs(10),
-    )
+    let spec = "  authorities:\n    - name: release\n      key: {file: trusted.pub}\n";
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(support::admitter(registry, spec, cache, Duration::from_secs(10)))
 }
 
 fn pod(images: &[String]) -> Value {

@@ -18,19 +18,7 @@ use serde_json::{Value, json};
 use support::Registry;
 
 async fn admitter(registry: &Registry, spec: &str, deadline: Duration) -> ImageAdmitter {
-    let yaml = format!(
-        "apiVersion: rampart.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {{name: release}}\nspec:\n  images: [\"{}/*\"]\n{spec}",
-        registry.host
-    );
-    let documents = parse_documents(&yaml, "test policy", Some(registry.dir.path())).unwrap();
-    let policies = PolicySet::load(documents, &NoExternalKeys).await.unwrap();
-    let settings = RegistrySettings {
-        insecure_registries: vec![registry.host.clone()],
-        timeout: Some(Duration::from_secs(5)),
-        ..Default::default()
-    };
-    let verifier = Verifier::new(OciRegistry::new(&settings).unwrap(), &CacheSettings::default());
-    ImageAdmitter::new(policies, verifier, Credentials::default(), deadline)
+    support::admitter(registry, spec, CacheSettings::default(), deadline).await
 }
 
 const KEY_POLICY: &str = "  authorities:\n    - name: release-key\n      key: {file: trusted.pub}\n";

@@ -12,11 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use rampart_images::admission::ImageAdmitter;
-use rampart_images::authority::NoExternalKeys;
-use rampart_images::policy::parse_documents;
-use rampart_images::registry::{Credentials, Registry, RegistrySettings};
-use rampart_images::verify::{CacheSettings, PolicySet, Verifier};
+use rampart_images::verify::CacheSettings;
 use rampart_policy::EngineOptions;
 use rampart_policy::store::{LiveEngine, PolicySources, Validation};
 use rampart_server::images::ImageVerification;
@@ -24,19 +20,8 @@ use rampart_server::{AppState, Metrics};
 use serde_json::{Value, json};
 
 async fn server(registry: &support::Registry) -> (rampart_server::serve::RunningServer, tempfile::TempDir) {
-    let yaml = format!(
-        "apiVersion: rampart.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {{name: release}}\nspec:\n  images: [\"{}/*\"]\n  authorities:\n    - name: release\n      key: {{file: trusted.pub}}\n",
-        registry.host
-    );
-    let documents = parse_documents(&yaml, "p", Some(registry.dir.path())).unwrap();
-    let settings =
-        RegistrySettings { insecure_registries: vec![registry.host.clone()], ..Default::default() };
-    let admitter = ImageAdmitter::new(
-        PolicySet::load(documents, &NoExternalKeys).await.unwrap(),
-        Verifier::new(Registry::new(&settings).unwrap(), &CacheSettings::default()),
-        Credentials::default(),
-        Duration::from_secs(5),
-    );
+    let spec = "  authorities:\n    - name: release\n      key: {file: trusted.pub}\n";
+    let admitter = support::admitter(registry, spec, CacheSettings::default(), Duration::from_secs(5)).await;
     // The Cedar side: prod-* pods need images signed by `release` (examples/policies/images).
     let dir = tempfile::tempdir().unwrap();
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/images/signed-only.cedar");

@@ -64,68 +64,13 @@ impl Registry {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let host = format!("127.0.0.1:{port}");
         let d = dir.path();
-        openssl(
+        new_ca(d, "registry-ca", "/CN=registry CA");
+        issue(
             d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "registry-ca.key",
-                "-out",
-                "registry-ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=registry CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign",
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "tls.key",
-                "-out",
-                "tls.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        );
-        std::fs::write(d.join("tls.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-            .unwrap();
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "tls.csr",
-                "-CA",
-                "registry-ca.pem",
-                "-CAkey",
-                "registry-ca.key",
-                "-CAcreateserial",
-                "-out",
-                "tls.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "tls.ext",
-            ],
+            "registry-ca",
+            "tls",
+            "/CN=127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
         );
         let hash = bcrypt::hash(password, 4).unwrap();
         std::fs::write(d.join("htpasswd"), format!("{user}:{hash}\n")).unwrap();
@@ -297,6 +242,34 @@ fn fastrand_name() -> String {
     format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
+/// An admitter with one ImagePolicy, `release`, over every image of `registry` (`spec`: the
+/// policy's lines after `images`, indented two spaces), reaching it over plain HTTP.
+pub async fn admitter(
+    registry: &Registry,
+    spec: &str,
+    cache: rampart_images::verify::CacheSettings,
+    deadline: Duration,
+) -> rampart_images::admission::ImageAdmitter {
+    use rampart_images::registry::{Credentials, Registry as OciRegistry, RegistrySettings};
+    let yaml = format!(
+        "apiVersion: rampart.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {{name: release}}\nspec:\n  images: [\"{}/*\"]\n{spec}",
+        registry.host
+    );
+    let documents =
+        rampart_images::policy::parse_documents(&yaml, "test policy", Some(registry.dir.path())).unwrap();
+    let policies =
+        rampart_images::verify::PolicySet::load(documents, &rampart_images::authority::NoExternalKeys)
+            .await
+            .unwrap();
+    let settings = RegistrySettings {
+        insecure_registries: vec![registry.host.clone()],
+        timeout: Some(Duration::from_secs(5)),
+        ..Default::default()
+    };
+    let verifier = rampart_images::verify::Verifier::new(OciRegistry::new(&settings).unwrap(), &cache);
+    rampart_images::admission::ImageAdmitter::new(policies, verifier, Credentials::default(), deadline)
+}
+
 /// openssl, for keys and a throw-away CA.
 pub fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
@@ -306,6 +279,20 @@ pub fn openssl(dir: &Path, args: &[&str]) {
 /// A CA and a code-signing leaf for `identity` issued by `issuer` (both Fulcio issuer
 /// extensions), as `ca.pem`, `leaf.pem`, `leaf.key` in `dir`.
 pub fn certificate_authority(dir: &Path, identity: &str, issuer: &str) {
+    new_ca(dir, "ca", "/CN=Rampart Test CA");
+    let hex: Vec<String> = issuer.bytes().map(|b| format!("{b:02X}")).collect();
+    let extensions = format!(
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n\
+         subjectAltName=email:{identity}\n1.3.6.1.4.1.57264.1.8=ASN1:UTF8String:{issuer}\n\
+         1.3.6.1.4.1.57264.1.1=DER:{}\n",
+        hex.join(":")
+    );
+    issue(dir, "ca", "leaf", "/CN=signer", &extensions);
+}
+
+/// A self-signed P-256 CA: `NAME.pem`, `NAME.key` in `dir`.
+fn new_ca(dir: &Path, name: &str, subject: &str) {
+    let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
     openssl(
         dir,
         &[
@@ -317,19 +304,25 @@ pub fn certificate_authority(dir: &Path, identity: &str, issuer: &str) {
             "ec_paramgen_curve:P-256",
             "-nodes",
             "-keyout",
-            "ca.key",
+            &key,
             "-out",
-            "ca.pem",
+            &pem,
             "-days",
             "30",
             "-subj",
-            "/CN=Rampart Test CA",
+            subject,
             "-addext",
             "basicConstraints=critical,CA:TRUE",
             "-addext",
             "keyUsage=critical,keyCertSign",
         ],
     );
+}
+
+/// A P-256 certificate `NAME.pem` (key `NAME.key`) issued by the CA `CA` with `extensions`.
+fn issue(dir: &Path, ca: &str, name: &str, subject: &str, extensions: &str) {
+    let (key, csr, pem, ext) =
+        (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
     openssl(
         dir,
         &[
@@ -340,42 +333,32 @@ pub fn certificate_authority(dir: &Path, identity: &str, issuer: &str) {
             "ec_paramgen_curve:P-256",
             "-nodes",
             "-keyout",
-            "leaf.key",
+            &key,
             "-out",
-            "leaf.csr",
+            &csr,
             "-subj",
-            "/CN=signer",
+            subject,
         ],
     );
-    let hex: Vec<String> = issuer.bytes().map(|b| format!("{b:02X}")).collect();
-    std::fs::write(
-        dir.join("leaf.ext"),
-        format!(
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n\
-             subjectAltName=email:{identity}\n1.3.6.1.4.1.57264.1.8=ASN1:UTF8String:{issuer}\n\
-             1.3.6.1.4.1.57264.1.1=DER:{}\n",
-            hex.join(":")
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.join(&ext), extensions).unwrap();
     openssl(
         dir,
         &[
             "x509",
             "-req",
             "-in",
-            "leaf.csr",
+            &csr,
             "-CA",
-            "ca.pem",
+            &format!("{ca}.pem"),
             "-CAkey",
-            "ca.key",
+            &format!("{ca}.key"),
             "-CAcreateserial",
             "-out",
-            "leaf.pem",
+            &pem,
             "-days",
             "10",
             "-extfile",
-            "leaf.ext",
+            &ext,
         ],
     );
 }
