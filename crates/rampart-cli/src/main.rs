@@ -116,6 +116,9 @@ enum Command {
     /// KMS v2 plugin for kube-apiserver: secrets encrypted at rest under AWS KMS (or a local
     /// key file), one remote call per local key.
     KmsPlugin(Box<cmd::kms::PluginArgs>),
+    /// What NetworkPolicies allow: one connection and why (`reach`), or all of them (`matrix`).
+    #[command(subcommand)]
+    Netpol(cmd::netpol::Command),
     /// Talk to a running KMS plugin (`rampart kms status`).
     #[command(subcommand)]
     Kms(cmd::kms::KmsCommand),
@@ -173,6 +176,7 @@ fn main() -> ExitCode {
         Command::Broker(args) => cmd::broker::run(*args),
         Command::KmsPlugin(args) => cmd::kms::plugin(*args),
         Command::Kms(command) => cmd::kms::run(command),
+        Command::Netpol(command) => cmd::netpol::run(command),
         Command::Schema(args) => {
             if args.unified {
                 crate::out!("{}", rampart_unified::schema::schema_text());

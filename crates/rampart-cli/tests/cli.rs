@@ -929,3 +929,31 @@ fn can_i_shows_a_unified_answer_left_to_admission_as_conditional() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).starts_with("no\n"), "{}", stdout(&out));
 }
+
+#[test]
+fn netpol_reach_and_matrix_explain_what_policies_allow() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/netpol");
+    let out = rampart(&["netpol", "reach", "b/client", "a/web", "-f", dir]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.starts_with("b/client → a/web: allowed on TCP 8080"), "{text}");
+    assert!(text.contains("allowed by a/web-from-b rule 0") && text.contains("policies.yaml:7"), "{text}");
+    let out = rampart(&["netpol", "reach", "b/client", "metadata", "--port", "80", "-f", dir]);
+    assert_eq!(out.status.code(), Some(1), "denied exits 1");
+    assert!(stdout(&out).contains("isolated by b/no-metadata") && stdout(&out).contains("no rule allows it"));
+    let out = rampart(&["netpol", "reach", "b/nobody", "a/web", "-f", dir]);
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("no endpoint named \"b/nobody\"")
+    );
+    let out = rampart(&["netpol", "matrix", "-o", "json", "-f", dir]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .contains(&serde_json::json!({"from": "a/web", "to": "a/db", "ports": "TCP 5432"}))
+    );
+    assert!(
+        stdout(&rampart(&["netpol", "matrix", "-o", "dot", "-f", dir])).starts_with("digraph connectivity {")
+    );
+}

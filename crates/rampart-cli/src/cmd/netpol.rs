@@ -1,0 +1,175 @@
+//! `rampart netpol`: what NetworkPolicies allow, from manifests — one connection and why
+//! (`reach`), or every connection (`matrix`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use rampart_netpol::reach::{Endpoint, endpoint, explain, name, reach};
+use rampart_netpol::world::World;
+
+#[derive(Debug, clap::Args)]
+pub struct Source {
+    /// Manifests (files or directories of .yaml/.yml/.json): namespaces, workloads and
+    /// NetworkPolicies, e.g. `kubectl get ns,pods,deploy,netpol -A -o yaml`.
+    #[arg(short = 'f', long = "filename", required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// A named address outside the cluster, NAME=CIDR (repeatable). Default:
+    /// metadata=169.254.169.254/32 (the instance metadata endpoint) and internet=8.8.8.8/32.
+    #[arg(long = "external", value_name = "NAME=CIDR")]
+    pub externals: Vec<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Can SRC reach DST, on which ports, and why: the policies isolating each end and the
+    /// rules (file:line) that allow it, or that none does. Exit 0 allowed, 1 not.
+    #[command(after_long_help = "EXAMPLES:
+    rampart netpol reach shop/web shop/db --port 5432/TCP -f k8s/
+    rampart netpol reach shop/web metadata -f k8s/   # the instance metadata endpoint")]
+    Reach {
+        /// NAMESPACE/NAME of a workload, or an --external name.
+        src: String,
+        dst: String,
+        /// One port, PORT[/PROTOCOL] (TCP by default); without it, every allowed port is listed.
+        #[arg(long, value_name = "PORT[/PROTO]")]
+        port: Option<String>,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Every connection between the workloads (and externals): table or JSON.
+    Matrix {
+        #[command(flatten)]
+        source: Source,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: MatrixFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MatrixFormat {
+    Table,
+    Json,
+    /// Graphviz DOT (render with `dot -Tsvg`).
+    Dot,
+}
+
+fn load(source: &Source) -> anyhow::Result<World> {
+    let mut world = World::default();
+    let mut files = Vec::new();
+    for path in &source.paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot list {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    for file in &files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        world.add_manifests(&file.display().to_string(), &text)?;
+    }
+    anyhow::ensure!(!world.workloads.is_empty(), "no workloads in {:?}: nothing to analyse", source.paths);
+    let externals = if source.externals.is_empty() {
+        vec!["metadata=169.254.169.254/32".to_string(), "internet=8.8.8.8/32".to_string()]
+    } else {
+        source.externals.clone()
+    };
+    for e in externals {
+        let (name, cidr) =
+            e.split_once('=').ok_or_else(|| anyhow::anyhow!("--external {e}: write NAME=CIDR"))?;
+        let net = cidr.parse().map_err(|err| anyhow::anyhow!("--external {e}: {err}"))?;
+        world.externals.push((name.to_string(), net));
+    }
+    Ok(world)
+}
+
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Reach { src, dst, port, source } => {
+            let world = load(&source)?;
+            let (s, d) = (endpoint(&world, &src)?, endpoint(&world, &dst)?);
+            let answer = reach(&world, s, d);
+            let allowed = match &port {
+                Some(p) => {
+                    let (number, proto) = p.split_once('/').unwrap_or((p, "TCP"));
+                    let number: u16 = number
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("--port {p}: write PORT[/TCP|UDP|SCTP]"))?;
+                    let proto = proto.to_ascii_uppercase();
+                    let allowed = answer.ports.contains(&proto, number);
+                    crate::outln!(
+                        "{src} → {dst} {number}/{proto}: {}",
+                        if allowed { "allowed" } else { "denied" }
+                    );
+                    allowed
+                }
+                None => {
+                    crate::outln!(
+                        "{src} → {dst}: {}",
+                        if answer.ports.is_empty() {
+                            "denied".to_string()
+                        } else {
+                            format!("allowed on {}", answer.ports)
+                        }
+                    );
+                    !answer.ports.is_empty()
+                }
+            };
+            for line in explain(&world, s, d, &answer) {
+                crate::outln!("  {line}");
+            }
+            Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Matrix { source, output } => {
+            let world = load(&source)?;
+            let ends: Vec<Endpoint> = (0..world.workloads.len())
+                .map(Endpoint::Workload)
+                .chain((0..world.externals.len()).map(Endpoint::External))
+                .collect();
+            let mut rows = Vec::new();
+            for &s in &ends {
+                for &d in &ends {
+                    if s == d || (matches!(s, Endpoint::External(_)) && matches!(d, Endpoint::External(_))) {
+                        continue;
+                    }
+                    let ports = reach(&world, s, d).ports;
+                    if !ports.is_empty() {
+                        rows.push((name(&world, s), name(&world, d), ports.to_string()));
+                    }
+                }
+            }
+            match output {
+                MatrixFormat::Json => {
+                    let json: Vec<serde_json::Value> = rows
+                        .iter()
+                        .map(|(s, d, p)| serde_json::json!({"from": s, "to": d, "ports": p}))
+                        .collect();
+                    crate::outln!("{}", serde_json::to_string_pretty(&json)?);
+                }
+                MatrixFormat::Dot => {
+                    crate::outln!("digraph connectivity {{\n  rankdir=LR;\n  node [shape=box];");
+                    for (s, d, p) in &rows {
+                        crate::outln!("  {s:?} -> {d:?} [label={p:?}];");
+                    }
+                    crate::outln!("}}");
+                }
+                MatrixFormat::Table => {
+                    let mut t = crate::output::table(&["from", "to", "allowed"]);
+                    for (s, d, p) in &rows {
+                        t.add_row(vec![s.clone(), d.clone(), p.clone()]);
+                    }
+                    crate::outln!("{t}");
+                    crate::outln!("{} connections between {} endpoints", rows.len(), ends.len());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

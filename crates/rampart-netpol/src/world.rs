@@ -1,0 +1,208 @@
+//! What the analysis reads: namespaces with their labels, workloads (Pods and the pod
+//! templates of controllers) with their labels and container ports, NetworkPolicies with the
+//! file and line they came from, and named external CIDRs.
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::NetpolError;
+
+/// A container port, for named ports in rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerPort {
+    pub name: Option<String>,
+    pub port: u16,
+    pub protocol: &'static str,
+}
+
+/// A workload: a Pod or a controller's pod template.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub namespace: String,
+    pub name: String,
+    pub kind: String,
+    pub labels: BTreeMap<String, String>,
+    pub ports: Vec<ContainerPort>,
+}
+
+impl Workload {
+    /// `namespace/name`, how commands name it.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A NetworkPolicy and where it was written.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub policy: NetworkPolicy,
+    pub namespace: String,
+    pub name: String,
+    pub origin: String,
+    pub line: usize,
+}
+
+impl Policy {
+    /// `file:line namespace/name`.
+    pub fn shown(&self) -> String {
+        format!("{}/{} ({}:{})", self.namespace, self.name, self.origin, self.line)
+    }
+}
+
+/// Everything the analysis knows.
+#[derive(Debug, Clone, Default)]
+pub struct World {
+    /// Namespace labels; every namespace also carries `kubernetes.io/metadata.name`, as the
+    /// apiserver sets it.
+    pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    pub workloads: Vec<Workload>,
+    pub policies: Vec<Policy>,
+    /// Named addresses outside the cluster (`metadata` → 169.254.169.254/32).
+    pub externals: Vec<(String, IpNet)>,
+}
+
+const NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+fn pod_template(object: &Value) -> Option<&Value> {
+    match object.get("kind").and_then(Value::as_str) {
+        Some("Pod") => Some(object),
+        _ => object
+            .pointer("/spec/jobTemplate/spec/template")
+            .or_else(|| object.pointer("/spec/template"))
+            .or_else(|| object.get("template")),
+    }
+}
+
+fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+/// 1-based line of each YAML document's first line of content (blank and comment lines
+/// skipped, so a policy is reported where its text starts).
+fn document_lines(text: &str) -> Vec<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let content = |from: usize| {
+        (from..lines.len())
+            .find(|&i| !lines[i].trim().is_empty() && !lines[i].trim_start().starts_with('#'))
+            .map_or(from + 1, |i| i + 1)
+    };
+    let mut starts = vec![content(0)];
+    for (i, line) in lines.iter().enumerate() {
+        if (*line == "---" || line.starts_with("--- ")) && i > 0 {
+            starts.push(content(i + 1));
+        }
+    }
+    starts
+}
+
+impl World {
+    /// Add every object of a YAML stream (Lists unpacked); `origin` names the file.
+    pub fn add_manifests(&mut self, origin: &str, text: &str) -> Result<(), NetpolError> {
+        let lines = document_lines(text);
+        for (n, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+            let line = lines.get(n).copied().unwrap_or(1);
+            let value = Value::deserialize(document)
+                .map_err(|e| NetpolError::Manifest { origin: origin.to_string(), message: e.to_string() })?;
+            let objects = match value.get("items").and_then(Value::as_array) {
+                Some(items) if value["kind"].as_str().is_some_and(|k| k.ends_with("List")) => items.clone(),
+                _ => vec![value],
+            };
+            for object in objects {
+                self.add_object(origin, line, object)?;
+            }
+        }
+        for w in &self.workloads {
+            self.namespaces.entry(w.namespace.clone()).or_default();
+        }
+        for labels in self.namespaces.iter_mut() {
+            labels.1.insert(NAME_LABEL.to_string(), labels.0.clone());
+        }
+        Ok(())
+    }
+
+    fn add_object(&mut self, origin: &str, line: usize, object: Value) -> Result<(), NetpolError> {
+        let kind = object["kind"].as_str().unwrap_or_default().to_string();
+        let namespace =
+            object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default").to_string();
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let bad = |message: String| NetpolError::Manifest { origin: format!("{origin}:{line}"), message };
+        match kind.as_str() {
+            "Namespace" => {
+                let labels = string_map(object.pointer("/metadata/labels"));
+                self.namespaces.entry(name).or_default().extend(labels);
+            }
+            "NetworkPolicy" => {
+                let policy: NetworkPolicy = serde_json::from_value(object)
+                    .map_err(|e| bad(format!("NetworkPolicy {namespace}/{name}: {e}")))?;
+                self.namespaces.entry(namespace.clone()).or_default();
+                self.policies.push(Policy { policy, namespace, name, origin: origin.to_string(), line });
+            }
+            _ => {
+                let Some(template) = pod_template(&object) else { return Ok(()) };
+                let labels = string_map(template.pointer("/metadata/labels"));
+                let mut ports = Vec::new();
+                for list in ["containers", "initContainers"] {
+                    for c in template
+                        .pointer(&format!("/spec/{list}"))
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        for p in c.get("ports").and_then(Value::as_array).into_iter().flatten() {
+                            let Some(port) = p
+                                .get("containerPort")
+                                .and_then(Value::as_u64)
+                                .and_then(|p| u16::try_from(p).ok())
+                            else {
+                                continue;
+                            };
+                            let protocol = match p.get("protocol").and_then(Value::as_str).unwrap_or("TCP") {
+                                "UDP" => "UDP",
+                                "SCTP" => "SCTP",
+                                _ => "TCP",
+                            };
+                            let name = p.get("name").and_then(Value::as_str).map(str::to_string);
+                            ports.push(ContainerPort { name, port, protocol });
+                        }
+                    }
+                }
+                self.workloads.push(Workload { namespace, name, kind, labels, ports });
+            }
+        }
+        Ok(())
+    }
+
+    /// A workload by `namespace/name`.
+    pub fn workload(&self, id: &str) -> Option<usize> {
+        self.workloads.iter().position(|w| w.id() == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_namespaces_workloads_ports_and_policies_with_lines() {
+        let mut world = World::default();
+        world
+            .add_manifests(
+                "m.yaml",
+                "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: a}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n        - name: c\n          ports: [{name: http, containerPort: 8080}, {containerPort: 53, protocol: UDP}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: shop}\nspec: {podSelector: {}}\n",
+            )
+            .unwrap();
+        assert_eq!(world.namespaces["shop"]["team"], "a");
+        assert_eq!(world.namespaces["shop"][NAME_LABEL], "shop");
+        let web = &world.workloads[world.workload("shop/web").unwrap()];
+        assert_eq!(web.labels["app"], "web");
+        assert_eq!(web.ports[0], ContainerPort { name: Some("http".into()), port: 8080, protocol: "TCP" });
+        assert_eq!(web.ports[1].protocol, "UDP");
+        assert_eq!(world.policies[0].shown(), "shop/deny (m.yaml:16)");
+    }
+}
