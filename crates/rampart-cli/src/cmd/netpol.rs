@@ -37,6 +37,23 @@ pub enum Command {
         #[command(flatten)]
         source: Source,
     },
+    /// Connections a change adds and removes: OLD and NEW manifests (e.g. the base branch's
+    /// and the pull request's), for review in CI. Exit 0 when nothing changes, 1 otherwise.
+    #[command(after_long_help = "EXAMPLES:
+    rampart netpol diff --old base/k8s --new k8s")]
+    Diff {
+        /// The manifests before the change (files or directories; repeatable).
+        #[arg(long, required = true, value_name = "PATH")]
+        old: Vec<PathBuf>,
+        /// The manifests after it.
+        #[arg(long, required = true, value_name = "PATH")]
+        new: Vec<PathBuf>,
+        /// As for the other commands (NAME=CIDR, repeatable).
+        #[arg(long = "external", value_name = "NAME=CIDR")]
+        externals: Vec<String>,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: DiffFormat,
+    },
     /// Every connection between the workloads (and externals): table or JSON.
     Matrix {
         #[command(flatten)]
@@ -52,6 +69,35 @@ pub enum MatrixFormat {
     Json,
     /// Graphviz DOT (render with `dot -Tsvg`).
     Dot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    Table,
+    Json,
+}
+
+/// Every allowed connection: (from, to) → ports.
+fn connections(
+    world: &World,
+) -> std::collections::BTreeMap<(String, String), rampart_netpol::ports::PortSet> {
+    let ends: Vec<Endpoint> = (0..world.workloads.len())
+        .map(Endpoint::Workload)
+        .chain((0..world.externals.len()).map(Endpoint::External))
+        .collect();
+    let mut out = std::collections::BTreeMap::new();
+    for &s in &ends {
+        for &d in &ends {
+            if s == d || (matches!(s, Endpoint::External(_)) && matches!(d, Endpoint::External(_))) {
+                continue;
+            }
+            let ports = reach(world, s, d).ports;
+            if !ports.is_empty() {
+                out.insert((name(world, s), name(world, d)), ports);
+            }
+        }
+    }
+    out
 }
 
 fn load(source: &Source) -> anyhow::Result<World> {
@@ -92,6 +138,46 @@ fn load(source: &Source) -> anyhow::Result<World> {
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Diff { old, new, externals, output } => {
+            let before = connections(&load(&Source { paths: old, externals: externals.clone() })?);
+            let after = connections(&load(&Source { paths: new, externals })?);
+            let mut changes: Vec<(&'static str, String, String, String)> = Vec::new();
+            for (key, ports) in &after {
+                match before.get(key) {
+                    None => changes.push(("added", key.0.clone(), key.1.clone(), ports.to_string())),
+                    Some(old) if old != ports => {
+                        changes.push(("changed", key.0.clone(), key.1.clone(), format!("{old} → {ports}")))
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (key, ports) in &before {
+                if !after.contains_key(key) {
+                    changes.push(("removed", key.0.clone(), key.1.clone(), ports.to_string()));
+                }
+            }
+            match output {
+                DiffFormat::Json => {
+                    let json: Vec<serde_json::Value> = changes
+                        .iter()
+                        .map(|(c, s, d, p)| serde_json::json!({"change": c, "from": s, "to": d, "ports": p}))
+                        .collect();
+                    crate::outln!("{}", serde_json::to_string_pretty(&json)?);
+                }
+                DiffFormat::Table => {
+                    if changes.is_empty() {
+                        crate::outln!("no connection added, removed or changed");
+                    } else {
+                        let mut t = crate::output::table(&["change", "from", "to", "ports"]);
+                        for (c, s, d, p) in &changes {
+                            t.add_row(vec![c.to_string(), s.clone(), d.clone(), p.clone()]);
+                        }
+                        crate::outln!("{t}");
+                    }
+                }
+            }
+            Ok(if changes.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Command::Reach { src, dst, port, source } => {
             let world = load(&source)?;
             let (s, d) = (endpoint(&world, &src)?, endpoint(&world, &dst)?);
@@ -129,22 +215,9 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Matrix { source, output } => {
             let world = load(&source)?;
-            let ends: Vec<Endpoint> = (0..world.workloads.len())
-                .map(Endpoint::Workload)
-                .chain((0..world.externals.len()).map(Endpoint::External))
-                .collect();
-            let mut rows = Vec::new();
-            for &s in &ends {
-                for &d in &ends {
-                    if s == d || (matches!(s, Endpoint::External(_)) && matches!(d, Endpoint::External(_))) {
-                        continue;
-                    }
-                    let ports = reach(&world, s, d).ports;
-                    if !ports.is_empty() {
-                        rows.push((name(&world, s), name(&world, d), ports.to_string()));
-                    }
-                }
-            }
+            let endpoints = world.workloads.len() + world.externals.len();
+            let rows: Vec<(String, String, String)> =
+                connections(&world).into_iter().map(|((s, d), p)| (s, d, p.to_string())).collect();
             match output {
                 MatrixFormat::Json => {
                     let json: Vec<serde_json::Value> = rows
@@ -166,7 +239,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                         t.add_row(vec![s.clone(), d.clone(), p.clone()]);
                     }
                     crate::outln!("{t}");
-                    crate::outln!("{} connections between {} endpoints", rows.len(), ends.len());
+                    crate::outln!("{} connections between {endpoints} endpoints", rows.len());
                 }
             }
             Ok(ExitCode::SUCCESS)
