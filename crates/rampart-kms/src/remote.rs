@@ -45,8 +45,15 @@ impl AwsKmsKey {
     /// `key`: an ARN, key id or `alias/…`; `cluster`: bound into every ciphertext as the
     /// encryption context `{"kubernetes.io/cluster": cluster}`.
     pub async fn new(key: &str, cluster: &str, region: Option<String>) -> Self {
-        let mut loader =
-            aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http_client());
+        // Every call ends within 2 s, inside the apiserver's 3 s KMS timeout: a hung AWS KMS
+        // must surface as an error the plugin reports, not as a stalled Status.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .operation_timeout(std::time::Duration::from_secs(2))
+            .connect_timeout(std::time::Duration::from_secs(1))
+            .build();
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http_client())
+            .timeout_config(timeouts);
         if let Some(region) = region {
             loader = loader.region(aws_config::Region::new(region));
         }
