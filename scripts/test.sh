@@ -3,7 +3,8 @@
 # workspace — unit, conformance, property, HTTP integration, CLI, the IAM tests against moto and
 # the AWS CLI, and the end-to-end tests through a real kube-apiserver, etcd and kubectl.
 #
-# Installs what it needs on first run: the moto/awscli/boto3 peers into .venv-peers, and
+# Installs what it needs on first run: the moto/awscli/boto3 peers into .venv-peers,
+# network-config-analyzer into .venv-nca, and
 # kube-apiserver, kubectl, etcd and helm, built with the go command from the versions pinned
 # in e2e/tools/ into ~/.cache/rampart (about 10 minutes once per machine; scripts/peers.sh).
 set -euo pipefail
@@ -26,6 +27,13 @@ if [ ! -x .venv-peers/bin/moto_server ] || [ ! -x .venv-peers/bin/aws ]; then
   echo "installing test peers (moto, awscli, boto3) into .venv-peers" >&2
   python3 -m venv .venv-peers
   .venv-peers/bin/pip install --quiet --disable-pip-version-check "moto[server]" awscli boto3
+fi
+# network-config-analyzer, the anchor of the NetworkPolicy differential test, in a venv of its
+# own: it pins a PyYAML that moto's dependencies refuse.
+if [ ! -x .venv-nca/bin/nca ]; then
+  echo "installing network-config-analyzer into .venv-nca" >&2
+  python3 -m venv .venv-nca
+  .venv-nca/bin/pip install --quiet --disable-pip-version-check network-config-analyzer
 fi
 export RAMPART_AWS_PEERS_BIN="$PWD/.venv-peers/bin"
 export RAMPART_REQUIRE_AWS_PEERS=1
