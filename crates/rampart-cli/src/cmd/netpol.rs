@@ -26,10 +26,12 @@ pub enum Command {
     /// rules (file:line) that allow it, or that none does. Exit 0 allowed, 1 not.
     #[command(after_long_help = "EXAMPLES:
     rampart netpol reach shop/web shop/db --port 5432/TCP -f k8s/
-    rampart netpol reach shop/web metadata -f k8s/   # the instance metadata endpoint")]
+    # the instance metadata endpoint:
+    rampart netpol reach shop/web metadata -f k8s/")]
     Reach {
-        /// NAMESPACE/NAME of a workload, or an --external name.
+        /// The source: NAMESPACE/NAME of a workload, or an --external name.
         src: String,
+        /// The destination, named the same way.
         dst: String,
         /// One port, PORT[/PROTOCOL] (TCP by default); without it, every allowed port is listed.
         #[arg(long, value_name = "PORT[/PROTO]")]
@@ -51,6 +53,7 @@ pub enum Command {
         /// As for the other commands (NAME=CIDR, repeatable).
         #[arg(long = "external", value_name = "NAME=CIDR")]
         externals: Vec<String>,
+        /// Output format.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: DiffFormat,
     },
@@ -58,6 +61,7 @@ pub enum Command {
     Matrix {
         #[command(flatten)]
         source: Source,
+        /// Output format.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: MatrixFormat,
     },
