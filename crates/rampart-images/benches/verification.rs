@@ -23,21 +23,12 @@ use std::time::{Duration, Instant};
 use rampart_images::admission::ImageAdmitter;
 use rampart_images::registry::Credentials;
 use rampart_images::verify::CacheSettings;
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn admitter(registry: &support::Registry, cache: CacheSettings) -> ImageAdmitter {
     let spec = "  authorities:\n    - name: release\n      key: {file: trusted.pub}\n";
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(support::admitter(registry, spec, cache, Duration::from_secs(10)))
-}
-
-fn pod(images: &[String]) -> Value {
-    let containers: Vec<Value> = images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| json!({"name": format!("c{i}"), "image": image}))
-        .collect();
-    json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "default"}, "spec": {"containers": containers}})
 }
 
 fn main() {
@@ -52,7 +43,7 @@ fn main() {
         })
         .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let pod = pod(&images);
+    let pod = support::pod(&images);
     let none = Credentials::default();
 
     // Cached: the images as the mutating webhook leaves them (pinned), verified once.
@@ -61,7 +52,7 @@ fn main() {
     assert!(first.denial.is_none());
     let pinned: Vec<String> =
         first.patch.iter().map(|op| op["value"].as_str().unwrap().to_string()).collect();
-    let pinned_pod = self::pod(&pinned);
+    let pinned_pod = support::pod(&pinned);
     let mut measured = noise_floor::measure(10_000, || {
         let answer = runtime.block_on(cached.admit("default", &pinned_pod, None, &none));
         assert!(answer.denial.is_none());

@@ -14,7 +14,7 @@ use rampart_images::authority::NoExternalKeys;
 use rampart_images::policy::parse_documents;
 use rampart_images::registry::{Credentials, Registry as OciRegistry, RegistrySettings};
 use rampart_images::verify::{CacheSettings, PolicySet, Verifier};
-use serde_json::{Value, json};
+use serde_json::json;
 use support::Registry;
 
 async fn admitter(registry: &Registry, spec: &str, deadline: Duration) -> ImageAdmitter {
@@ -23,17 +23,8 @@ async fn admitter(registry: &Registry, spec: &str, deadline: Duration) -> ImageA
 
 const KEY_POLICY: &str = "  authorities:\n    - name: release-key\n      key: {file: trusted.pub}\n";
 
-fn pod(images: &[&str]) -> Value {
-    let containers: Vec<Value> = images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| json!({"name": format!("c{i}"), "image": image}))
-        .collect();
-    json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "default"}, "spec": {"containers": containers}})
-}
-
 async fn admit(admitter: &ImageAdmitter, image: &str) -> ImageAdmission {
-    admitter.admit("default", &pod(&[image]), None, &Credentials::default()).await
+    admitter.admit("default", &support::pod(&[image]), None, &Credentials::default()).await
 }
 
 fn denial(answer: &ImageAdmission) -> &str {
@@ -328,7 +319,7 @@ async fn concurrent_admissions_share_one_registry_verification() {
     assert!(admit(&a, &image).await.denial.is_none());
     // An UPDATE keeping an image is not verified again, even one the cache does not hold.
     let unverified = format!("{host}/demo/never-seen:v1");
-    let old = pod(&[&unverified]);
+    let old = support::pod(&[&unverified]);
     let mut new = old.clone();
     new["metadata"]["labels"] = json!({"touched": "yes"});
     let answer = a.admit("default", &new, Some(&old), &Credentials::default()).await;
@@ -367,7 +358,7 @@ async fn a_private_registry_over_https_with_credentials() {
     assert_eq!(admit(&a, &image).await.denial, None);
     // The same credentials as a pod's imagePullSecret (`.dockerconfigjson`).
     let a = make(vec![ca.clone()], Credentials::default()).await;
-    assert_eq!(a.admit("default", &pod(&[&image]), None, &credentials).await.denial, None);
+    assert_eq!(a.admit("default", &support::pod(&[&image]), None, &credentials).await.denial, None);
 
     let a = make(vec![ca.clone()], Credentials::default()).await;
     let message = denial(&admit(&a, &image).await).to_string();

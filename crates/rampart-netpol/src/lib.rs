@@ -1,7 +1,6 @@
 //! Rampart's network layer: what Kubernetes NetworkPolicies (v1) allow, who can reach whom,
 //! and why.
 //!
-//! - [`selector`]: label selectors as the apiserver matches them;
 //! - [`world`]: namespaces, workloads (pods and pod templates, with their labels and container
 //!   ports) and policies, read from manifests, each policy rule with its file and line;
 //! - [`ports`]: sets of ports per protocol, with named ports resolved per destination;
@@ -19,7 +18,6 @@
 
 pub mod ports;
 pub mod reach;
-pub mod selector;
 pub mod world;
 
 /// Manifests that cannot be read as workloads or policies, naming where.

@@ -7,8 +7,8 @@ use ipnet::IpNet;
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
 
 use crate::ports::PortSet;
-use crate::selector::matches;
 use crate::world::{Policy, Workload, World};
+use rampart_types::labels::selector_matches as matches;
 
 /// An end of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +179,28 @@ pub fn reach(world: &World, src: Endpoint, dst: Endpoint) -> Reach {
         .flatten()
         .fold(PortSet::all(), |acc, side| acc.intersect(&side.ports));
     Reach { egress, ingress, ports }
+}
+
+/// Every allowed connection between distinct endpoints (workloads, and workloads with the
+/// named externals): `(from, to)` → ports. A pair that is absent allows nothing.
+pub fn connections(world: &World) -> std::collections::BTreeMap<(String, String), PortSet> {
+    let ends: Vec<Endpoint> = (0..world.workloads.len())
+        .map(Endpoint::Workload)
+        .chain((0..world.externals.len()).map(Endpoint::External))
+        .collect();
+    let mut out = std::collections::BTreeMap::new();
+    for &s in &ends {
+        for &d in &ends {
+            if s == d || (matches!(s, Endpoint::External(_)) && matches!(d, Endpoint::External(_))) {
+                continue;
+            }
+            let ports = reach(world, s, d).ports;
+            if !ports.is_empty() {
+                out.insert((name(world, s), name(world, d)), ports);
+            }
+        }
+    }
+    out
 }
 
 /// An endpoint by name: `namespace/name` of a workload, or an external's name.

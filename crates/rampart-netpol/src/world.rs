@@ -9,6 +9,8 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde::Deserialize;
 use serde_json::Value;
 
+use rampart_types::workload::pod_template;
+
 use crate::NetpolError;
 
 /// A container port, for named ports in rules.
@@ -66,16 +68,6 @@ pub struct World {
 }
 
 const NAME_LABEL: &str = "kubernetes.io/metadata.name";
-
-fn pod_template(object: &Value) -> Option<&Value> {
-    match object.get("kind").and_then(Value::as_str) {
-        Some("Pod") => Some(object),
-        _ => object
-            .pointer("/spec/jobTemplate/spec/template")
-            .or_else(|| object.pointer("/spec/template"))
-            .or_else(|| object.get("template")),
-    }
-}
 
 fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
     v.and_then(Value::as_object)

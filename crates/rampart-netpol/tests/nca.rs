@@ -11,7 +11,7 @@ use std::process::Command;
 
 use ipnet::IpNet;
 use rampart_netpol::ports::PortSet;
-use rampart_netpol::reach::{Endpoint, name, reach};
+use rampart_netpol::reach::connections;
 use rampart_netpol::world::World;
 use serde_json::Value;
 
@@ -32,26 +32,6 @@ fn nca() -> Option<PathBuf> {
 }
 
 type Matrix = BTreeMap<(String, String), PortSet>;
-
-fn ours(world: &World) -> Matrix {
-    let ends: Vec<Endpoint> = (0..world.workloads.len())
-        .map(Endpoint::Workload)
-        .chain((0..world.externals.len()).map(Endpoint::External))
-        .collect();
-    let mut out = Matrix::new();
-    for &s in &ends {
-        for &d in &ends {
-            if s == d || (matches!(s, Endpoint::External(_)) && matches!(d, Endpoint::External(_))) {
-                continue;
-            }
-            let ports = reach(world, s, d).ports;
-            if !ports.is_empty() {
-                out.insert((name(world, s), name(world, d)), ports);
-            }
-        }
-    }
-    out
-}
 
 fn connection(value: &Value) -> PortSet {
     let mut set = PortSet::none();
@@ -150,7 +130,7 @@ fn agree(policies: &str) {
         ("metadata".into(), "169.254.169.254/32".parse().unwrap()),
         ("dns".into(), "8.8.8.8/32".parse().unwrap()),
     ];
-    let (ours, theirs) = (ours(&world), theirs(&nca, &world, WORKLOADS, policies));
+    let (ours, theirs) = (connections(&world), theirs(&nca, &world, WORKLOADS, policies));
     let keys: std::collections::BTreeSet<_> = ours.keys().chain(theirs.keys()).collect();
     let differences: Vec<String> = keys
         .into_iter()

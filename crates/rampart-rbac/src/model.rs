@@ -43,13 +43,10 @@ impl LabelSelector {
     /// Whether `labels` satisfy every requirement. An empty selector matches everything.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
-            && self.match_expressions.iter().all(|r| match r.operator.as_str() {
-                "In" => labels.get(&r.key).is_some_and(|v| r.values.contains(v)),
-                "NotIn" => labels.get(&r.key).is_none_or(|v| !r.values.contains(v)),
-                "Exists" => labels.contains_key(&r.key),
-                "DoesNotExist" => !labels.contains_key(&r.key),
-                _ => false,
-            })
+            && self
+                .match_expressions
+                .iter()
+                .all(|r| rampart_types::labels::requirement_holds(labels, &r.key, &r.operator, &r.values))
     }
 }
 

@@ -47,14 +47,13 @@ fn review(operation: &str, kind: (&str, &str), resource: &str, object: Value, ol
         "object": object, "oldObject": old}})
 }
 
+/// A pod of `prod-eu` as the apiserver sends it, with a field Rampart does not model.
 fn pod(images: &[&str]) -> Value {
-    let containers: Vec<Value> = images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| json!({"name": format!("c{i}"), "image": image}))
-        .collect();
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "prod-eu"},
-        "spec": {"containers": containers, "futureField": {"kept": true}}})
+    let mut pod = support::pod(images);
+    pod["apiVersion"] = json!("v1");
+    pod["metadata"] = json!({"name": "web", "namespace": "prod-eu"});
+    pod["spec"]["futureField"] = json!({"kept": true});
+    pod
 }
 
 async fn post(server: &rampart_server::serve::RunningServer, path: &str, body: &Value) -> Value {

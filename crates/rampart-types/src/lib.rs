@@ -7,10 +7,12 @@
 //! * [`decision`]: authorization decisions and the reason strings the kube-apiserver shows,
 //!   byte-compatible with cedar-access-control-for-k8s.
 //! * [`glob`]: `*` (and `?`) wildcard patterns, matched in linear time.
+//! * [`labels`]: label selectors matched as the apiserver matches them.
 //! * [`wiring`]: the apiserver authorizer chain Rampart's wiring installs, as data.
 
 pub mod decision;
 pub mod glob;
+pub mod labels;
 pub mod review;
 pub mod selector;
 pub mod wiring;

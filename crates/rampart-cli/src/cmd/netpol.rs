@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use rampart_netpol::reach::{Endpoint, endpoint, explain, name, reach};
+use rampart_netpol::reach::{connections, endpoint, explain, reach};
 use rampart_netpol::world::World;
 
 #[derive(Debug, clap::Args)]
@@ -79,29 +79,6 @@ pub enum MatrixFormat {
 pub enum DiffFormat {
     Table,
     Json,
-}
-
-/// Every allowed connection: (from, to) → ports.
-fn connections(
-    world: &World,
-) -> std::collections::BTreeMap<(String, String), rampart_netpol::ports::PortSet> {
-    let ends: Vec<Endpoint> = (0..world.workloads.len())
-        .map(Endpoint::Workload)
-        .chain((0..world.externals.len()).map(Endpoint::External))
-        .collect();
-    let mut out = std::collections::BTreeMap::new();
-    for &s in &ends {
-        for &d in &ends {
-            if s == d || (matches!(s, Endpoint::External(_)) && matches!(d, Endpoint::External(_))) {
-                continue;
-            }
-            let ports = reach(world, s, d).ports;
-            if !ports.is_empty() {
-                out.insert((name(world, s), name(world, d)), ports);
-            }
-        }
-    }
-    out
 }
 
 fn load(source: &Source) -> anyhow::Result<World> {

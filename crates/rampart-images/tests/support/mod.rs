@@ -270,6 +270,16 @@ pub async fn admitter(
     rampart_images::admission::ImageAdmitter::new(policies, verifier, Credentials::default(), deadline)
 }
 
+/// A Pod `default/p` with one container per image.
+pub fn pod<S: AsRef<str>>(images: &[S]) -> serde_json::Value {
+    let containers: Vec<serde_json::Value> = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| serde_json::json!({"name": format!("c{i}"), "image": image.as_ref()}))
+        .collect();
+    serde_json::json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "default"}, "spec": {"containers": containers}})
+}
+
 /// openssl, for keys and a throw-away CA.
 pub fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
