@@ -6,14 +6,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ipnet::IpNet;
 use rampart_netpol::ports::PortSet;
 use rampart_netpol::reach::connections;
 use rampart_netpol::world::World;
-use serde_json::Value;
+
+mod support;
 
 fn nca() -> Option<PathBuf> {
     let venv = std::env::var("RAMPART_NCA_BIN")
@@ -33,58 +33,72 @@ fn nca() -> Option<PathBuf> {
 
 type Matrix = BTreeMap<(String, String), PortSet>;
 
-fn connection(value: &Value) -> PortSet {
+/// One connection of NCA's `txt_no_fw_rules` output: `All connections`, or
+/// `{protocols:TCP,UDP,dst_ports:80-90,443}` (no `dst_ports`: every port).
+fn connection(text: &str) -> PortSet {
+    if text == "All connections" {
+        return PortSet::all();
+    }
+    let body = text.trim_start_matches('{').trim_end_matches('}');
+    let (protocols, ports) = match body.split_once(",dst_ports:") {
+        Some((p, ports)) => (p, Some(ports)),
+        None => (body, None),
+    };
     let mut set = PortSet::none();
-    for c in value.as_array().into_iter().flatten() {
-        if c.as_str() == Some("All connections") {
-            return PortSet::all();
-        }
-        let protocol = c["protocols"].as_str().unwrap_or("TCP");
-        let ports = c["dst_ports"].as_array().cloned().unwrap_or_default();
-        if ports.is_empty() {
+    for protocol in protocols.trim_start_matches("protocols:").split(',').map(str::trim) {
+        let Some(ports) = ports else {
             set = set.union(&PortSet::range(protocol, 1, u16::MAX));
-        }
-        for p in ports {
-            let (lo, hi) = match &p {
-                Value::Number(n) => (n.as_u64().unwrap() as u16, n.as_u64().unwrap() as u16),
-                Value::String(s) => {
-                    let (a, b) = s.split_once('-').unwrap_or((s, s));
-                    (a.parse().unwrap(), b.parse().unwrap())
-                }
-                other => panic!("NCA port {other}"),
-            };
-            set = set.union(&PortSet::range(protocol, lo, hi));
+            continue;
+        };
+        for range in ports.split(',').map(str::trim) {
+            let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+            set = set.union(&PortSet::range(protocol, lo.parse().unwrap(), hi.parse().unwrap()));
         }
     }
     set
 }
 
-/// One side of an NCA row: the workloads (`ns/name`) and externals it names.
-fn side(world: &World, row: &Value, prefix: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(namespaces) = row[format!("{prefix}_ns")].as_array() {
-        let pods: Vec<&str> =
-            row[format!("{prefix}_pods")].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
-        for ns in namespaces.iter().map(|n| n.as_str().unwrap()) {
-            for w in world.workloads.iter().filter(|w| w.namespace == ns) {
-                if pods.contains(&"*") || pods.contains(&w.name.as_str()) {
-                    out.push(w.id());
-                }
-            }
-        }
+/// The endpoints one side of a line names: `ns/name[Kind]`, or an address range `a-b` that
+/// holds some of the named externals.
+fn endpoints(world: &World, text: &str) -> Vec<String> {
+    if let Some((id, _kind)) = text.split_once('[') {
+        return vec![id.to_string()];
     }
-    if let Some(blocks) = row[format!("{prefix}_ip_block")].as_array() {
-        let blocks: Vec<IpNet> = blocks.iter().filter_map(|b| b.as_str()?.parse().ok()).collect();
-        for (n, net) in &world.externals {
-            if blocks.iter().any(|b| b.contains(net)) {
-                out.push(n.clone());
-            }
-        }
-    }
-    out
+    let (lo, hi) = text.split_once('-').unwrap_or((text, text));
+    let (lo, hi): (std::net::IpAddr, std::net::IpAddr) = (lo.parse().unwrap(), hi.parse().unwrap());
+    world
+        .externals
+        .iter()
+        .filter(|(_, net)| lo <= net.network() && net.broadcast() <= hi)
+        .map(|(n, _)| n.clone())
+        .collect()
 }
 
-fn theirs(nca: &PathBuf, world: &World, workloads: &str, policies: &str) -> Matrix {
+/// NCA's per-pair report (`--output_format txt_no_fw_rules`, lines `SRC => DST : CONNECTION`)
+/// as the same matrix as ours; a pair it does not list has no connection.
+fn matrix_of(world: &World, report: &str) -> Matrix {
+    let mut matrix = Matrix::new();
+    for line in report.lines().filter(|l| l.contains(" => ")) {
+        let (src, rest) = line.split_once(" => ").unwrap();
+        let (dst, conn) = rest.split_once(" : ").unwrap();
+        let ports = connection(conn.trim());
+        for s in endpoints(world, src.trim()) {
+            for d in endpoints(world, dst.trim()) {
+                let entry = matrix.entry((s.clone(), d)).or_default();
+                *entry = entry.union(&ports);
+            }
+        }
+    }
+    matrix
+}
+
+fn read_report(path: &Path, stderr: &[u8]) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!("nca wrote no {}: {e}\n{}", path.display(), String::from_utf8_lossy(stderr))
+    })
+}
+
+fn theirs(nca: &Path, world: &World, workloads: &str, policies: &str) -> Matrix {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("workloads.yaml"), workloads).unwrap();
     std::fs::write(dir.path().join("policies.yaml"), policies).unwrap();
@@ -97,43 +111,17 @@ fn theirs(nca: &PathBuf, world: &World, workloads: &str, policies: &str) -> Matr
             "--ns_list",
             "workloads.yaml",
         ])
-        .args(["--output_format", "json", "--file_out", "out.json"])
+        .args(["--output_format", "txt_no_fw_rules", "--file_out", "out.txt"])
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(dir.path().join("out.json").exists(), "nca: {}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
-    let mut matrix = Matrix::new();
-    for row in report[0]["explanation"][0]["rules"].as_array().into_iter().flatten() {
-        let ports = connection(&row["connection"]);
-        for s in side(world, row, "src") {
-            for d in side(world, row, "dst") {
-                let both_external = world.workload(&s).is_none() && world.workload(&d).is_none();
-                if s != d && !both_external {
-                    let entry = matrix.entry((s.clone(), d)).or_default();
-                    *entry = entry.union(&ports);
-                }
-            }
-        }
-    }
-    matrix
+    matrix_of(world, &read_report(&dir.path().join("out.txt"), &out.stderr))
 }
 
-const WORKLOADS: &str = include_str!("../../rampart-cli/tests/fixtures/netpol/workloads.yaml");
-
-fn agree(policies: &str) {
-    let Some(nca) = nca() else { return };
-    let mut world = World::default();
-    world.add_manifests("workloads.yaml", WORKLOADS).unwrap();
-    world.add_manifests("policies.yaml", policies).unwrap();
-    world.externals = vec![
-        ("metadata".into(), "169.254.169.254/32".parse().unwrap()),
-        ("dns".into(), "8.8.8.8/32".parse().unwrap()),
-    ];
-    let (ours, theirs) = (connections(&world), theirs(&nca, &world, WORKLOADS, policies));
+/// Where the two matrices differ, one line per pair.
+fn differences(ours: &Matrix, theirs: &Matrix) -> Vec<String> {
     let keys: std::collections::BTreeSet<_> = ours.keys().chain(theirs.keys()).collect();
-    let differences: Vec<String> = keys
-        .into_iter()
+    keys.into_iter()
         .filter(|k| ours.get(*k) != theirs.get(*k))
         .map(|k| {
             format!(
@@ -144,8 +132,43 @@ fn agree(policies: &str) {
                 theirs.get(k).map(|p| p.to_string())
             )
         })
-        .collect();
+        .collect()
+}
+
+const WORKLOADS: &str = include_str!("../../rampart-cli/tests/fixtures/netpol/workloads.yaml");
+
+fn agree(policies: &str) {
+    agree_on(WORKLOADS, policies, &[("metadata", "169.254.169.254/32"), ("dns", "8.8.8.8/32")]);
+}
+
+fn agree_on(workloads: &str, policies: &str, externals: &[(&str, &str)]) {
+    let Some(nca) = nca() else { return };
+    let mut world = World::default();
+    world.add_manifests("workloads.yaml", workloads).unwrap();
+    world.add_manifests("policies.yaml", policies).unwrap();
+    world.externals = externals.iter().map(|(n, c)| (n.to_string(), c.parse().unwrap())).collect();
+    let (ours, theirs) = (connections(&world), theirs(&nca, &world, workloads, policies));
+    assert!(!ours.is_empty() || !theirs.is_empty(), "a case where nothing connects tests little");
+    let differences = differences(&ours, &theirs);
     assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+/// Every example policy of the Kubernetes documentation's NetworkPolicy page, one set at a
+/// time (fixtures/k8s-docs, with its source and licence).
+#[test]
+fn the_kubernetes_documentation_examples_agree() {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/k8s-docs"));
+    let workloads = std::fs::read_to_string(dir.join("workloads.yaml")).unwrap();
+    let externals = [("docker", "172.17.0.5/32"), ("excepted", "172.17.1.5/32"), ("subnet", "10.0.0.7/32")];
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") && !path.ends_with("workloads.yaml") {
+            agree_on(&workloads, &std::fs::read_to_string(&path).unwrap(), &externals);
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 10, "every example read");
 }
 
 #[test]
@@ -188,4 +211,146 @@ spec:
   ingress: [{from: [{ipBlock: {cidr: 8.8.0.0/16}}]}, {from: [{namespaceSelector: {}}], ports: [{port: http}, {port: pg}]}]
 ",
     );
+}
+
+/// Clusters per NCA run: big enough that Python's start-up is paid rarely, small enough that
+/// two runs keep both cores busy and a crash names a short list of cases.
+const CHUNK: usize = 200;
+
+/// Runs NCA once on the scheme of `cases` (one network configuration and one connectivity
+/// query per case directory `c{n}`), returning its stderr for the failure message.
+fn run_scheme(nca: &Path, dir: &Path, chunk: usize, cases: std::ops::Range<usize>) -> Vec<u8> {
+    let mut configs = String::from("networkConfigList:\n");
+    let mut queries = String::from("queries:\n");
+    for n in cases {
+        configs += &format!(
+            "  - {{name: c{n}, namespaceList: c{n}/w.yaml, podList: c{n}/w.yaml, networkPolicyList: [c{n}/p.yaml]}}\n"
+        );
+        queries += &format!(
+            "  - {{name: q{n}, connectivityMap: [c{n}], outputConfiguration: {{outputFormat: txt_no_fw_rules, outputPath: c{n}/out.txt}}}}\n"
+        );
+    }
+    let scheme = format!("scheme{chunk}.yaml");
+    std::fs::write(dir.join(&scheme), configs + &queries).unwrap();
+    Command::new(nca).args(["--scheme", &scheme]).current_dir(dir).output().unwrap().stderr
+}
+
+/// The random corpus: `RAMPART_NCA_CASES` clusters (1,000 by default) from the generators the
+/// property tests use, given to NCA as scheme files of [`CHUNK`] clusters each, two at a time.
+#[test]
+fn a_thousand_random_clusters_agree_with_network_config_analyzer() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+
+    let Some(nca) = nca() else { return };
+    let cases: usize = std::env::var("RAMPART_NCA_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(1000);
+    let dir = tempfile::tempdir().unwrap();
+    let mut runner = TestRunner::deterministic();
+    let mut worlds = Vec::new();
+    for n in 0..cases {
+        let (namespaces, policies) = support::cluster().new_tree(&mut runner).unwrap().current();
+        let policies: Vec<_> = policies.into_iter().map(support::as_nca_accepts).collect();
+        let prefix = format!("c{n}-");
+        let (workloads, policies) =
+            (support::render_workloads(&prefix, &namespaces), support::render_policies(&prefix, &policies));
+        let case = dir.path().join(format!("c{n}"));
+        std::fs::create_dir(&case).unwrap();
+        std::fs::write(case.join("w.yaml"), &workloads).unwrap();
+        std::fs::write(case.join("p.yaml"), &policies).unwrap();
+        let mut world = World::default();
+        world.add_manifests("w.yaml", &workloads).unwrap();
+        world.add_manifests("p.yaml", &policies).unwrap();
+        world.externals =
+            support::EXTERNALS.iter().map(|(n, c)| (n.to_string(), c.parse().unwrap())).collect();
+        worlds.push((world, workloads, policies));
+    }
+    let chunks: Vec<usize> = (0..cases.div_ceil(CHUNK)).collect();
+    let stderr: Vec<Vec<u8>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = chunks
+            .chunks(chunks.len().div_ceil(2).max(1))
+            .map(|mine| {
+                let (nca, dir) = (&nca, dir.path());
+                scope.spawn(move || {
+                    mine.iter()
+                        .map(|&c| run_scheme(nca, dir, c, c * CHUNK..((c + 1) * CHUNK).min(cases)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        runs.into_iter().flat_map(|r| r.join().unwrap()).collect()
+    });
+    let mut failures = Vec::new();
+    for (n, (world, workloads, policies)) in worlds.iter().enumerate() {
+        let report = read_report(&dir.path().join(format!("c{n}/out.txt")), &stderr[n / CHUNK]);
+        let differences = differences(&connections(world), &matrix_of(world, &report));
+        if !differences.is_empty() {
+            failures.push(format!(
+                "case {n}:\n{}\n--- workloads\n{workloads}--- policies\n{policies}",
+                differences.join("\n")
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} clusters disagree:\n{}",
+        failures.len(),
+        failures.join("\n=====\n")
+    );
+}
+
+// Where NCA differs from the API, pinned: if a release fixes one, this test fails and the
+// README's comparison is updated. semantics.rs shows the API's answer for each.
+
+/// NCA refuses what the apiserver accepts: egress rules in a policy typed Ingress alone.
+#[test]
+fn nca_refuses_rules_outside_policy_types() {
+    let Some(nca) = nca() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("w.yaml"), WORKLOADS).unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: a}\nspec: {podSelector: {}, policyTypes: [Ingress], egress: [{}]}\n",
+    )
+    .unwrap();
+    let out = Command::new(nca)
+        .args(["--connectivity", "p.yaml", "--pod_list", "w.yaml", "--ns_list", "w.yaml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("egress field but no \"Egress\" in its policyTypes"), "{stderr}");
+}
+
+fn nca_matrix(policies: &str) -> Option<(Matrix, Matrix)> {
+    let nca = nca()?;
+    let mut world = World::default();
+    world.add_manifests("workloads.yaml", WORKLOADS).unwrap();
+    world.add_manifests("policies.yaml", policies).unwrap();
+    Some((connections(&world), theirs(&nca, &world, WORKLOADS, policies)))
+}
+
+/// NCA reads `egress: []` without policyTypes as an egress policy.
+#[test]
+fn nca_isolates_egress_for_an_empty_egress_list() {
+    let Some((ours, theirs)) = nca_matrix(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: a}\nspec: {podSelector: {}, egress: []}\n",
+    ) else {
+        return;
+    };
+    let key = ("a/web".to_string(), "b/client".to_string());
+    assert!(ours[&key].is_all());
+    assert!(!theirs.contains_key(&key), "NCA: {:?}", theirs.get(&key));
+}
+
+/// NCA evaluates Exists in a peer's podSelector over the policy's namespace only.
+#[test]
+fn nca_looks_for_exists_only_in_the_policy_namespace() {
+    let Some((ours, theirs)) = nca_matrix(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: a}\nspec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchLabels: {team: b}}, podSelector: {matchExpressions: [{key: app, operator: Exists}]}}]}]}\n",
+    ) else {
+        return;
+    };
+    let key = ("b/client".to_string(), "a/web".to_string());
+    assert!(ours[&key].is_all());
+    assert!(!theirs.contains_key(&key), "NCA: {:?}", theirs.get(&key));
 }

@@ -1,4 +1,4 @@
-//! The algebra of NetworkPolicies, on random policy sets over fixed workloads: adding an allow
+//! The algebra of NetworkPolicies, on random clusters (tests/support): adding an allow
 //! rule never removes a connection; a default-deny removes exactly the connections into its
 //! namespace's pods that no policy isolated before, and nothing else.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -8,98 +8,22 @@ use rampart_netpol::ports::PortSet;
 use rampart_netpol::reach::{Endpoint, reach};
 use rampart_netpol::world::World;
 
-const NAMESPACES: [&str; 3] = ["a", "b", "c"];
-const APPS: [&str; 3] = ["web", "db", "cache"];
+mod support;
 
-fn workloads() -> String {
-    let mut out = String::new();
-    for (i, ns) in NAMESPACES.iter().enumerate() {
-        out += &format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}, labels: {{tier: t{}}}}}\n---\n",
-            i % 2
-        );
-        for app in APPS {
-            out += &format!(
-                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {app}, namespace: {ns}, labels: {{app: {app}}}}}\nspec: {{containers: [{{name: c, ports: [{{name: http, containerPort: 8080}}]}}]}}\n---\n"
-            );
-        }
-    }
-    out
-}
+use support::{Namespace, Policy};
 
-fn selector() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just("{}".to_string()),
-        prop::sample::select(APPS.to_vec()).prop_map(|a| format!("{{matchLabels: {{app: {a}}}}}")),
-        prop::sample::select(APPS.to_vec())
-            .prop_map(|a| format!("{{matchExpressions: [{{key: app, operator: NotIn, values: [{a}]}}]}}")),
-    ]
-}
-
-fn peer() -> impl Strategy<Value = String> {
-    prop_oneof![
-        selector().prop_map(|s| format!("{{podSelector: {s}}}")),
-        (0..2u8).prop_map(|t| format!("{{namespaceSelector: {{matchLabels: {{tier: t{t}}}}}}}")),
-        (selector(), 0..2u8).prop_map(|(s, t)| format!(
-            "{{podSelector: {s}, namespaceSelector: {{matchLabels: {{tier: t{t}}}}}}}"
-        )),
-        Just("{ipBlock: {cidr: 10.0.0.0/8}}".to_string()),
-    ]
-}
-
-fn rule() -> impl Strategy<Value = String> {
-    let peers = prop::option::of(prop::collection::vec(peer(), 0..3));
-    let ports = prop::option::of(prop::collection::vec(
-        prop_oneof![
-            Just("{port: 8080}"),
-            Just("{port: http}"),
-            Just("{port: 80, endPort: 90}"),
-            Just("{protocol: UDP}")
-        ],
-        0..3,
-    ));
-    (peers, ports).prop_map(|(peers, ports)| {
-        let mut fields = Vec::new();
-        if let Some(p) = peers {
-            fields.push(format!("PEERS: [{}]", p.join(", ")));
-        }
-        if let Some(p) = ports {
-            fields.push(format!("ports: [{}]", p.join(", ")));
-        }
-        format!("{{{}}}", fields.join(", "))
-    })
-}
-
-fn policy() -> impl Strategy<Value = (String, String, Vec<String>, Vec<String>, bool)> {
-    (
-        prop::sample::select(NAMESPACES.to_vec()).prop_map(str::to_string),
-        selector(),
-        prop::collection::vec(rule(), 0..3),
-        prop::collection::vec(rule(), 0..3),
-        any::<bool>(),
-    )
-}
-
-fn render(
-    i: usize,
-    (ns, selector, ingress, egress, typed): &(String, String, Vec<String>, Vec<String>, bool),
-) -> String {
-    let ingress: Vec<String> = ingress.iter().map(|r| r.replace("PEERS", "from")).collect();
-    let egress: Vec<String> = egress.iter().map(|r| r.replace("PEERS", "to")).collect();
-    let types = if *typed { "\n  policyTypes: [Ingress, Egress]" } else { "" };
-    format!(
-        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: p{i}, namespace: {ns}}}\nspec:\n  podSelector: {selector}\n  ingress: [{}]\n  egress: [{}]{types}\n---\n",
-        ingress.join(", "),
-        egress.join(", ")
-    )
-}
-
-fn world(policies: &str) -> World {
+fn world(namespaces: &[Namespace], policies: &str) -> World {
     let mut world = World::default();
-    world.add_manifests("w.yaml", &workloads()).unwrap();
+    world.add_manifests("w.yaml", &support::render_workloads("", namespaces)).unwrap();
     world.add_manifests("p.yaml", policies).unwrap();
     world.externals = vec![("ten".into(), "10.1.0.0/16".parse().unwrap())];
     world
+}
+
+fn typed(policies: &[Policy], target: usize) -> Vec<Policy> {
+    let mut out = policies.to_vec();
+    out[target].types = Some(vec!["Ingress", "Egress"]);
+    out
 }
 
 fn matrix(world: &World) -> Vec<PortSet> {
@@ -121,23 +45,21 @@ proptest! {
 
     #[test]
     fn an_added_allow_rule_never_removes_a_connection(
-        policies in prop::collection::vec(policy(), 1..5),
-        extra in rule(),
+        (namespaces, policies) in support::cluster().prop_filter("a policy to grow", |(_, p)| !p.is_empty()),
+        extra in support::rule(),
         which in any::<prop::sample::Index>(),
         to_ingress in any::<bool>(),
     ) {
-        let mut grown = policies.clone();
-        let target = which.index(grown.len());
-        if to_ingress { grown[target].2.push(extra) } else { grown[target].3.push(extra) }
-        // Keep the policy's types as they were: adding an egress rule to an untyped policy
-        // would otherwise make it an egress policy (that isolates, which is not "adding an
-        // allow rule").
-        grown[target].4 = true;
-        let mut typed = policies.clone();
-        typed[target].4 = true;
-        let typed_text: String = typed.iter().enumerate().map(|(i, p)| render(i, p)).collect();
-        let grown_text: String = grown.iter().enumerate().map(|(i, p)| render(i, p)).collect();
-        let (before, after) = (matrix(&world(&typed_text)), matrix(&world(&grown_text)));
+        // Keep the policy's types as they were (both): adding an egress rule to an untyped
+        // policy would otherwise make it an egress policy, which isolates and is not "adding
+        // an allow rule".
+        let target = which.index(policies.len());
+        let before = typed(&policies, target);
+        let mut grown = before.clone();
+        let rules = if to_ingress { &mut grown[target].ingress } else { &mut grown[target].egress };
+        rules.get_or_insert_with(Vec::new).push(extra);
+        let before = matrix(&world(&namespaces, &support::render_policies("", &before)));
+        let after = matrix(&world(&namespaces, &support::render_policies("", &grown)));
         for (b, a) in before.iter().zip(&after) {
             prop_assert_eq!(b.intersect(a), b.clone(), "a connection shrank");
         }
@@ -145,15 +67,17 @@ proptest! {
 
     #[test]
     fn a_default_deny_removes_exactly_the_unprotected_connections_into_its_namespace(
-        policies in prop::collection::vec(policy(), 0..5),
-        ns in prop::sample::select(NAMESPACES.to_vec()),
+        (namespaces, policies) in support::cluster(),
+        which in any::<prop::sample::Index>(),
     ) {
-        let text: String = policies.iter().enumerate().map(|(i, p)| render(i, p)).collect();
-        let before = world(&text);
+        let ns = support::namespace_name("", which.index(namespaces.len()));
+        let text = support::render_policies("", &policies);
+        let before = world(&namespaces, &text);
         let deny = format!("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: deny, namespace: {ns}}}\nspec: {{podSelector: {{}}, policyTypes: [Ingress]}}\n");
-        let after = world(&format!("{text}{deny}"));
+        let after = world(&namespaces, &format!("{text}{deny}"));
         let n = before.workloads.len() + before.externals.len();
         let (old, new) = (matrix(&before), matrix(&after));
+        let mut closed = 0;
         for d in 0..n {
             let dst_in_ns = d < before.workloads.len() && before.workloads[d].namespace == ns;
             let was_isolated = dst_in_ns && {
@@ -164,10 +88,17 @@ proptest! {
                 let (o, w) = (&old[s * n + d], &new[s * n + d]);
                 if dst_in_ns && !was_isolated {
                     prop_assert!(w.is_empty(), "an unprotected pod is closed");
+                    closed += usize::from(!o.is_empty());
                 } else {
                     prop_assert_eq!(o, w, "nothing else changes");
                 }
             }
         }
+        // An unprotected pod took traffic from outside before the deny: something closed.
+        let unprotected = (0..before.workloads.len()).any(|d| {
+            before.workloads[d].namespace == ns
+                && reach(&before, Endpoint::External(0), Endpoint::Workload(d)).ingress.as_ref().is_some_and(|s| s.isolating.is_empty())
+        });
+        prop_assert!(!unprotected || closed > 0, "the deny closed nothing");
     }
 }

@@ -177,3 +177,44 @@ fn empty_lists_absent_lists_and_policy_types() {
         PortSet::range("TCP", 8000, 8100).union(&PortSet::range("UDP", 53, 53))
     );
 }
+
+// The three places network-config-analyzer answers otherwise (tests/nca.rs pins what it says).
+
+#[test]
+fn rules_outside_policy_types_are_ignored() {
+    // "policyTypes … List of rule types that the NetworkPolicy relates to": egress rules in a
+    // policy typed Ingress alone neither isolate nor allow egress; the API accepts the object.
+    let w = world(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: a}\nspec: {podSelector: {}, policyTypes: [Ingress], ingress: [], egress: [{to: [{podSelector: {matchLabels: {app: db}}}]}]}\n",
+    );
+    assert!(ports(&w, "a/web", "b/client").is_all(), "egress stays open");
+    assert!(ports(&w, "b/client", "a/web").is_empty(), "ingress is isolated");
+}
+
+#[test]
+fn an_empty_egress_list_without_policy_types_is_an_ingress_policy() {
+    // "If this field is not specified, it will default based on the existence of ingress or
+    // egress rules": the apiserver's defaulting tests `len(spec.Egress) != 0`, so `egress: []`
+    // is no egress rule and the policy is typed Ingress alone (the e2e netpol test reads the
+    // defaulted object back from a real apiserver).
+    let w = world(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: a}\nspec: {podSelector: {}, egress: []}\n",
+    );
+    assert!(ports(&w, "a/web", "b/client").is_all(), "egress open");
+    assert!(ports(&w, "a/web", "dns").is_all());
+    assert!(ports(&w, "b/client", "a/web").is_empty(), "ingress isolated");
+}
+
+#[test]
+fn exists_in_a_peer_with_a_namespace_selector_looks_in_the_selected_namespaces() {
+    // "If namespaceSelector is also set, then the NetworkPolicyPeer as a whole selects the
+    // Pods matching podSelector in the Namespaces selected by NamespaceSelector": the pod
+    // selector's requirements, whichever their operator, apply to pods of those namespaces.
+    for (operator, allowed) in [("Exists", true), ("DoesNotExist", false)] {
+        let w = world(&format!(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: p, namespace: a}}\nspec: {{podSelector: {{}}, ingress: [{{from: [{{namespaceSelector: {{matchLabels: {{team: b}}}}, podSelector: {{matchExpressions: [{{key: app, operator: {operator}}}]}}}}]}}]}}\n"
+        ));
+        assert_eq!(ports(&w, "b/client", "a/web").is_all(), allowed, "{operator}");
+        assert!(ports(&w, "a/db", "a/web").is_empty(), "{operator}: not the policy's namespace");
+    }
+}
