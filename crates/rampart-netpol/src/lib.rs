@@ -5,7 +5,9 @@
 //!   ports) and policies, read from manifests, each policy rule with its file and line;
 //! - [`ports`]: sets of ports per protocol, with named ports resolved per destination;
 //! - [`reach`]: the connection from one endpoint to another — the egress side of the source
-//!   and the ingress side of the destination, each isolated or not, and which rule allows it.
+//!   and the ingress side of the destination, each isolated or not, and which rule allows it;
+//! - [`analysis`]: the world indexed once (isolation per workload, each rule's peers as a
+//!   bitset, interned port sets), for fast queries and the full matrix.
 //!
 //! The semantics are the NetworkPolicy v1 API's: a pod is isolated for ingress (egress) only if
 //! a policy selecting it has that type (`policyTypes` defaulting to Ingress, plus Egress when
@@ -16,6 +18,7 @@
 //! offline, as in network-config-analyzer), an address range only when it lies wholly inside
 //! the block and outside its `except`s; both ends must allow.
 
+pub mod analysis;
 pub mod ports;
 pub mod reach;
 pub mod world;

@@ -13,7 +13,7 @@ use crate::world::ContainerPort;
 pub const PROTOCOLS: [&str; 3] = ["TCP", "UDP", "SCTP"];
 
 /// Ports per protocol; each protocol's ranges sorted, disjoint and not adjacent.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct PortSet {
     ranges: BTreeMap<&'static str, Vec<(u16, u16)>>,
 }

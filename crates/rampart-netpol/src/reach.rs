@@ -4,11 +4,12 @@
 //! match the other end.
 
 use ipnet::IpNet;
-use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
+use k8s_openapi::api::networking::v1::{IPBlock, NetworkPolicy};
 
+use crate::analysis::Analysis;
 use crate::ports::PortSet;
 use crate::world::{Policy, Workload, World};
-use rampart_types::labels::selector_matches as matches;
+pub(crate) use rampart_types::labels::selector_matches as matches;
 
 /// An end of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,18 +39,16 @@ pub struct Reach {
     pub ports: PortSet,
 }
 
-/// A rule's peers (`from` or `to`) and ports, whichever the direction.
-type RuleView<'a> = (Option<&'a Vec<NetworkPolicyPeer>>, Option<&'a Vec<NetworkPolicyPort>>);
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Direction {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
     Ingress,
     Egress,
 }
 
 /// Whether a policy applies to a direction: `policyTypes`, or when absent Ingress always and
-/// Egress when it has egress rules (the apiserver's defaulting).
-fn has_type(policy: &NetworkPolicy, direction: Direction) -> bool {
+/// Egress when it has egress rules (the apiserver's defaulting tests `len(spec.Egress) != 0`,
+/// so `egress: []` leaves a policy Ingress-only).
+pub(crate) fn has_type(policy: &NetworkPolicy, direction: Direction) -> bool {
     let spec = policy.spec.as_ref();
     match spec.and_then(|s| s.policy_types.as_ref()) {
         Some(types) => {
@@ -62,145 +61,40 @@ fn has_type(policy: &NetworkPolicy, direction: Direction) -> bool {
     }
 }
 
-fn selects(policy: &Policy, workload: &Workload) -> bool {
+/// Whether a policy selects a workload: its namespace, and its podSelector (absent is the
+/// empty selector the apiserver defaults it to: every pod).
+pub(crate) fn selects(policy: &Policy, workload: &Workload) -> bool {
     policy.namespace == workload.namespace
-        // An absent podSelector is the empty one (the apiserver defaults it): every pod.
-        && policy.policy.spec.as_ref().is_some_and(|s| s.pod_selector.as_ref().is_none_or(|sel| matches(sel, &workload.labels)))
+        && policy
+            .policy
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.pod_selector.as_ref().is_none_or(|sel| matches(sel, &workload.labels)))
 }
 
-/// Whether a peer names the endpoint. `ipBlock` names addresses outside the cluster only
-/// (pod addresses are not known offline); the selectors name workloads, intersected when both
-/// are given, the policy's own namespace when no namespace selector is.
-fn peer_matches(world: &World, policy: &Policy, peer: &NetworkPolicyPeer, end: Endpoint) -> bool {
-    match (end, &peer.ip_block) {
-        (Endpoint::External(i), Some(block)) => {
-            let net = world.externals[i].1;
-            let Ok(cidr) = block.cidr.parse::<IpNet>() else { return false };
-            let excepted = block
-                .except
-                .iter()
-                .flatten()
-                .filter_map(|e| e.parse::<IpNet>().ok())
-                .any(|e| overlaps(&e, &net));
-            cidr.contains(&net) && !excepted
-        }
-        (Endpoint::External(_), None) | (Endpoint::Workload(_), Some(_)) => false,
-        (Endpoint::Workload(i), None) => {
-            let w = &world.workloads[i];
-            let in_namespace = match &peer.namespace_selector {
-                Some(selector) => {
-                    world.namespaces.get(&w.namespace).is_some_and(|labels| matches(selector, labels))
-                }
-                None => w.namespace == policy.namespace,
-            };
-            in_namespace && peer.pod_selector.as_ref().is_none_or(|s| matches(s, &w.labels))
-        }
-    }
+/// Whether an `ipBlock` holds an address range: wholly inside the CIDR and touching none of
+/// the `except`s. Pod addresses are not known offline, so blocks name externals only.
+pub(crate) fn block_holds(block: &IPBlock, net: &IpNet) -> bool {
+    let Ok(cidr) = block.cidr.parse::<IpNet>() else { return false };
+    let excepted =
+        block.except.iter().flatten().filter_map(|e| e.parse::<IpNet>().ok()).any(|e| overlaps(&e, net));
+    cidr.contains(net) && !excepted
 }
 
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
-/// One rule's peers: absent or empty, every endpoint.
-fn rule_matches(
-    world: &World,
-    policy: &Policy,
-    peers: Option<&Vec<NetworkPolicyPeer>>,
-    end: Endpoint,
-) -> bool {
-    match peers {
-        None => true,
-        Some(list) if list.is_empty() => true,
-        Some(list) => list.iter().any(|p| peer_matches(world, policy, p, end)),
-    }
-}
-
-fn side(
-    world: &World,
-    subject: usize,
-    other: Endpoint,
-    direction: Direction,
-    destination: Option<usize>,
-) -> Side {
-    let workload = &world.workloads[subject];
-    let isolating: Vec<usize> = world
-        .policies
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| has_type(&p.policy, direction) && selects(p, workload))
-        .map(|(i, _)| i)
-        .collect();
-    if isolating.is_empty() {
-        return Side { isolating, allowing: vec![], ports: PortSet::all() };
-    }
-    let container_ports = destination.map(|d| world.workloads[d].ports.as_slice());
-    let mut allowing = Vec::new();
-    for &i in &isolating {
-        let policy = &world.policies[i];
-        let Some(spec) = policy.policy.spec.as_ref() else { continue };
-        let rules: Vec<RuleView<'_>> = match direction {
-            Direction::Ingress => {
-                spec.ingress.iter().flatten().map(|r| (r.from.as_ref(), r.ports.as_ref())).collect()
-            }
-            Direction::Egress => {
-                spec.egress.iter().flatten().map(|r| (r.to.as_ref(), r.ports.as_ref())).collect()
-            }
-        };
-        for (n, (peers, ports)) in rules.into_iter().enumerate() {
-            if rule_matches(world, policy, peers, other) {
-                let set = PortSet::of_rule(ports.map(Vec::as_slice), container_ports);
-                if !set.is_empty() {
-                    allowing.push((i, n, set));
-                }
-            }
-        }
-    }
-    let ports = allowing.iter().fold(PortSet::none(), |acc, (_, _, set)| acc.union(set));
-    Side { isolating, allowing, ports }
-}
-
-/// What passes from `src` to `dst`.
+/// What passes from `src` to `dst`. This indexes the whole world for one question; to ask
+/// many, build an [`Analysis`] once.
 pub fn reach(world: &World, src: Endpoint, dst: Endpoint) -> Reach {
-    let destination = match dst {
-        Endpoint::Workload(d) => Some(d),
-        Endpoint::External(_) => None,
-    };
-    let egress = match src {
-        Endpoint::Workload(s) => Some(side(world, s, dst, Direction::Egress, destination)),
-        Endpoint::External(_) => None,
-    };
-    let ingress = match dst {
-        Endpoint::Workload(d) => Some(side(world, d, src, Direction::Ingress, Some(d))),
-        Endpoint::External(_) => None,
-    };
-    let ports = [egress.as_ref(), ingress.as_ref()]
-        .into_iter()
-        .flatten()
-        .fold(PortSet::all(), |acc, side| acc.intersect(&side.ports));
-    Reach { egress, ingress, ports }
+    Analysis::new(world).reach(src, dst)
 }
 
 /// Every allowed connection between distinct endpoints (workloads, and workloads with the
 /// named externals): `(from, to)` → ports. A pair that is absent allows nothing.
 pub fn connections(world: &World) -> std::collections::BTreeMap<(String, String), PortSet> {
-    let ends: Vec<Endpoint> = (0..world.workloads.len())
-        .map(Endpoint::Workload)
-        .chain((0..world.externals.len()).map(Endpoint::External))
-        .collect();
-    let mut out = std::collections::BTreeMap::new();
-    for &s in &ends {
-        for &d in &ends {
-            if s == d || (matches!(s, Endpoint::External(_)) && matches!(d, Endpoint::External(_))) {
-                continue;
-            }
-            let ports = reach(world, s, d).ports;
-            if !ports.is_empty() {
-                out.insert((name(world, s), name(world, d)), ports);
-            }
-        }
-    }
-    out
+    Analysis::new(world).matrix().by_name()
 }
 
 /// An endpoint by name: `namespace/name` of a workload, or an external's name.

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use proptest::prelude::*;
+use rampart_netpol::analysis::Analysis;
 use rampart_netpol::ports::PortSet;
 use rampart_netpol::reach::{Endpoint, reach};
 use rampart_netpol::world::World;
@@ -27,17 +28,9 @@ fn typed(policies: &[Policy], target: usize) -> Vec<Policy> {
 }
 
 fn matrix(world: &World) -> Vec<PortSet> {
-    let ends: Vec<Endpoint> = (0..world.workloads.len())
-        .map(Endpoint::Workload)
-        .chain((0..world.externals.len()).map(Endpoint::External))
-        .collect();
-    let mut out = Vec::new();
-    for &s in &ends {
-        for &d in &ends {
-            out.push(reach(world, s, d).ports);
-        }
-    }
-    out
+    let matrix = Analysis::new(world).matrix();
+    let n = matrix.names().len();
+    (0..n * n).map(|i| matrix.get(i / n, i % n).clone()).collect()
 }
 
 proptest! {
@@ -62,6 +55,24 @@ proptest! {
         let after = matrix(&world(&namespaces, &support::render_policies("", &grown)));
         for (b, a) in before.iter().zip(&after) {
             prop_assert_eq!(b.intersect(a), b.clone(), "a connection shrank");
+        }
+    }
+
+    #[test]
+    fn one_query_and_the_whole_matrix_agree((namespaces, policies) in support::cluster()) {
+        // Two code paths over one index: `reach` walks the rules of one pair, the matrix
+        // builds rows of interned sets.
+        let world = world(&namespaces, &support::render_policies("", &policies));
+        let analysis = Analysis::new(&world);
+        let matrix = analysis.matrix();
+        let n = world.workloads.len();
+        let end = |i: usize| if i < n { Endpoint::Workload(i) } else { Endpoint::External(i - n) };
+        for s in 0..matrix.names().len() {
+            for d in 0..matrix.names().len() {
+                if s != d && (s < n || d < n) {
+                    prop_assert_eq!(&analysis.reach(end(s), end(d)).ports, matrix.get(s, d), "{} → {}", s, d);
+                }
+            }
         }
     }
 
