@@ -953,7 +953,17 @@ fn netpol_reach_and_matrix_explain_what_policies_allow() {
             .unwrap()
             .contains(&serde_json::json!({"from": "a/web", "to": "a/db", "ports": "TCP 5432"}))
     );
-    assert!(
-        stdout(&rampart(&["netpol", "matrix", "-o", "dot", "-f", dir])).starts_with("digraph connectivity {")
-    );
+    let dot = stdout(&rampart(&["netpol", "matrix", "-o", "dot", "-f", dir]));
+    assert!(dot.starts_with("digraph connectivity {") && dot.contains("label=\"b/*\""), "{dot}");
+    // Grouped: b's two workloads are alike to every policy; --no-group lists them apart.
+    let table = stdout(&rampart(&["netpol", "matrix", "-f", dir]));
+    assert!(table.contains("b/*") && table.contains("in 5 groups"), "{table}");
+    let flat = stdout(&rampart(&["netpol", "matrix", "--no-group", "-f", dir]));
+    assert!(flat.contains("b/client") && flat.contains("b/other") && !flat.contains("b/*"), "{flat}");
+    let svg = stdout(&rampart(&["netpol", "matrix", "-o", "svg", "-f", dir]));
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\"") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("<title>a/web → a/db: TCP 5432</title>"), "{svg}");
+    let out = rampart(&["netpol", "matrix"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--from-cluster"), "says where to read from");
 }

@@ -64,6 +64,12 @@ fn the_snapshot_gets_the_expected_verdicts() {
         ("rampart/rbac-risk", Fail),
         ("rampart/pod-security-levels", Fail),
         ("rampart/aws-auth", Fail),
+        ("rampart/netpol-default-deny", Fail),
+        ("rampart/netpol-selects-nothing", Pass),
+        ("rampart/netpol-shadowed-rule", Pass),
+        ("rampart/netpol-metadata-endpoint", Fail),
+        ("rampart/netpol-egress-anywhere", Pass),
+        ("rampart/netpol-system-ingress", Pass),
     ] {
         expect(id, s);
     }
@@ -87,6 +93,21 @@ fn the_snapshot_gets_the_expected_verdicts() {
     );
     assert_eq!(offenders(&report, "CIS-EKS 4.3.2"), ["Namespace default", "Namespace tools"]);
     assert_eq!(offenders(&report, "CIS-EKS 4.5.2"), ["Pod default/scratch"]);
+    assert_eq!(
+        offenders(&report, "rampart/netpol-default-deny"),
+        [
+            "Namespace default: no default-deny for ingress or egress",
+            "Namespace tools: no default-deny for ingress or egress"
+        ]
+    );
+    assert_eq!(
+        offenders(&report, "rampart/netpol-metadata-endpoint"),
+        [
+            "default/scratch → instance metadata 169.254.169.254: all ports (not isolated for egress)",
+            "default/scratch → instance metadata (IPv6) fd00:ec2::254: all ports (not isolated for egress)"
+        ],
+        "payments denies by default; kube-system's aws-node is on the host network, where policies do not apply"
+    );
     assert!(offenders(&report, "rampart/pod-security-levels").iter().any(|o| {
         o.starts_with("Deployment payments/debug is privileged but namespace payments enforces restricted")
     }));

@@ -212,11 +212,59 @@ pub async fn identity_sources(
     Ok(sources)
 }
 
+/// A kind as `(group, version, kind, plural)`.
+type Kind = (&'static str, &'static str, &'static str, &'static str);
+
+/// Every object of one kind in every namespace, each with its `kind` set (lists leave it out).
+async fn list_all(
+    client: &kube::Client,
+    (group, version, kind, plural): Kind,
+) -> Result<Vec<serde_json::Value>, kube::Error> {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let list = api.list(&ListParams::default()).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|item| {
+            let mut v = serde_json::to_value(&item).unwrap_or_default();
+            v["kind"] = kind.into();
+            v
+        })
+        .collect())
+}
+
+/// What `rampart netpol` analyses, from the cluster: namespaces, workloads and
+/// NetworkPolicies. Unlike the scan, every list must succeed: a NetworkPolicy left unread
+/// would show its pods open, a picture more permissive than the cluster.
+pub async fn network_objects(client: &kube::Client) -> Result<Vec<serde_json::Value>, KubeError> {
+    let kinds: [Kind; 9] = [
+        ("", "v1", "Namespace", "namespaces"),
+        ("", "v1", "Pod", "pods"),
+        ("apps", "v1", "Deployment", "deployments"),
+        ("apps", "v1", "DaemonSet", "daemonsets"),
+        ("apps", "v1", "StatefulSet", "statefulsets"),
+        ("apps", "v1", "ReplicaSet", "replicasets"),
+        ("batch", "v1", "Job", "jobs"),
+        ("batch", "v1", "CronJob", "cronjobs"),
+        ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies"),
+    ];
+    let mut objects = Vec::new();
+    for kind in kinds {
+        let listed = list_all(client, kind).await.map_err(KubeError::api(
+            format!("list {} in every namespace", kind.3),
+            "list on namespaces, pods, deployments, daemonsets, statefulsets, replicasets, jobs, cronjobs and networkpolicies",
+        ))?;
+        objects.extend(listed);
+    }
+    Ok(objects)
+}
+
 /// The objects `rampart scan` reads, listed from the cluster (kinds the user may not list are
 /// skipped with a warning rather than failing the scan).
 pub async fn snapshot(client: &kube::Client) -> Result<rampart_detect::scan::snapshot::Snapshot, KubeError> {
-    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-    let kinds = [
+    let kinds: [Kind; 16] = [
         ("", "v1", "Namespace", "namespaces"),
         ("", "v1", "Pod", "pods"),
         ("", "v1", "ServiceAccount", "serviceaccounts"),
@@ -237,17 +285,8 @@ pub async fn snapshot(client: &kube::Client) -> Result<rampart_detect::scan::sna
     let mut snapshot = rampart_detect::scan::snapshot::Snapshot::default();
     let mut refused = Vec::new();
     for (group, version, kind, plural) in kinds {
-        let resource =
-            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        match api.list(&ListParams::default()).await {
-            Ok(list) => {
-                for item in list.items {
-                    let mut v = serde_json::to_value(&item).unwrap_or_default();
-                    v["kind"] = kind.into();
-                    snapshot.objects.push(v);
-                }
-            }
+        match list_all(client, (group, version, kind, plural)).await {
+            Ok(objects) => snapshot.objects.extend(objects),
             Err(e) => {
                 tracing::warn!("cannot list {plural} ({e}); checks that need them will see none");
                 refused.push(plural);

@@ -104,10 +104,38 @@ enum RulePorts<'w> {
 #[derive(Debug, Clone)]
 struct Rule<'w> {
     policy: usize,
+    direction: Direction,
     index: usize,
+    /// Whether a peer is an ipBlock (addresses not known offline: such a rule cannot be
+    /// judged redundant).
+    names_addresses: bool,
     /// The endpoints (workloads, then externals) the rule's peers name.
     peers: FixedBitSet,
     ports: RulePorts<'w>,
+}
+
+/// Where a rule is: its policy (index into `World::policies`), direction, and position among
+/// that direction's rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleRef {
+    pub policy: usize,
+    pub egress: bool,
+    pub index: usize,
+}
+
+impl RuleRef {
+    /// `ns/name ingress rule 1 (file:line)`.
+    pub fn shown(&self, world: &World) -> String {
+        let policy = &world.policies[self.policy];
+        let direction = if self.egress { "egress" } else { "ingress" };
+        format!("{}/{} {direction} rule {}{}", policy.namespace, policy.name, self.index, policy.place())
+    }
+}
+
+impl Rule<'_> {
+    fn reference(&self) -> RuleRef {
+        RuleRef { policy: self.policy, egress: self.direction == Direction::Egress, index: self.index }
+    }
 }
 
 /// A world, indexed for questions.
@@ -182,8 +210,9 @@ impl<'w> Analysis<'w> {
                     } else {
                         RulePorts::Fixed(sets.intern(PortSet::of_rule(ports, None)))
                     };
+                    let names_addresses = peers.into_iter().flatten().any(|peer| peer.ip_block.is_some());
                     policy_rules[slot(direction)][p].push(rules.len());
-                    rules.push(Rule { policy: p, index, peers: matched, ports });
+                    rules.push(Rule { policy: p, direction, index, names_addresses, peers: matched, ports });
                 }
             }
         }
@@ -246,6 +275,65 @@ impl<'w> Analysis<'w> {
         }
         let ports = allowing.iter().fold(PortSet::none(), |acc, (_, _, set)| acc.union(set));
         Side { isolating, allowing, ports }
+    }
+
+    /// The policies isolating a workload for ingress (or egress).
+    pub fn isolating(&self, workload: usize, egress: bool) -> &[usize] {
+        &self.isolating[usize::from(egress)][workload]
+    }
+
+    /// Rules that add nothing on these workloads: every connection they allow, on every port,
+    /// other rules of the policies isolating the same pod allow too. Each comes with the rules
+    /// that cover it. Rules with an ipBlock are left out (other addresses may need them), as
+    /// are rules of policies that select no pod (reported on their own).
+    pub fn redundant_rules(&self) -> Vec<(RuleRef, Vec<RuleRef>)> {
+        let workloads = self.world.workloads.len();
+        let mut out = Vec::new();
+        for (r, rule) in self.rules.iter().enumerate() {
+            if rule.names_addresses {
+                continue;
+            }
+            let d = slot(rule.direction);
+            let subjects: Vec<usize> =
+                (0..workloads).filter(|&w| self.isolating[d][w].contains(&rule.policy)).collect();
+            if subjects.is_empty() {
+                continue;
+            }
+            let mut covering = Vec::new();
+            let redundant = subjects.iter().all(|&subject| {
+                rule.peers.ones().filter(|&other| other != subject).all(|other| {
+                    let destination = match rule.direction {
+                        Direction::Ingress => Some(subject),
+                        Direction::Egress => (other < workloads).then_some(other),
+                    };
+                    let mine = self.rule_ports(rule, destination);
+                    if mine.is_empty() {
+                        return true;
+                    }
+                    let mut others = PortSet::none();
+                    for &p in &self.isolating[d][subject] {
+                        for &o in &self.policy_rules[d][p] {
+                            let cover = &self.rules[o];
+                            if o != r && cover.peers.contains(other) {
+                                let theirs = self.rule_ports(cover, destination);
+                                if !theirs.intersect(&mine).is_empty() {
+                                    let at = cover.reference();
+                                    if !covering.contains(&at) {
+                                        covering.push(at);
+                                    }
+                                }
+                                others = others.union(&theirs);
+                            }
+                        }
+                    }
+                    mine.intersect(&others) == mine
+                })
+            });
+            if redundant {
+                out.push((rule.reference(), covering));
+            }
+        }
+        out
     }
 
     /// What passes from `src` to `dst`, and which policies and rules decide it.
@@ -405,6 +493,11 @@ impl Matrix {
     /// What passes from endpoint `s` to endpoint `d`.
     pub fn get(&self, s: usize, d: usize) -> &PortSet {
         self.sets.get(self.cells[s * self.names.len() + d])
+    }
+
+    /// The set behind an id from [`Matrix::cell`].
+    pub fn set(&self, id: SetId) -> &PortSet {
+        self.sets.get(id)
     }
 
     /// The interned id of a cell, for grouping endpoints whose rows and columns are equal.

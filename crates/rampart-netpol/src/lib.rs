@@ -7,7 +7,11 @@
 //! - [`reach`]: the connection from one endpoint to another — the egress side of the source
 //!   and the ingress side of the destination, each isolated or not, and which rule allows it;
 //! - [`analysis`]: the world indexed once (isolation per workload, each rule's peers as a
-//!   bitset, interned port sets), for fast queries and the full matrix.
+//!   bitset, interned port sets), for fast queries and the full matrix;
+//! - [`findings`]: what `rampart scan` reports (no default-deny, policies selecting nothing,
+//!   redundant rules, the metadata endpoint reachable, egress anywhere, open system pods);
+//! - [`group`] and [`render`]: endpoints no policy tells apart grouped, and the matrix drawn
+//!   (Graphviz DOT, SVG).
 //!
 //! The semantics are the NetworkPolicy v1 API's: a pod is isolated for ingress (egress) only if
 //! a policy selecting it has that type (`policyTypes` defaulting to Ingress, plus Egress when
@@ -19,8 +23,11 @@
 //! the block and outside its `except`s; both ends must allow.
 
 pub mod analysis;
+pub mod findings;
+pub mod group;
 pub mod ports;
 pub mod reach;
+pub mod render;
 pub mod world;
 
 /// Manifests that cannot be read as workloads or policies, naming where.

@@ -40,7 +40,7 @@ pub struct Reach {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Direction {
+pub enum Direction {
     Ingress,
     Egress,
 }
@@ -48,7 +48,7 @@ pub(crate) enum Direction {
 /// Whether a policy applies to a direction: `policyTypes`, or when absent Ingress always and
 /// Egress when it has egress rules (the apiserver's defaulting tests `len(spec.Egress) != 0`,
 /// so `egress: []` leaves a policy Ingress-only).
-pub(crate) fn has_type(policy: &NetworkPolicy, direction: Direction) -> bool {
+pub fn has_type(policy: &NetworkPolicy, direction: Direction) -> bool {
     let spec = policy.spec.as_ref();
     match spec.and_then(|s| s.policy_types.as_ref()) {
         Some(types) => {
@@ -134,10 +134,7 @@ pub fn explain(world: &World, src: Endpoint, dst: Endpoint, reach: &Reach) -> Ve
             .iter()
             .map(|(p, r, set)| {
                 let policy = &world.policies[*p];
-                format!(
-                    "{}/{} rule {r} ({}:{}): {set}",
-                    policy.namespace, policy.name, policy.origin, policy.line
-                )
+                format!("{}/{} rule {r}{}: {set}", policy.namespace, policy.name, policy.place())
             })
             .collect();
         format!("{label}: isolated by {}; allowed by {}", isolating.join(", "), allowing.join("; "))

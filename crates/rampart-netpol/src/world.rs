@@ -49,9 +49,14 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// `file:line namespace/name`.
+    /// `namespace/name (file:line)`, or `namespace/name` when read from a cluster.
     pub fn shown(&self) -> String {
-        format!("{}/{} ({}:{})", self.namespace, self.name, self.origin, self.line)
+        format!("{}/{}{}", self.namespace, self.name, self.place())
+    }
+
+    /// ` (file:line)` when the policy came from a file.
+    pub fn place(&self) -> String {
+        if self.line == 0 { String::new() } else { format!(" ({}:{})", self.origin, self.line) }
     }
 }
 
@@ -93,6 +98,24 @@ fn document_lines(text: &str) -> Vec<usize> {
     starts
 }
 
+/// Pods of a ReplicaSet, Job, DaemonSet or StatefulSet, ReplicaSets of a Deployment and Jobs
+/// of a CronJob are their owner's pod template over again: a `kubectl get pods,deploy,rs`
+/// dump names each workload once, by its controller.
+fn owned_by_a_controller(object: &Value) -> bool {
+    let owners: &[&str] = match object["kind"].as_str() {
+        Some("Pod") => &["ReplicaSet", "Job", "DaemonSet", "StatefulSet"],
+        Some("ReplicaSet") => &["Deployment"],
+        Some("Job") => &["CronJob"],
+        _ => return false,
+    };
+    object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|o| o["kind"].as_str().is_some_and(|k| owners.contains(&k)))
+}
+
 impl World {
     /// Add every object of a YAML stream (Lists unpacked); `origin` names the file.
     pub fn add_manifests(&mut self, origin: &str, text: &str) -> Result<(), NetpolError> {
@@ -109,13 +132,32 @@ impl World {
                 self.add_object(origin, line, object)?;
             }
         }
+        self.label_namespaces();
+        Ok(())
+    }
+
+    /// Add objects already parsed (a cluster snapshot); `origin` names where they came from.
+    pub fn add_objects<'a>(
+        &mut self,
+        origin: &str,
+        objects: impl IntoIterator<Item = &'a Value>,
+    ) -> Result<(), NetpolError> {
+        for object in objects {
+            self.add_object(origin, 0, object.clone())?;
+        }
+        self.label_namespaces();
+        Ok(())
+    }
+
+    /// Every namespace a workload or policy names exists, and carries the
+    /// `kubernetes.io/metadata.name` label the apiserver gives it.
+    fn label_namespaces(&mut self) {
         for w in &self.workloads {
             self.namespaces.entry(w.namespace.clone()).or_default();
         }
         for labels in self.namespaces.iter_mut() {
             labels.1.insert(NAME_LABEL.to_string(), labels.0.clone());
         }
-        Ok(())
     }
 
     fn add_object(&mut self, origin: &str, line: usize, object: Value) -> Result<(), NetpolError> {
@@ -135,8 +177,14 @@ impl World {
                 self.namespaces.entry(namespace.clone()).or_default();
                 self.policies.push(Policy { policy, namespace, name, origin: origin.to_string(), line });
             }
+            _ if owned_by_a_controller(&object) => {}
             _ => {
                 let Some(template) = pod_template(&object) else { return Ok(()) };
+                // A hostNetwork pod uses its node's address: NetworkPolicies do not apply to it
+                // (CIS 4.2.4 is where `rampart scan` reports those).
+                if template.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true) {
+                    return Ok(());
+                }
                 let labels = string_map(template.pointer("/metadata/labels"));
                 let mut ports = Vec::new();
                 for list in ["containers", "initContainers"] {
@@ -196,5 +244,18 @@ mod tests {
         assert_eq!(web.ports[0], ContainerPort { name: Some("http".into()), port: 8080, protocol: "TCP" });
         assert_eq!(web.ports[1].protocol, "UDP");
         assert_eq!(world.policies[0].shown(), "shop/deny (m.yaml:16)");
+    }
+
+    #[test]
+    fn controllers_stand_for_their_pods() {
+        let mut world = World::default();
+        world
+            .add_manifests(
+                "m.yaml",
+                "apiVersion: v1\nkind: Pod\nmetadata: {name: web-1, namespace: a, labels: {app: web}, ownerReferences: [{kind: ReplicaSet, name: web-5d}]}\nspec: {containers: [{name: c}]}\n---\napiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: web-5d, namespace: a, ownerReferences: [{kind: Deployment, name: web}]}\nspec: {template: {metadata: {labels: {app: web}}, spec: {containers: [{name: c}]}}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: a}\nspec: {template: {metadata: {labels: {app: web}}, spec: {containers: [{name: c}]}}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: job-pod, namespace: a, ownerReferences: [{kind: Workflow, name: w}]}\nspec: {containers: [{name: c}]}\n",
+            )
+            .unwrap();
+        let names: Vec<String> = world.workloads.iter().map(Workload::id).collect();
+        assert_eq!(names, ["a/web", "a/job-pod"], "a pod of an unknown owner is kept");
     }
 }

@@ -1,19 +1,31 @@
-//! `rampart netpol`: what NetworkPolicies allow, from manifests — one connection and why
-//! (`reach`), or every connection (`matrix`).
+//! `rampart netpol`: what NetworkPolicies allow, from manifests or the live cluster — one
+//! connection and why (`reach`), every connection (`matrix`), or what a change adds and
+//! removes (`diff`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use rampart_netpol::reach::{connections, endpoint, explain, reach};
+use rampart_netpol::analysis::Analysis;
+use rampart_netpol::group::{Group, between, groups};
+use rampart_netpol::reach::{connections, endpoint, explain};
+use rampart_netpol::render;
 use rampart_netpol::world::World;
 
 #[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["paths", "from_cluster"]))]
 pub struct Source {
     /// Manifests (files or directories of .yaml/.yml/.json): namespaces, workloads and
     /// NetworkPolicies, e.g. `kubectl get ns,pods,deploy,netpol -A -o yaml`.
-    #[arg(short = 'f', long = "filename", required = true, value_name = "PATH")]
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Read namespaces, workloads and NetworkPolicies from the live cluster instead (every
+    /// list must succeed: a policy left unread would show its pods open).
+    #[arg(long, conflicts_with = "paths")]
+    pub from_cluster: bool,
+    /// Kubeconfig for --from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, value_name = "FILE", requires = "from_cluster")]
+    pub kubeconfig: Option<PathBuf>,
     /// A named address outside the cluster, NAME=CIDR (repeatable). Default:
     /// metadata=169.254.169.254/32 (the instance metadata endpoint) and internet=8.8.8.8/32.
     #[arg(long = "external", value_name = "NAME=CIDR")]
@@ -24,6 +36,7 @@ pub struct Source {
 pub enum Command {
     /// Can SRC reach DST, on which ports, and why: the policies isolating each end and the
     /// rules (file:line) that allow it, or that none does. Exit 0 allowed, 1 not.
+    #[command(override_usage = "rampart netpol reach SRC DST (-f PATH... | --from-cluster) [OPTIONS]")]
     #[command(after_long_help = "EXAMPLES:
     rampart netpol reach shop/web shop/db --port 5432/TCP -f k8s/
     # the instance metadata endpoint:
@@ -57,13 +70,23 @@ pub enum Command {
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: DiffFormat,
     },
-    /// Every connection between the workloads (and externals): table or JSON.
+    /// Every connection between the workloads (and externals): a table, JSON, or a picture
+    /// (Graphviz DOT, SVG). Workloads no policy tells apart (replicas, pods behind the same
+    /// selectors) are shown as one group, `ns/{a, b}` or `ns/*` for a whole namespace, so a
+    /// large cluster stays readable; JSON always lists every pair.
+    #[command(after_long_help = "EXAMPLES:
+    rampart netpol matrix -f k8s/
+    rampart netpol matrix --from-cluster -o svg > network.svg
+    rampart netpol matrix -f k8s/ -o dot | dot -Tpng > network.png")]
     Matrix {
         #[command(flatten)]
         source: Source,
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: MatrixFormat,
+        /// One row per pair of workloads, without grouping.
+        #[arg(long)]
+        no_group: bool,
     },
 }
 
@@ -73,6 +96,8 @@ pub enum MatrixFormat {
     Json,
     /// Graphviz DOT (render with `dot -Tsvg`).
     Dot,
+    /// A self-contained SVG: sources down, destinations across, ports on hover.
+    Svg,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -83,6 +108,16 @@ pub enum DiffFormat {
 
 fn load(source: &Source) -> anyhow::Result<World> {
     let mut world = World::default();
+    if source.from_cluster {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let objects = runtime.block_on(async {
+            let client = super::cluster::client(source.kubeconfig.as_deref()).await?;
+            anyhow::Ok(rampart_kube::sources::network_objects(&client).await?)
+        })?;
+        world.add_objects("cluster", objects.iter())?;
+        anyhow::ensure!(!world.workloads.is_empty(), "the cluster lists no workloads: nothing to analyse");
+        return add_externals(world, &source.externals);
+    }
     let mut files = Vec::new();
     for path in &source.paths {
         if path.is_dir() {
@@ -102,11 +137,20 @@ fn load(source: &Source) -> anyhow::Result<World> {
             std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
         world.add_manifests(&file.display().to_string(), &text)?;
     }
-    anyhow::ensure!(!world.workloads.is_empty(), "no workloads in {:?}: nothing to analyse", source.paths);
-    let externals = if source.externals.is_empty() {
+    anyhow::ensure!(
+        !world.workloads.is_empty(),
+        "no workloads in {}: nothing to analyse (give the namespaces, pods or controllers with the policies)",
+        source.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    );
+    add_externals(world, &source.externals)
+}
+
+/// The named externals (`NAME=CIDR`), or the default two.
+fn add_externals(mut world: World, externals: &[String]) -> anyhow::Result<World> {
+    let externals = if externals.is_empty() {
         vec!["metadata=169.254.169.254/32".to_string(), "internet=8.8.8.8/32".to_string()]
     } else {
-        source.externals.clone()
+        externals.to_vec()
     };
     for e in externals {
         let (name, cidr) =
@@ -120,8 +164,10 @@ fn load(source: &Source) -> anyhow::Result<World> {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Diff { old, new, externals, output } => {
-            let before = connections(&load(&Source { paths: old, externals: externals.clone() })?);
-            let after = connections(&load(&Source { paths: new, externals })?);
+            let files =
+                |paths| Source { paths, from_cluster: false, kubeconfig: None, externals: externals.clone() };
+            let before = connections(&load(&files(old))?);
+            let after = connections(&load(&files(new))?);
             let mut changes: Vec<(&'static str, String, String, String)> = Vec::new();
             for (key, ports) in &after {
                 match before.get(key) {
@@ -162,7 +208,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Reach { src, dst, port, source } => {
             let world = load(&source)?;
             let (s, d) = (endpoint(&world, &src)?, endpoint(&world, &dst)?);
-            let answer = reach(&world, s, d);
+            let answer = Analysis::new(&world).reach(s, d);
             let allowed = match &port {
                 Some(p) => {
                     let (number, proto) = p.split_once('/').unwrap_or((p, "TCP"));
@@ -194,33 +240,52 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Matrix { source, output } => {
+        Command::Matrix { source, output, no_group } => {
             let world = load(&source)?;
-            let endpoints = world.workloads.len() + world.externals.len();
-            let rows: Vec<(String, String, String)> =
-                connections(&world).into_iter().map(|((s, d), p)| (s, d, p.to_string())).collect();
+            let matrix = Analysis::new(&world).matrix();
+            let groups: Vec<Group> = if no_group {
+                (0..matrix.names().len())
+                    .map(|i| Group { members: vec![i], label: matrix.names()[i].clone() })
+                    .collect()
+            } else {
+                groups(&matrix)
+            };
             match output {
                 MatrixFormat::Json => {
-                    let json: Vec<serde_json::Value> = rows
-                        .iter()
-                        .map(|(s, d, p)| serde_json::json!({"from": s, "to": d, "ports": p}))
+                    let json: Vec<serde_json::Value> = matrix
+                        .connections()
+                        .map(|(s, d, p)| {
+                            serde_json::json!({"from": matrix.names()[s], "to": matrix.names()[d], "ports": p.to_string()})
+                        })
                         .collect();
                     crate::outln!("{}", serde_json::to_string_pretty(&json)?);
                 }
-                MatrixFormat::Dot => {
-                    crate::outln!("digraph connectivity {{\n  rankdir=LR;\n  node [shape=box];");
-                    for (s, d, p) in &rows {
-                        crate::outln!("  {s:?} -> {d:?} [label={p:?}];");
-                    }
-                    crate::outln!("}}");
-                }
+                MatrixFormat::Dot => crate::out!("{}", render::dot(&matrix, &groups)),
+                MatrixFormat::Svg => crate::out!("{}", render::svg(&matrix, &groups)),
                 MatrixFormat::Table => {
                     let mut t = crate::output::table(&["from", "to", "allowed"]);
-                    for (s, d, p) in &rows {
-                        t.add_row(vec![s.clone(), d.clone(), p.clone()]);
+                    let mut rows = 0;
+                    for from in &groups {
+                        for to in &groups {
+                            let Some(id) = between(&matrix, from, to) else { continue };
+                            let ports = matrix.set(id);
+                            if !ports.is_empty() {
+                                t.add_row(vec![from.label.clone(), to.label.clone(), ports.to_string()]);
+                                rows += 1;
+                            }
+                        }
                     }
                     crate::outln!("{t}");
-                    crate::outln!("{} connections between {endpoints} endpoints", rows.len());
+                    let grouped = if groups.len() < matrix.names().len() {
+                        format!(" in {} groups", groups.len())
+                    } else {
+                        String::new()
+                    };
+                    crate::outln!(
+                        "{rows} rows, {} connections between {} endpoints{grouped}",
+                        matrix.connections().count(),
+                        matrix.names().len()
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)

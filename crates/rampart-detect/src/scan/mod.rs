@@ -231,6 +231,7 @@ pub fn scan(snapshot: &Snapshot, options: &ScanOptions) -> Report {
     rbac_checks(&mut c);
     pod_checks(&mut c);
     network_and_secret_checks(&mut c);
+    network_policy_checks(&mut c);
     rampart_checks(&mut c);
     let count = |st: Status| c.out.iter().filter(|r| r.status == st).count();
     let (passed, failed, warned, skipped) =
@@ -657,6 +658,40 @@ fn network_and_secret_checks(c: &mut Ctx<'_>) {
         Status::Fail,
         "Annotate with service.beta.kubernetes.io/aws-load-balancer-ssl-cert (an ACM certificate).",
     ));
+}
+
+/// The network layer's findings (rampart-netpol): what the NetworkPolicies allow, judged on
+/// the snapshot's namespaces and workloads.
+fn network_policy_checks(c: &mut Ctx<'_>) {
+    use rampart_netpol::findings::{Gravity, findings, probes};
+    let mut world = rampart_netpol::world::World::default();
+    let read = world.add_objects("snapshot", c.s.objects.iter());
+    if let Err(e) = read {
+        c.out.push(skipped(
+            "rampart/netpol",
+            "NetworkPolicies can be analysed",
+            &format!("a NetworkPolicy could not be read: {e}"),
+        ));
+        return;
+    }
+    if world.workloads.is_empty() {
+        c.out.push(skipped(
+            "rampart/netpol",
+            "What the NetworkPolicies allow",
+            "needs workloads and namespaces (kubectl get ns,pods,deploy,ds,sts,netpol -A -o yaml)",
+        ));
+        return;
+    }
+    world.externals = probes();
+    for f in findings(&world) {
+        let severity = match f.gravity {
+            Gravity::High => Severity::High,
+            Gravity::Medium => Severity::Medium,
+            Gravity::Low => Severity::Low,
+        };
+        let status = if f.fails { Status::Fail } else { Status::Warn };
+        c.out.push(result(f.id, f.title, severity, f.offenders, status, f.remediation));
+    }
 }
 
 fn rampart_checks(c: &mut Ctx<'_>) {
