@@ -961,7 +961,9 @@ fn netpol_reach_and_matrix_explain_what_policies_allow() {
     let flat = stdout(&rampart(&["netpol", "matrix", "--no-group", "-f", dir]));
     assert!(flat.contains("b/client") && flat.contains("b/other") && !flat.contains("b/*"), "{flat}");
     let svg = stdout(&rampart(&["netpol", "matrix", "-o", "svg", "-f", dir]));
-    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\"") && svg.trim_end().ends_with("</svg>"));
+    assert!(
+        svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\"") && svg.trim_end().ends_with("</svg>")
+    );
     assert!(svg.contains("<title>a/web → a/db: TCP 5432</title>"), "{svg}");
     let out = rampart(&["netpol", "matrix"]);
     assert_eq!(out.status.code(), Some(2));

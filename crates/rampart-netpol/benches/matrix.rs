@@ -18,6 +18,8 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "../tests/support/nca_report.rs"]
+mod nca_report;
 #[path = "../../../bench/rust/noise_floor.rs"]
 mod noise_floor;
 
@@ -185,6 +187,9 @@ fn main() {
     let analysis = Analysis::new(&world);
     let matrix = analysis.matrix();
     let pairs = matrix.connections().count();
+    let start = Instant::now();
+    let groups = rampart_netpol::group::groups(&matrix).len();
+    let grouping = start.elapsed();
     println!(
         "matrix of {} workloads in {NAMESPACES} namespaces under {} policies ({pairs} connected pairs): best {:.2} s, median {:.2} s, worst {:.2} s (target ≤ 2 s)",
         world.workloads.len(),
@@ -193,6 +198,7 @@ fn main() {
         runs[2].as_secs_f64(),
         runs[4].as_secs_f64()
     );
+    println!("grouped for the table and pictures into {groups} groups in {:.2} s", grouping.as_secs_f64());
 
     let ends: Vec<Endpoint> = (0..world.workloads.len()).map(Endpoint::Workload).collect();
     let mut i = 0usize;
@@ -211,11 +217,20 @@ fn main() {
         std::env::var("RAMPART_BENCH_NCA_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(900),
     );
     match nca(dir.path(), timeout) {
-        Some(theirs) => println!(
-            "network-config-analyzer on the same files: {:.1} s; Rampart's median is {:.0}× faster",
-            theirs.as_secs_f64(),
-            theirs.as_secs_f64() / runs[2].as_secs_f64()
-        ),
+        Some(theirs) => {
+            let report = std::fs::read_to_string(dir.path().join("nca.txt")).unwrap();
+            let (ours, theirs_matrix) = (matrix.by_name(), nca_report::matrix_of(&world, &report));
+            let differing = ours
+                .keys()
+                .chain(theirs_matrix.keys())
+                .filter(|k| ours.get(*k) != theirs_matrix.get(*k))
+                .count();
+            println!(
+                "network-config-analyzer on the same files: {:.1} s; Rampart's median is {:.0}× faster; pairs that differ: {differing}",
+                theirs.as_secs_f64(),
+                theirs.as_secs_f64() / runs[2].as_secs_f64()
+            );
+        }
         None => println!(
             "network-config-analyzer on the same files: not finished in {} s; Rampart's median is more than {:.0}× faster",
             timeout.as_secs(),

@@ -19,6 +19,7 @@ mod iam;
 mod images;
 mod kms;
 mod mutation;
+mod netpol;
 mod pod_identity;
 mod policy_objects;
 mod replay;

@@ -6,6 +6,8 @@
 //! absent, empty or not.
 #![allow(dead_code)]
 
+pub mod nca_report;
+
 use proptest::prelude::*;
 
 /// Addresses outside the cluster that every generated world names (all /32, so that a block
