@@ -235,8 +235,9 @@ async fn list_all(
         .collect())
 }
 
-/// What `rampart netpol` analyses, from the cluster: namespaces, workloads and
-/// NetworkPolicies. Unlike the scan, every list must succeed: a NetworkPolicy left unread
+/// What `rampart netpol` analyses, from the cluster: namespaces, workloads, NetworkPolicies
+/// and, where their CRDs are installed, AdminNetworkPolicies and the
+/// BaselineAdminNetworkPolicy. Unlike the scan, every list must succeed: a NetworkPolicy left unread
 /// would show its pods open, a picture more permissive than the cluster.
 pub async fn network_objects(client: &kube::Client) -> Result<Vec<serde_json::Value>, KubeError> {
     let kinds: [Kind; 9] = [
@@ -258,13 +259,36 @@ pub async fn network_objects(client: &kube::Client) -> Result<Vec<serde_json::Va
         ))?;
         objects.extend(listed);
     }
+    // The admin tiers are CRDs (sigs.k8s.io/network-policy-api): a cluster without them has
+    // none, which is not an error; any other failure is.
+    let admin: [Kind; 2] = [
+        ("policy.networking.k8s.io", "v1alpha1", "AdminNetworkPolicy", "adminnetworkpolicies"),
+        (
+            "policy.networking.k8s.io",
+            "v1alpha1",
+            "BaselineAdminNetworkPolicy",
+            "baselineadminnetworkpolicies",
+        ),
+    ];
+    for kind in admin {
+        match list_all(client, kind).await {
+            Ok(listed) => objects.extend(listed),
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => {
+                return Err(KubeError::api(
+                    format!("list {} (policy.networking.k8s.io)", kind.3),
+                    "list on adminnetworkpolicies and baselineadminnetworkpolicies",
+                )(e));
+            }
+        }
+    }
     Ok(objects)
 }
 
 /// The objects `rampart scan` reads, listed from the cluster (kinds the user may not list are
 /// skipped with a warning rather than failing the scan).
 pub async fn snapshot(client: &kube::Client) -> Result<rampart_detect::scan::snapshot::Snapshot, KubeError> {
-    let kinds: [Kind; 16] = [
+    let kinds: [Kind; 18] = [
         ("", "v1", "Namespace", "namespaces"),
         ("", "v1", "Pod", "pods"),
         ("", "v1", "ServiceAccount", "serviceaccounts"),
@@ -281,12 +305,21 @@ pub async fn snapshot(client: &kube::Client) -> Result<rampart_detect::scan::sna
         ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles"),
         ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
         ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings"),
+        ("policy.networking.k8s.io", "v1alpha1", "AdminNetworkPolicy", "adminnetworkpolicies"),
+        (
+            "policy.networking.k8s.io",
+            "v1alpha1",
+            "BaselineAdminNetworkPolicy",
+            "baselineadminnetworkpolicies",
+        ),
     ];
     let mut snapshot = rampart_detect::scan::snapshot::Snapshot::default();
     let mut refused = Vec::new();
     for (group, version, kind, plural) in kinds {
         match list_all(client, (group, version, kind, plural)).await {
             Ok(objects) => snapshot.objects.extend(objects),
+            // A CRD that is not installed (the admin network policy tiers): nothing to read.
+            Err(kube::Error::Api(status)) if status.code == 404 && group == "policy.networking.k8s.io" => {}
             Err(e) => {
                 tracing::warn!("cannot list {plural} ({e}); checks that need them will see none");
                 refused.push(plural);

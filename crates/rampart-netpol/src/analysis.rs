@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 
 use crate::ports::PortSet;
 use crate::reach::{Direction, Endpoint, Reach, Side, block_holds, has_type, matches, selects};
+use crate::tiers::AdminIndex;
 use crate::world::{Policy, World};
 
 /// An interned [`PortSet`].
@@ -28,6 +29,7 @@ pub struct PortSets {
     ids: FxHashMap<PortSet, SetId>,
     unions: FxHashMap<(SetId, SetId), SetId>,
     intersections: FxHashMap<(SetId, SetId), SetId>,
+    differences: FxHashMap<(SetId, SetId), SetId>,
 }
 
 impl Default for PortSets {
@@ -37,6 +39,7 @@ impl Default for PortSets {
             ids: FxHashMap::default(),
             unions: FxHashMap::default(),
             intersections: FxHashMap::default(),
+            differences: FxHashMap::default(),
         };
         sets.intern(PortSet::none());
         sets.intern(PortSet::all());
@@ -88,6 +91,24 @@ impl PortSets {
         }
         let id = self.intern(self.get(a).intersect(self.get(b)));
         self.intersections.insert(key, id);
+        id
+    }
+}
+
+impl PortSets {
+    /// The ports of `a` not in `b`.
+    pub fn minus(&mut self, a: SetId, b: SetId) -> SetId {
+        if b == NONE || a == NONE {
+            return a;
+        }
+        if a == b || b == ALL {
+            return NONE;
+        }
+        if let Some(id) = self.differences.get(&(a, b)) {
+            return *id;
+        }
+        let id = self.intern(self.get(a).minus(self.get(b)));
+        self.differences.insert((a, b), id);
         id
     }
 }
@@ -148,6 +169,8 @@ pub struct Analysis<'w> {
     policy_rules: [Vec<Vec<usize>>; 2],
     rules: Vec<Rule<'w>>,
     sets: PortSets,
+    /// AdminNetworkPolicy and BaselineAdminNetworkPolicy rules around the NetworkPolicies.
+    admin: AdminIndex<'w>,
     /// Per workload, an id shared by workloads with identical container ports (a named port
     /// resolves the same for all of them).
     port_shapes: Vec<u32>,
@@ -225,7 +248,8 @@ impl<'w> Analysis<'w> {
                 *shapes.entry(format!("{:?}", w.ports)).or_insert(next)
             })
             .collect();
-        Analysis { world, isolating, policy_rules, rules, sets, port_shapes }
+        let admin = AdminIndex::new(world, &mut sets);
+        Analysis { world, isolating, policy_rules, rules, sets, admin, port_shapes }
     }
 
     pub fn world(&self) -> &'w World {
@@ -257,9 +281,6 @@ impl<'w> Analysis<'w> {
         destination: Option<usize>,
     ) -> Side {
         let isolating = self.isolating[slot(direction)][subject].clone();
-        if isolating.is_empty() {
-            return Side { isolating, allowing: vec![], ports: PortSet::all() };
-        }
         let other = self.index(other);
         let mut allowing = Vec::new();
         for &p in &isolating {
@@ -273,8 +294,27 @@ impl<'w> Analysis<'w> {
                 }
             }
         }
-        let ports = allowing.iter().fold(PortSet::none(), |acc, (_, _, set)| acc.union(set));
-        Side { isolating, allowing, ports }
+        let policies = if isolating.is_empty() {
+            PortSet::all()
+        } else {
+            allowing.iter().fold(PortSet::none(), |acc, (_, _, set)| acc.union(set))
+        };
+        let egress = direction == Direction::Egress;
+        if !self.admin.applies(egress, subject) {
+            return Side {
+                isolating,
+                allowing,
+                ports: policies,
+                admin: vec![],
+                to_policies: PortSet::all(),
+                baseline: vec![],
+            };
+        }
+        let container_ports = destination.map(|d| self.world.workloads[d].ports.as_slice());
+        let isolated = (!isolating.is_empty()).then_some(&policies);
+        let (admin, to_policies, baseline, ports) =
+            self.admin.side(egress, subject, other, container_ports, isolated);
+        Side { isolating, allowing, ports, admin, to_policies, baseline }
     }
 
     /// The policies isolating a workload for ingress (or egress).
@@ -396,6 +436,33 @@ impl<'w> Analysis<'w> {
                         row[other] = sets.union(row[other], id);
                     }
                 }
+            }
+        }
+        let egress = direction == Direction::Egress;
+        let mut admin_named: FxHashMap<(usize, u32), SetId> = FxHashMap::default();
+        for subject in 0..workloads {
+            if !self.admin.applies(egress, subject) {
+                continue;
+            }
+            let isolated = !self.isolating[slot(direction)][subject].is_empty();
+            for other in 0..ends {
+                let destination = if egress { (other < workloads).then_some(other) } else { Some(subject) };
+                let mut ports_of = |id: usize, sets: &mut PortSets| {
+                    let rule = &self.admin.rules[id];
+                    if let Some(fixed) = rule.fixed {
+                        return fixed;
+                    }
+                    let shape = destination.map_or(u32::MAX, |d| self.port_shapes[d]);
+                    *admin_named.entry((id, shape)).or_insert_with(|| {
+                        sets.intern(
+                            rule.rule
+                                .ports_towards(destination.map(|d| self.world.workloads[d].ports.as_slice())),
+                        )
+                    })
+                };
+                let cell = subject * ends + other;
+                let policies = isolated.then_some(rows[cell]);
+                rows[cell] = self.admin.side_id(egress, subject, other, policies, sets, &mut ports_of);
             }
         }
         rows

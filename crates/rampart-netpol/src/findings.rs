@@ -7,6 +7,9 @@
 
 use ipnet::IpNet;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use crate::admin::{Action, Peer, Pods};
 use crate::analysis::Analysis;
 use crate::reach::{Endpoint, Side};
 use crate::world::World;
@@ -102,19 +105,52 @@ fn default_deny(world: &World) -> Finding {
                     )
             })
         };
-        let missing: Vec<&str> = ["ingress", "egress"].into_iter().filter(|d| !covers(d)).collect();
+        let missing: Vec<&str> = ["ingress", "egress"]
+            .into_iter()
+            .filter(|d| !covers(d) && !admin_denies_all(world, namespace, *d == "egress"))
+            .collect();
         if !missing.is_empty() {
             offenders.push(format!("Namespace {namespace}: no default-deny for {}", missing.join(" or ")));
         }
     }
     Finding {
         id: "rampart/netpol-default-deny",
-        title: "Every namespace denies by default (a policy with an empty podSelector for Ingress and Egress)",
+        title: "Every namespace denies by default (a NetworkPolicy with an empty podSelector for Ingress and Egress, or an admin-tier Deny of all)",
         gravity: Gravity::Medium,
         fails: true,
         offenders,
         remediation: "Add `podSelector: {}` with `policyTypes: [Ingress, Egress]` to each namespace, then allow what each workload needs; check the result with `rampart netpol matrix`.",
     }
+}
+
+fn empty(selector: &LabelSelector) -> bool {
+    selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && selector.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+}
+
+/// Whether an AdminNetworkPolicy or the BaselineAdminNetworkPolicy denies every pod of the
+/// namespace all traffic from (to) every pod, on every port: a default-deny written in the
+/// admin tiers. (An earlier admin Allow may still open some; `netpol matrix` shows what.)
+fn admin_denies_all(world: &World, namespace: &str, egress: bool) -> bool {
+    let Some(labels) = world.namespaces.get(namespace) else { return false };
+    world.admin_policies.iter().any(|policy| {
+        let whole_namespace = match &policy.subject {
+            Pods::Namespaces(selector) => crate::reach::matches(selector, labels),
+            Pods::Pods { namespaces, pods } => crate::reach::matches(namespaces, labels) && empty(pods),
+        };
+        let rules = if egress { &policy.egress } else { &policy.ingress };
+        whole_namespace
+            && rules.iter().any(|rule| {
+                rule.action == Action::Deny
+                    && rule.ports.is_none()
+                    && rule.peers.iter().any(|peer| match peer {
+                        Peer::Pods(Pods::Namespaces(selector)) => empty(selector),
+                        Peer::Pods(Pods::Pods { namespaces, pods }) => empty(namespaces) && empty(pods),
+                        Peer::Networks(nets) => nets.iter().any(|n| n.prefix_len() == 0),
+                        Peer::Unmodelled(_) => false,
+                    })
+            })
+    })
 }
 
 fn selecting_nothing(world: &World, analysis: &Analysis<'_>) -> Finding {
@@ -300,6 +336,18 @@ mod tests {
         assert_eq!(
             by_id(&f, "rampart/netpol-system-ingress").offenders,
             ["kube-system/coredns from any address: all ports (not isolated for ingress)"]
+        );
+    }
+
+    #[test]
+    fn a_baseline_deny_of_everything_is_a_default_deny() {
+        let banp = "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: BaselineAdminNetworkPolicy\nmetadata: {name: default}\nspec:\n  subject: {namespaces: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system]}]}}\n  ingress: [{action: Deny, from: [{namespaces: {}}]}]\n  egress: [{action: Deny, to: [{networks: [0.0.0.0/0]}]}]\n";
+        let f = findings(&world(&format!("{APP}{banp}")));
+        assert!(by_id(&f, "rampart/netpol-default-deny").offenders.is_empty());
+        let f = findings(&world(&format!("{APP}{}", banp.replace("action: Deny, to", "action: Allow, to"))));
+        assert_eq!(
+            by_id(&f, "rampart/netpol-default-deny").offenders,
+            ["Namespace shop: no default-deny for egress"]
         );
     }
 

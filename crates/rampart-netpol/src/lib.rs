@@ -3,6 +3,8 @@
 //!
 //! - [`world`]: namespaces, workloads (pods and pod templates, with their labels and container
 //!   ports) and policies, read from manifests, each policy rule with its file and line;
+//! - [`admin`]: AdminNetworkPolicy and BaselineAdminNetworkPolicy, the tiers around
+//!   NetworkPolicies (priorities, Allow/Deny/Pass);
 //! - [`ports`]: sets of ports per protocol, with named ports resolved per destination;
 //! - [`reach`]: the connection from one endpoint to another — the egress side of the source
 //!   and the ingress side of the destination, each isolated or not, and which rule allows it;
@@ -22,12 +24,14 @@
 //! offline, as in network-config-analyzer), an address range only when it lies wholly inside
 //! the block and outside its `except`s; both ends must allow.
 
+pub mod admin;
 pub mod analysis;
 pub mod findings;
 pub mod group;
 pub mod ports;
 pub mod reach;
 pub mod render;
+pub mod tiers;
 pub mod world;
 
 /// Manifests that cannot be read as workloads or policies, naming where.

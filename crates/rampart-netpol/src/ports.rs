@@ -95,6 +95,34 @@ impl PortSet {
         PortSet { ranges }
     }
 
+    /// The ports of `self` that are not in `other`.
+    pub fn minus(&self, other: &PortSet) -> PortSet {
+        let mut ranges = BTreeMap::new();
+        for (p, mine) in &self.ranges {
+            let theirs = other.ranges.get(p).map(Vec::as_slice).unwrap_or_default();
+            let mut left = Vec::new();
+            for &(lo, hi) in mine {
+                let mut from = u32::from(lo);
+                for &(t_lo, t_hi) in theirs {
+                    if u32::from(t_hi) < from || t_lo > hi {
+                        continue;
+                    }
+                    if u32::from(t_lo) > from {
+                        left.push((from as u16, t_lo - 1));
+                    }
+                    from = u32::from(t_hi) + 1;
+                }
+                if from <= u32::from(hi) {
+                    left.push((from as u16, hi));
+                }
+            }
+            if !left.is_empty() {
+                ranges.insert(*p, left);
+            }
+        }
+        PortSet { ranges }
+    }
+
     /// What one `ports` entry of a rule allows towards a destination with `container_ports`
     /// (`None`: an address outside the cluster, where a named port names nothing).
     pub fn of_rule_port(rule: &NetworkPolicyPort, container_ports: Option<&[ContainerPort]>) -> PortSet {
@@ -196,5 +224,9 @@ mod tests {
         assert!(a.intersect(&PortSet::range("UDP", 1, 200)).is_empty());
         assert_eq!(PortSet::all().intersect(&a), a);
         assert_eq!(a.union(&PortSet::range("UDP", 53, 53)).to_string(), "TCP 1-200; UDP 53");
+        let holes = a.minus(&PortSet::range("TCP", 10, 20).union(&PortSet::range("TCP", 150, 400)));
+        assert_eq!(holes, PortSet::range("TCP", 1, 9).union(&PortSet::range("TCP", 21, 149)));
+        assert!(a.minus(&PortSet::all()).is_empty() && PortSet::all().minus(&PortSet::none()).is_all());
+        assert_eq!(PortSet::all().minus(&PortSet::range("UDP", 1, 65535)).to_string(), "SCTP all; TCP all");
     }
 }

@@ -8,6 +8,7 @@ use k8s_openapi::api::networking::v1::{IPBlock, NetworkPolicy};
 
 use crate::analysis::Analysis;
 use crate::ports::PortSet;
+use crate::tiers::AdminStep;
 use crate::world::{Policy, Workload, World};
 pub(crate) use rampart_types::labels::selector_matches as matches;
 
@@ -18,13 +19,19 @@ pub enum Endpoint {
     External(usize),
 }
 
-/// One side's verdict.
+/// One side's verdict, tier by tier.
 #[derive(Debug, Clone)]
 pub struct Side {
+    /// AdminNetworkPolicy rules that decided some ports, in precedence order.
+    pub admin: Vec<AdminStep>,
+    /// What the admin tier left to the NetworkPolicies (all ports without admin policies).
+    pub to_policies: PortSet,
     /// Policies selecting this end for this direction (empty: not isolated).
     pub isolating: Vec<usize>,
     /// The rules that allow traffic with the other end: (policy, rule index, their ports).
     pub allowing: Vec<(usize, usize, PortSet)>,
+    /// BaselineAdminNetworkPolicy rules that decided some ports (only when not isolated).
+    pub baseline: Vec<AdminStep>,
     /// What this side allows.
     pub ports: PortSet,
 }
@@ -118,16 +125,16 @@ pub fn name(world: &World, end: Endpoint) -> String {
     }
 }
 
-/// Why, in words: one line per side.
+/// Why, in words: for each side, the admin rules that decided ports, then the
+/// NetworkPolicies (or, for a pod none isolates, the baseline) for what remained.
 pub fn explain(world: &World, src: Endpoint, dst: Endpoint, reach: &Reach) -> Vec<String> {
-    let mut lines = Vec::new();
-    let describe = |label: String, side: &Side| {
+    let policies = |side: &Side| {
         if side.isolating.is_empty() {
-            return format!("{label}: not isolated (no policy selects it), so all ports");
+            return "not isolated (no NetworkPolicy selects it)".to_string();
         }
         let isolating: Vec<String> = side.isolating.iter().map(|i| world.policies[*i].shown()).collect();
         if side.allowing.is_empty() {
-            return format!("{label}: isolated by {}; no rule allows it", isolating.join(", "));
+            return format!("isolated by {}; no rule allows it", isolating.join(", "));
         }
         let allowing: Vec<String> = side
             .allowing
@@ -137,17 +144,42 @@ pub fn explain(world: &World, src: Endpoint, dst: Endpoint, reach: &Reach) -> Ve
                 format!("{}/{} rule {r}{}: {set}", policy.namespace, policy.name, policy.place())
             })
             .collect();
-        format!("{label}: isolated by {}; allowed by {}", isolating.join(", "), allowing.join("; "))
+        format!("isolated by {}; allowed by {}", isolating.join(", "), allowing.join("; "))
     };
-    if let Some(side) = &reach.egress {
-        lines.push(describe(format!("egress of {}", name(world, src)), side));
-    } else {
-        lines.push(format!("egress of {}: outside the cluster, no policy applies", name(world, src)));
+    let describe = |lines: &mut Vec<String>, label: String, side: &Side| {
+        let tiers = !side.admin.is_empty() || !side.baseline.is_empty() || !side.to_policies.is_all();
+        if !tiers {
+            let verdict = policies(side);
+            let all = if side.isolating.is_empty() { ", so all ports" } else { "" };
+            lines.push(format!("{label}: {verdict}{all}"));
+            return;
+        }
+        for step in &side.admin {
+            lines.push(format!("{label}: {}", step.shown(world)));
+        }
+        if side.to_policies.is_empty() {
+            lines.push(format!("{label}: AdminNetworkPolicies decided every port"));
+        } else {
+            lines.push(format!("{label}: for {}, {}", side.to_policies, policies(side)));
+            for step in &side.baseline {
+                lines.push(format!("{label}: {}", step.shown(world)));
+            }
+            if side.isolating.is_empty() {
+                lines.push(format!("{label}: what no rule decided is allowed"));
+            }
+        }
+        lines.push(format!("{label}: allows {}", side.ports));
+    };
+    let mut lines = Vec::new();
+    match &reach.egress {
+        Some(side) => describe(&mut lines, format!("egress of {}", name(world, src)), side),
+        None => lines.push(format!("egress of {}: outside the cluster, no policy applies", name(world, src))),
     }
-    if let Some(side) = &reach.ingress {
-        lines.push(describe(format!("ingress of {}", name(world, dst)), side));
-    } else {
-        lines.push(format!("ingress of {}: outside the cluster, no policy applies", name(world, dst)));
+    match &reach.ingress {
+        Some(side) => describe(&mut lines, format!("ingress of {}", name(world, dst)), side),
+        None => {
+            lines.push(format!("ingress of {}: outside the cluster, no policy applies", name(world, dst)))
+        }
     }
     lines
 }

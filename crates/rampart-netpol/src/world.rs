@@ -68,6 +68,8 @@ pub struct World {
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     pub workloads: Vec<Workload>,
     pub policies: Vec<Policy>,
+    /// AdminNetworkPolicies and the BaselineAdminNetworkPolicy, in the order read.
+    pub admin_policies: Vec<crate::admin::AdminPolicy>,
     /// Named addresses outside the cluster (`metadata` → 169.254.169.254/32).
     pub externals: Vec<(String, IpNet)>,
 }
@@ -170,6 +172,9 @@ impl World {
             "Namespace" => {
                 let labels = string_map(object.pointer("/metadata/labels"));
                 self.namespaces.entry(name).or_default().extend(labels);
+            }
+            "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy" => {
+                self.admin_policies.push(crate::admin::parse(&object, origin, line)?);
             }
             "NetworkPolicy" => {
                 let policy: NetworkPolicy = serde_json::from_value(object)

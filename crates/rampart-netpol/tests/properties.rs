@@ -77,6 +77,49 @@ proptest! {
     }
 
     #[test]
+    fn with_admin_tiers_one_query_and_the_whole_matrix_agree(
+        (namespaces, policies) in support::cluster(),
+        admin in support::admin_policies(),
+    ) {
+        let world = world(&namespaces, &format!("{}{admin}", support::render_policies("", &policies)));
+        let analysis = Analysis::new(&world);
+        let matrix = analysis.matrix();
+        let n = world.workloads.len();
+        let end = |i: usize| if i < n { Endpoint::Workload(i) } else { Endpoint::External(i - n) };
+        for s in 0..matrix.names().len() {
+            for d in 0..matrix.names().len() {
+                if s != d && (s < n || d < n) {
+                    prop_assert_eq!(&analysis.reach(end(s), end(d)).ports, matrix.get(s, d), "{} → {}", s, d);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_admin_policy_that_passes_everything_first_leaves_the_other_tiers_to_decide(
+        (namespaces, policies) in support::cluster(),
+        admin in support::admin_policies(),
+    ) {
+        // Passing every port at the highest precedence skips every other admin rule, so the
+        // result is what the NetworkPolicies and the baseline alone give.
+        let text = support::render_policies("", &policies);
+        let baseline_only: String = admin.split("---\n").filter(|d| d.contains("BaselineAdminNetworkPolicy")).map(|d| format!("{d}---\n")).collect();
+        let pass = "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: a-pass}\nspec:\n  priority: 0\n  subject: {namespaces: {}}\n  ingress: [{action: Pass, from: [{namespaces: {}}]}]\n  egress: [{action: Pass, to: [{namespaces: {}}, {networks: [0.0.0.0/0, '::/0']}]}]\n---\n";
+        let with_pass = matrix(&world(&namespaces, &format!("{text}{pass}{admin}")));
+        let without = matrix(&world(&namespaces, &format!("{text}{baseline_only}")));
+        prop_assert_eq!(with_pass, without);
+    }
+
+    #[test]
+    fn minus_splits_a_set_into_what_another_holds_and_what_it_does_not(
+        a in support::port_set(), b in support::port_set(),
+    ) {
+        let (out, both) = (a.minus(&b), a.intersect(&b));
+        prop_assert!(out.intersect(&b).is_empty());
+        prop_assert_eq!(out.union(&both), a);
+    }
+
+    #[test]
     fn a_default_deny_removes_exactly_the_unprotected_connections_into_its_namespace(
         (namespaces, policies) in support::cluster(),
         which in any::<prop::sample::Index>(),

@@ -26,6 +26,12 @@ fn scan_from_the_cluster_agrees_with_a_kubectl_snapshot() {
     // Exclusive: both reads must see the same cluster state.
     let (_gate, c) = exclusive();
     let mut snapshot = c.admin().run(&["get", KINDS, "-A", "-o", "yaml"]).ok();
+    // The admin network policy tiers are CRDs the netpol test may have installed.
+    let admin = c.admin().run(&["get", "adminnetworkpolicies", "-o", "yaml"]);
+    if admin.ok {
+        snapshot.push_str("\n---\n");
+        snapshot.push_str(&admin.stdout);
+    }
     let aws_auth = c.admin().run(&["get", "configmap", "aws-auth", "-n", "kube-system", "-o", "yaml"]);
     if aws_auth.ok {
         snapshot.push_str("\n---\n");

@@ -295,3 +295,93 @@ pub fn render_policy(prefix: &str, i: usize, policy: &Policy) -> String {
 pub fn render_policies(prefix: &str, policies: &[Policy]) -> String {
     policies.iter().enumerate().map(|(i, p)| render_policy(prefix, i, p)).collect()
 }
+
+fn admin_pods() -> impl Strategy<Value = String> {
+    prop_oneof![
+        namespace_selector().prop_map(|n| format!("{{namespaces: {n}}}")),
+        (namespace_selector(), pod_selector())
+            .prop_map(|(n, p)| format!("{{pods: {{namespaceSelector: {n}, podSelector: {p}}}}}")),
+    ]
+}
+
+fn admin_port() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "{portNumber: {port: 8080}}",
+        "{portNumber: {protocol: UDP, port: 53}}",
+        "{namedPort: http}",
+        "{namedPort: dns}",
+        "{portRange: {start: 80, end: 8080}}",
+        "{portRange: {protocol: SCTP, start: 7000, end: 8000}}",
+    ])
+}
+
+fn admin_rule(egress: bool, baseline: bool) -> impl Strategy<Value = String> {
+    let actions = if baseline { vec!["Allow", "Deny"] } else { vec!["Allow", "Deny", "Pass"] };
+    let peer = if egress {
+        prop_oneof![
+            3 => admin_pods(),
+            1 => prop::sample::select(vec!["[169.254.169.254/32]", "[0.0.0.0/0]", "[10.0.0.0/8]", "[8.8.8.8/32, 172.17.0.0/16]"])
+                .prop_map(|n| format!("{{networks: {n}}}")),
+        ]
+        .boxed()
+    } else {
+        admin_pods().boxed()
+    };
+    (
+        prop::sample::select(actions),
+        prop::collection::vec(peer, 1..3),
+        prop::option::of(prop::collection::vec(admin_port(), 1..3)),
+    )
+        .prop_map(move |(action, peers, ports)| {
+            let ports = ports.map(|p| format!(", ports: [{}]", p.join(", "))).unwrap_or_default();
+            format!(
+                "{{action: {action}, {}: [{}]{ports}}}",
+                if egress { "to" } else { "from" },
+                peers.join(", ")
+            )
+        })
+}
+
+/// Random AdminNetworkPolicies (priorities 1-5, so ties are tested too) and maybe the
+/// BaselineAdminNetworkPolicy, as YAML.
+pub fn admin_policies() -> impl Strategy<Value = String> {
+    let anp = (
+        1..6u32,
+        admin_pods(),
+        prop::collection::vec(admin_rule(false, false), 0..3),
+        prop::collection::vec(admin_rule(true, false), 0..3),
+    );
+    let banp = prop::option::of((
+        admin_pods(),
+        prop::collection::vec(admin_rule(false, true), 0..3),
+        prop::collection::vec(admin_rule(true, true), 0..3),
+    ));
+    (prop::collection::vec(anp, 0..3), banp).prop_map(|(anps, banp)| {
+        let mut out = String::new();
+        for (i, (priority, subject, ingress, egress)) in anps.into_iter().enumerate() {
+            out += &format!(
+                "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: anp{i}}}\nspec:\n  priority: {priority}\n  subject: {subject}\n  ingress: [{}]\n  egress: [{}]\n---\n",
+                ingress.join(", "),
+                egress.join(", ")
+            );
+        }
+        if let Some((subject, ingress, egress)) = banp {
+            out += &format!(
+                "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: BaselineAdminNetworkPolicy\nmetadata: {{name: default}}\nspec:\n  subject: {subject}\n  ingress: [{}]\n  egress: [{}]\n---\n",
+                ingress.join(", "),
+                egress.join(", ")
+            );
+        }
+        out
+    })
+}
+
+/// A random port set: unions of a few ranges of random protocols.
+pub fn port_set() -> impl Strategy<Value = rampart_netpol::ports::PortSet> {
+    prop::collection::vec((prop::sample::select(vec!["TCP", "UDP", "SCTP"]), 1..70u16, 0..20u16), 0..5)
+        .prop_map(|ranges| {
+            ranges.into_iter().fold(rampart_netpol::ports::PortSet::none(), |acc, (p, lo, len)| {
+                acc.union(&rampart_netpol::ports::PortSet::range(p, lo * 900, lo * 900 + len * 50))
+            })
+        })
+}
