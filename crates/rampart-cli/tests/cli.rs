@@ -969,3 +969,21 @@ fn netpol_reach_and_matrix_explain_what_policies_allow() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--from-cluster"), "says where to read from");
 }
+
+/// The README's network example: its picture is what `matrix -o svg` draws today, and its
+/// claims hold (regenerate with `rampart netpol matrix -f examples/netpol -o svg >
+/// docs/netpol-matrix.svg` after a deliberate change).
+#[test]
+fn the_readme_network_example_and_its_picture_are_current() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let example = format!("{root}/examples/netpol");
+    let svg = stdout(&rampart(&["netpol", "matrix", "-f", &example, "-o", "svg"]));
+    let committed = std::fs::read_to_string(format!("{root}/docs/netpol-matrix.svg")).unwrap();
+    assert_eq!(svg, committed, "docs/netpol-matrix.svg is stale");
+    let out = rampart(&["netpol", "reach", "shop/api", "shop/db", "-f", &example]);
+    assert!(stdout(&out).starts_with("shop/api → shop/db: allowed on TCP 5432"), "{}", stdout(&out));
+    let out = rampart(&["netpol", "reach", "shop/web", "shop/db", "--port", "5432", "-f", &example]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = rampart(&["netpol", "reach", "monitoring/prometheus", "metadata", "-f", &example]);
+    assert!(stdout(&out).contains("allowed on all ports"));
+}

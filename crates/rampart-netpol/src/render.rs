@@ -56,7 +56,12 @@ const CHAR: usize = 7;
 pub fn svg(matrix: &Matrix, groups: &[Group]) -> String {
     let longest = groups.iter().map(|g| g.label.chars().count()).max().unwrap_or(0);
     let (left, top) = (longest * CHAR + 12, longest * CHAR * 7 / 10 + 16);
-    let (width, height) = (left + groups.len() * CELL + 16, top + groups.len() * CELL + 48);
+    // Column labels lean right at 45°: the last one reaches about 0.7 of its length past its
+    // column. The legend takes three lines under the grid.
+    let (width, height) = (
+        (left + groups.len() * CELL + longest * CHAR * 7 / 10 + 16).max(left + 240),
+        top + groups.len() * CELL + 80,
+    );
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"11\">\n\
          <defs><pattern id=\"self\" width=\"4\" height=\"4\" patternUnits=\"userSpaceOnUse\"><path d=\"M0,4 l4,-4\" stroke=\"#bbb\"/></pattern></defs>\n\
@@ -104,22 +109,24 @@ pub fn svg(matrix: &Matrix, groups: &[Group]) -> String {
             );
         }
     }
-    let y = top + groups.len() * CELL + 24;
-    for (n, (fill, text)) in
-        [("#2e7d32", "all ports"), ("#9ccc65", "some ports (hover for which)"), ("#f3f3f3", "nothing")]
-            .iter()
-            .enumerate()
-    {
-        let x = left + n * 190;
+    let below = top + groups.len() * CELL + 20;
+    let legend =
+        [("#2e7d32", "all ports"), ("#9ccc65", "some ports (hover for which)"), ("#f3f3f3", "nothing")];
+    for (n, (fill, text)) in legend.iter().enumerate() {
+        let y = below + n * (CELL + 4);
         let _ = writeln!(
             out,
-            "<rect x=\"{x}\" y=\"{}\" width=\"{CELL}\" height=\"{CELL}\" fill=\"{fill}\" stroke=\"#999\"/><text x=\"{}\" y=\"{y}\">{text}</text>",
-            y - 11,
-            x + CELL + 4
+            "<rect x=\"{left}\" y=\"{y}\" width=\"{CELL}\" height=\"{CELL}\" fill=\"{fill}\" stroke=\"#999\"/><text x=\"{}\" y=\"{}\">{text}</text>",
+            left + CELL + 6,
+            y + CELL - 3
         );
     }
-    let _ =
-        writeln!(out, "<text x=\"{left}\" y=\"{}\" fill=\"#555\">rows: from · columns: to</text>", y + 18);
+    let _ = writeln!(
+        out,
+        "<text x=\"{}\" y=\"{}\" fill=\"#555\" text-anchor=\"end\">rows: from · columns: to</text>",
+        left - 6,
+        below + CELL - 3
+    );
     out += "</svg>\n";
     out
 }
