@@ -98,7 +98,7 @@ async fn tokens_from_rampart_and_awscli_authenticate_through_moto() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("p.cedar"), "permit(principal, action, resource);").unwrap();
     let aws_auth = dir.path().join("aws-auth.yaml");
-    std::fs::write(&aws_auth, "data:\n  mapRoles: |\n    - rolearn: arn:aws:iam::123456789012:role/k8s-admin\n      username: \"admin:{{SessionName}}\"\n      groups: [admins]\n    - rolearn: arn:aws:iam::123456789012:role/nodes\n      username: system:node:{{EC2PrivateDNSName}}\n      groups: [system:bootstrappers, system:nodes]\n").unwrap();
+    std::fs::write(&aws_auth, "data:\n  mapRoles: |\n    - rolearn: arn:aws:iam::123456789012:role/k8s-admin\n      username: \"admin:{{SessionName}}\"\n      groups: [admins]\n    - rolearn: arn:aws:iam::123456789012:role/nodes\n      username: system:node:{{EC2PrivateDNSName}}\n      groups: [system:bootstrappers, system:nodes]\n    - sso: {permissionSetName: ViewOnly, accountID: \"123456789012\"}\n      username: \"viewer:{{SessionName}}\"\n      groups: [viewers]\n").unwrap();
     let port = free_port();
     let _server = Kill(
         Command::new(env!("CARGO_BIN_EXE_rampart"))
@@ -238,7 +238,66 @@ async fn tokens_from_rampart_and_awscli_authenticate_through_moto() {
     let result = review(cred["status"]["token"].as_str().unwrap()).await;
     assert_eq!(result["status"]["user"]["username"], "admin:carol", "{result}");
 
-    // 5. An unmapped principal (the base user) is refused.
+    // 5. IAM Identity Center: a role Identity Center made for the ViewOnly permission set (its
+    // path and random suffix), the session named by the user's e-mail; the profile has no keys,
+    // only a credential_process (as `aws configure export-credentials --format process` serves
+    // what `aws sso login` cached), which rampart token runs through the SDK's provider.
+    aws_cmd(
+        &[
+            "iam",
+            "create-role",
+            "--path",
+            "/aws-reserved/sso.amazonaws.com/eu-west-1/",
+            "--role-name",
+            "AWSReservedSSO_ViewOnly_0123456789abcdef",
+            "--assume-role-policy-document",
+            trust,
+        ],
+        &moto_url,
+    );
+    let sso_creds = aws_cmd(
+        &[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_ViewOnly_0123456789abcdef",
+            "--role-session-name",
+            "alice@example.com",
+        ],
+        &moto_url,
+    );
+    let c: serde_json::Value = serde_json::from_str(&sso_creds).unwrap();
+    let c = &c["Credentials"];
+    let process = dir.path().join("export-credentials");
+    std::fs::write(
+        &process,
+        format!(
+            "#!/bin/sh\nprintf '%s' '{}'\n",
+            serde_json::json!({"Version": 1, "AccessKeyId": c["AccessKeyId"], "SecretAccessKey": c["SecretAccessKey"], "SessionToken": c["SessionToken"]})
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&process, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = dir.path().join("aws-config");
+    std::fs::write(&config, format!("[profile sso-viewer]\ncredential_process = {}\n", process.display()))
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["token", "--cluster-id", "demo", "--region", "us-east-1"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_PROFILE", "sso-viewer")
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cred: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = review(cred["status"]["token"].as_str().unwrap()).await;
+    assert_eq!(result["status"]["user"]["username"], "viewer:alice-example.com", "{result}");
+    assert_eq!(result["status"]["user"]["groups"], serde_json::json!(["viewers"]));
+
+    // 6. An unmapped principal (the base user) is refused.
     let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["token", "--cluster-id", "demo", "--region", "us-east-1"])
         .envs(env)

@@ -30,6 +30,20 @@ pub fn mappings(map_roles: Option<&str>, map_users: Option<&str>) -> (Vec<Mappin
         for e in entries {
             let arn =
                 e.get("rolearn").or_else(|| e.get("userarn")).and_then(|a| a.as_str()).unwrap_or_default();
+            // An Identity Center row names a permission set in an account instead of an ARN.
+            let sso = e.get("sso").map(|s| {
+                let field = |k: &str| match s.get(k) {
+                    Some(serde_yaml::Value::String(v)) => v.clone(),
+                    Some(serde_yaml::Value::Number(n)) => n.to_string(),
+                    _ => "?".into(),
+                };
+                format!(
+                    "Identity Center permission set {} in {}",
+                    field("permissionSetName"),
+                    field("accountID")
+                )
+            });
+            let arn = sso.as_deref().unwrap_or(arn);
             let groups = e
                 .get("groups")
                 .and_then(|g| g.as_sequence())

@@ -195,6 +195,23 @@ pub async fn resolve_credentials(
         Ok(c) => return Ok(c),
         Err(e) => e,
     };
+    // A profile without static keys: credential_process, IAM Identity Center, role chaining.
+    let profile_error = match crate::sdk::profile_credentials().await {
+        Ok(c) => {
+            return Ok(AwsCredentials {
+                access_key_id: c.access_key_id().to_string(),
+                secret_access_key: c.secret_access_key().to_string(),
+                session_token: c.session_token().map(str::to_string),
+                expires_at: c
+                    .expiry()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .and_then(|d| i64::try_from(d.as_secs()).ok()),
+            });
+        }
+        Err(e) => e,
+    };
+    let file_error =
+        ClientError::Credentials(format!("{file_error}; the profile's other sources: {profile_error}"));
     let container_uri = env("AWS_CONTAINER_CREDENTIALS_FULL_URI").or_else(|| {
         env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").map(|p| format!("http://169.254.170.2{p}"))
     });

@@ -9,6 +9,8 @@
 //! * [`oidc`]: the OIDC issuer documents (discovery, JWKS) for self-managed IRSA.
 //! * [`pod_identity`]: EKS Pod Identity — agent token checks and cache, EKS Auth client, and
 //!   the self-managed broker (token validation, STS with session tags).
+//! * [`sdk`]: the official AWS SDK's configuration on ring, and profile credentials through it.
+//! * [`sso`]: IAM Identity Center permission sets in aws-auth and access entries.
 //! * [`sts`]: the GetCallerIdentity call (JSON or strict XML) and identity extraction.
 //! * [`token`]: `k8s-aws-v1.` tokens — the pre-STS checks of aws-iam-authenticator, in its order,
 //!   with the CVE-2022-2385 duplicate-parameter check first.
@@ -23,6 +25,8 @@ pub mod inject;
 pub mod mapping;
 pub mod oidc;
 pub mod pod_identity;
+pub mod sdk;
+pub mod sso;
 pub mod sts;
 pub mod token;
 pub mod workload_sources;

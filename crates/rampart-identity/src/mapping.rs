@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::sso::SsoRole;
 use crate::sts::Identity;
 
 /// A mapped Kubernetes user, before the apiserver adds `system:authenticated`.
@@ -91,12 +92,25 @@ pub fn render(template: &str, id: &Identity, ec2_dns: Option<&str>) -> Result<St
     Ok(out)
 }
 
-/// One mapping row: an ARN, a username template and group templates.
+/// One mapping row: an ARN (or an Identity Center permission set), a username template and
+/// group templates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {
+    /// Empty for an `sso` row.
     pub arn: String,
     pub username: String,
     pub groups: Vec<String>,
+    /// The permission set an `sso` row matches instead of `arn`.
+    pub sso: Option<SsoRole>,
+}
+
+impl Mapping {
+    fn matches(&self, canonical_arn: &str) -> bool {
+        match &self.sso {
+            Some(role) => role.matches(canonical_arn),
+            None => self.arn.eq_ignore_ascii_case(canonical_arn),
+        }
+    }
 }
 
 /// The aws-auth ConfigMap (`kube-system/aws-auth`): `mapRoles`, `mapUsers`, `mapAccounts`.
@@ -139,18 +153,30 @@ impl AwsAuth {
         };
         for (i, entry) in parse_list("mapRoles")?.iter().enumerate() {
             let arn = get_ci(entry, "rolearn").and_then(Value::as_str).unwrap_or_default();
-            if get_ci(entry, "sso").is_some() {
-                warnings.push(format!("aws-auth mapRoles[{i}]: sso entries are not supported; skipped"));
-                continue;
-            }
-            if arn.is_empty() {
-                warnings.push(format!("aws-auth mapRoles[{i}]: one of rolearn or SSO must be supplied"));
-                continue;
-            }
+            let sso = match get_ci(entry, "sso") {
+                Some(_) if !arn.is_empty() => {
+                    warnings
+                        .push(format!("aws-auth mapRoles[{i}]: only one of rolearn or SSO can be supplied"));
+                    continue;
+                }
+                Some(v) => match SsoRole::parse(v, &format!("aws-auth mapRoles[{i}]")) {
+                    Ok(role) => Some(role),
+                    Err(e) => {
+                        warnings.push(format!("{e}; skipped"));
+                        continue;
+                    }
+                },
+                None if arn.is_empty() => {
+                    warnings.push(format!("aws-auth mapRoles[{i}]: one of rolearn or SSO must be supplied"));
+                    continue;
+                }
+                None => None,
+            };
             out.roles.push(Mapping {
                 arn: arn.to_owned(),
                 username: get_ci(entry, "username").and_then(Value::as_str).unwrap_or_default().to_owned(),
                 groups: strings(get_ci(entry, "groups")),
+                sso,
             });
         }
         for (i, entry) in parse_list("mapUsers")?.iter().enumerate() {
@@ -163,6 +189,7 @@ impl AwsAuth {
                 arn: arn.to_owned(),
                 username: get_ci(entry, "username").and_then(Value::as_str).unwrap_or_default().to_owned(),
                 groups: strings(get_ci(entry, "groups")),
+                sso: None,
             });
         }
         if let Some(s) = data.get("mapAccounts").and_then(Value::as_str).filter(|s| !empty_value(s)) {
@@ -182,10 +209,12 @@ impl AwsAuth {
 
     fn find(&self, canonical_arn: &str) -> Option<&Mapping> {
         // Case-insensitive, roles first; `rolearn` is not canonicalised (as upstream), so an
-        // assumed-role ARN there never matches.
+        // assumed-role ARN there never matches. An exact `rolearn` wins over an `sso` row
+        // (upstream picks either, at random).
         self.roles
             .iter()
-            .find(|m| m.arn.eq_ignore_ascii_case(canonical_arn))
+            .find(|m| m.sso.is_none() && m.matches(canonical_arn))
+            .or_else(|| self.roles.iter().find(|m| m.matches(canonical_arn)))
             .or_else(|| self.users.iter().find(|m| m.arn.eq_ignore_ascii_case(canonical_arn)))
     }
 }
@@ -194,7 +223,13 @@ impl AwsAuth {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessEntry {
+    /// Empty when `sso` names an Identity Center permission set instead.
+    #[serde(default)]
     pub principal_arn: String,
+    /// An Identity Center permission set (`permissionSetName`, `accountID`, optional
+    /// `partition`, `region`): every role Identity Center makes for it.
+    #[serde(default)]
+    pub sso: Option<Value>,
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
@@ -224,8 +259,33 @@ impl AccessEntries {
         let file: EntriesFile =
             serde_yaml::from_str(text).map_err(|e| MappingError::Config(format!("access entries: {e}")))?;
         let mut out = AccessEntries::default();
-        for e in file.access_entries {
+        for (i, e) in file.access_entries.into_iter().enumerate() {
             let kind = e.entry_type.as_deref().unwrap_or("STANDARD");
+            if let Some(v) = &e.sso {
+                let at = format!("accessEntries[{i}]");
+                if !e.principal_arn.is_empty() {
+                    return Err(MappingError::Config(format!("{at}: give principalArn or sso, not both")));
+                }
+                if kind != "STANDARD" {
+                    return Err(MappingError::Config(format!("{at}: an sso entry is of type STANDARD")));
+                }
+                let role = SsoRole::parse(v, &at).map_err(MappingError::Config)?;
+                check_username(e.username.as_deref(), &at)?;
+                out.custom_usernames.push(e.username.is_some());
+                out.entries.push(Mapping {
+                    arn: String::new(),
+                    // EKS's default for a role, with the role's name known only at match time.
+                    username: e.username.unwrap_or_default(),
+                    groups: e.kubernetes_groups,
+                    sso: Some(role),
+                });
+                continue;
+            }
+            if e.principal_arn.is_empty() {
+                return Err(MappingError::Config(format!(
+                    "accessEntries[{i}]: principalArn (or sso) is required"
+                )));
+            }
             let role = crate::arn::parse(&e.principal_arn).ok().filter(|a| a.resource.starts_with("role/"));
             let (default_username, default_groups): (String, Vec<String>) = match kind {
                 "STANDARD" => match &role {
@@ -260,24 +320,7 @@ impl AccessEntries {
                     e.principal_arn
                 )));
             }
-            if let Some(u) = &e.username {
-                if RESERVED_PREFIXES.iter().any(|p| u.starts_with(p)) {
-                    return Err(MappingError::Config(format!(
-                        "access entry {}: username {u:?} uses a reserved prefix {RESERVED_PREFIXES:?}",
-                        e.principal_arn
-                    )));
-                }
-                for placeholder in ["{{SessionName}}", "{{SessionNameRaw}}"] {
-                    if let Some(i) = u.find(placeholder)
-                        && !u[..i].contains(':')
-                    {
-                        return Err(MappingError::Config(format!(
-                            "access entry {}: username {u:?} needs a ':' before {placeholder}",
-                            e.principal_arn
-                        )));
-                    }
-                }
-            }
+            check_username(e.username.as_deref(), &format!("access entry {}", e.principal_arn))?;
             // Role ARNs may carry a path; sessions canonicalise without it.
             let arn = match &role {
                 Some(_) => crate::arn::strip_path(&e.principal_arn).unwrap_or(e.principal_arn.clone()),
@@ -288,10 +331,31 @@ impl AccessEntries {
                 arn,
                 username: e.username.unwrap_or(default_username),
                 groups: if kind == "STANDARD" { e.kubernetes_groups } else { default_groups },
+                sso: None,
             });
         }
         Ok(out)
     }
+}
+
+/// A custom access-entry username, checked as the EKS API checks it on creation.
+fn check_username(username: Option<&str>, at: &str) -> Result<(), MappingError> {
+    let Some(u) = username else { return Ok(()) };
+    if RESERVED_PREFIXES.iter().any(|p| u.starts_with(p)) {
+        return Err(MappingError::Config(format!(
+            "{at}: username {u:?} uses a reserved prefix {RESERVED_PREFIXES:?}"
+        )));
+    }
+    for placeholder in ["{{SessionName}}", "{{SessionNameRaw}}"] {
+        if let Some(i) = u.find(placeholder)
+            && !u[..i].contains(':')
+        {
+            return Err(MappingError::Config(format!(
+                "{at}: username {u:?} needs a ':' before {placeholder}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// EKS authentication modes.
@@ -365,8 +429,27 @@ impl Mapper {
                 .entries
                 .iter()
                 .enumerate()
-                .find(|(_, m)| m.arn.eq_ignore_ascii_case(&id.canonical_arn))
+                .find(|(_, m)| m.sso.is_none() && m.matches(&id.canonical_arn))
+                .or_else(|| {
+                    self.entries.entries.iter().enumerate().find(|(_, m)| m.matches(&id.canonical_arn))
+                })
         {
+            let defaulted;
+            let m = if m.sso.is_some() && m.username.is_empty() {
+                // EKS's default username for a role entry, with this session's role name.
+                let role = id.canonical_arn.rsplit('/').next().unwrap_or_default();
+                let partition = m.sso.as_ref().map_or("aws", |s| s.partition.as_str());
+                defaulted = Mapping {
+                    username: format!(
+                        "arn:{partition}:sts::{}:assumed-role/{role}/{{{{SessionName}}}}",
+                        id.account_id
+                    ),
+                    ..m.clone()
+                };
+                &defaulted
+            } else {
+                m
+            };
             let user = self.render("AccessEntries", m, id).await?;
             // Custom usernames are checked again after rendering: a session name must not be
             // able to produce `system:masters`.
@@ -546,5 +629,87 @@ accessEntries:
             "accessEntries:\n- principalArn: arn:aws:iam::1:role/x\n  username: \"john{{SessionName}}\"\n";
         assert!(AccessEntries::from_yaml(bad).unwrap_err().to_string().contains("':' before"));
         assert!("CONFIG".parse::<AuthMode>().is_err());
+    }
+
+    fn sso_session(account: &str, role: &str, email: &str) -> Identity {
+        Identity {
+            arn: format!("arn:aws:sts::{account}:assumed-role/{role}/{email}"),
+            canonical_arn: format!("arn:aws:iam::{account}:role/{role}"),
+            account_id: account.into(),
+            user_id: "AROA".into(),
+            session_name: email.into(),
+            access_key_id: "ASIA".into(),
+            sts_endpoint: "sts.amazonaws.com".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn identity_center_roles_map_by_permission_set_in_aws_auth_and_access_entries() {
+        let cm = r#"
+data:
+  mapRoles: |
+    - sso: {permissionSetName: ViewOnly, accountID: "111122223333"}
+      username: "viewer:{{SessionName}}"
+      groups: [viewers]
+    - sso: {permissionSetName: Admin, accountID: "*"}
+      username: anyone
+    - rolearn: arn:aws:iam::111122223333:role/AWSReservedSSO_ViewOnly_pinned
+      username: pinned
+"#;
+        let (auth, warnings) = AwsAuth::from_configmap(cm).unwrap();
+        assert_eq!(auth.roles.len(), 2);
+        assert!(warnings[0].contains("accountID \"*\": wildcards are refused"), "{warnings:?}");
+        let mapper = Mapper {
+            mode: AuthMode::ConfigMap,
+            aws_auth: auth,
+            entries: AccessEntries::default(),
+            ec2: Box::new(NoEc2),
+        };
+        let alice =
+            sso_session("111122223333", "AWSReservedSSO_ViewOnly_0123456789abcdef", "alice@example.com");
+        assert_eq!(
+            mapper.map(&alice).await.unwrap(),
+            KubeUser { username: "viewer:alice-example.com".into(), groups: vec!["viewers".into()] },
+            "any suffix; {{SessionName}} is the e-mail with @ as -"
+        );
+        let pinned = sso_session("111122223333", "AWSReservedSSO_ViewOnly_pinned", "bob@example.com");
+        assert_eq!(mapper.map(&pinned).await.unwrap().username, "pinned", "an exact rolearn wins");
+        let other_set = sso_session("111122223333", "AWSReservedSSO_ViewOnly_Extra_abc", "eve@example.com");
+        assert_eq!(mapper.map(&other_set).await.unwrap_err(), MappingError::NotMapped);
+
+        let entries = AccessEntries::from_yaml(
+            "accessEntries:\n- sso: {permissionSetName: Admin, accountID: '111122223333', region: eu-west-1}\n  kubernetesGroups: [admins]\n- sso: {permissionSetName: Dev, accountID: '111122223333'}\n  username: 'dev:{{SessionNameRaw}}'\n",
+        )
+        .unwrap();
+        let api = Mapper { mode: AuthMode::Api, aws_auth: AwsAuth::default(), entries, ec2: Box::new(NoEc2) };
+        let carol = sso_session("111122223333", "AWSReservedSSO_Admin_fedcba9876543210", "carol@example.com");
+        assert_eq!(
+            api.map(&carol).await.unwrap(),
+            KubeUser {
+                username: "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_fedcba9876543210/carol-example.com".into(),
+                groups: vec!["admins".into()]
+            },
+            "EKS's default username for a role"
+        );
+        let dan = sso_session("111122223333", "AWSReservedSSO_Dev_abc", "dan@example.com");
+        assert_eq!(api.map(&dan).await.unwrap().username, "dev:dan@example.com");
+        for (yaml, says) in [
+            (
+                "accessEntries:\n- sso: {permissionSetName: Admin, accountID: '111122223333'}\n  principalArn: arn:aws:iam::1:role/x\n",
+                "principalArn or sso, not both",
+            ),
+            (
+                "accessEntries:\n- sso: {permissionSetName: Admin, accountID: '*'}\n",
+                "accessEntries[0].sso.accountID",
+            ),
+            (
+                "accessEntries:\n- sso: {permissionSetName: Admin, accountID: '111122223333'}\n  type: EC2_LINUX\n",
+                "type STANDARD",
+            ),
+            ("accessEntries:\n- username: x\n", "principalArn (or sso) is required"),
+        ] {
+            let err = AccessEntries::from_yaml(yaml).unwrap_err().to_string();
+            assert!(err.contains(says), "{yaml}: {err}");
+        }
     }
 }

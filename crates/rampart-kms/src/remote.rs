@@ -76,15 +76,7 @@ impl AwsKmsKey {
     }
 }
 
-/// The SDK's HTTP client on the workspace's rustls provider (ring): its default client would
-/// add aws-lc-rs to rustls, and two providers leave rustls without a process default.
-pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
-}
+pub use rampart_identity::sdk::http_client;
 
 /// The SDK's error with its service message (`DisabledException: … is disabled`), not just
 /// "service error".

@@ -12,10 +12,19 @@ use rampart_identity::client::{assume_role, exec_credential, now, presign, resol
         --role-arn arn:aws:iam::111122223333:role/k8s-admin
 
 CREDENTIALS:
-    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else the shared
-    credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile
-    AWS_PROFILE). With --role-arn the role is assumed first (AWS_ENDPOINT_URL_STS
-    overrides the STS endpoint).")]
+    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN; a web identity
+    (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN); the profile AWS_PROFILE, with
+    keys in the credentials file or, through the AWS SDK's provider, a
+    credential_process, IAM Identity Center (sso_session) or role_arn with
+    source_profile; container credentials; the instance's. With --role-arn the
+    role is assumed first (AWS_ENDPOINT_URL_STS overrides the STS endpoint).
+
+IAM IDENTITY CENTER:
+    After `aws sso login --profile admin`, either point AWS_PROFILE at that
+    profile, or give another profile
+        credential_process = aws configure export-credentials --profile admin
+                             --format process
+    (one line) to reuse what the AWS CLI cached.")]
 pub struct Args {
     /// The cluster id signed into the token (`x-k8s-aws-id`; the cluster name on EKS).
     #[arg(long, short = 'i')]
