@@ -109,6 +109,10 @@ enum Command {
     Convert(cmd::convert::Command),
     /// Print an ExecCredential with an IAM token for kubectl (like `aws eks get-token`).
     Token(cmd::token::Args),
+    /// Move to EKS access entries: the aws-auth ConfigMap as entries and access policies,
+    /// checked against the principals of audit logs (`rampart migrate aws-auth`).
+    #[command(subcommand)]
+    Migrate(cmd::migrate::Command),
     /// Pod Identity node agent: AWS credentials for pods at http://169.254.170.23/v1/credentials.
     Agent(Box<cmd::agent::Args>),
     /// Pod Identity broker for self-managed clusters: pod token → STS AssumeRole with session tags.
@@ -169,6 +173,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Convert(c) => cmd::convert::run(c),
         Command::Token(args) => cmd::token::run(args),
+        Command::Migrate(command) => cmd::migrate::run(command),
         Command::Agent(args) => cmd::agent::run(*args),
         Command::Audit(args) => cmd::audit::run(args),
         Command::Replay(args) => cmd::replay::run(args),

@@ -987,3 +987,84 @@ fn the_readme_network_example_and_its_picture_are_current() {
     let out = rampart(&["netpol", "reach", "monitoring/prometheus", "metadata", "-f", &example]);
     assert!(stdout(&out).contains("allowed on all ports"));
 }
+
+/// `rampart migrate aws-auth`: the entries file the authenticator and the access-policy tier
+/// both read, the commands, and the check against audited principals (exit 1 on a loss).
+#[test]
+fn migrate_aws_auth_writes_entries_and_checks_audited_principals() {
+    let dir = tempfile::tempdir().unwrap();
+    let aws_auth = dir.path().join("aws-auth.yaml");
+    std::fs::write(
+        &aws_auth,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: aws-auth, namespace: kube-system}\ndata:\n  mapRoles: |\n    - rolearn: arn:aws:iam::111122223333:role/nodes\n      username: system:node:{{EC2PrivateDNSName}}\n      groups: [system:bootstrappers, system:nodes]\n    - rolearn: arn:aws:iam::111122223333:role/admins\n      username: \"admin:{{SessionName}}\"\n      groups: [system:masters]\n    - rolearn: arn:aws:iam::111122223333:role/legacy\n      username: legacy\n      groups: [system:monitoring]\n    - sso: {permissionSetName: Dev, accountID: \"111122223333\"}\n      groups: [devs]\n",
+    )
+    .unwrap();
+    let path = aws_auth.to_str().unwrap();
+    let yaml = stdout(&rampart(&["migrate", "aws-auth", path, "-o", "yaml"]));
+    rampart_identity::mapping::AccessEntries::from_yaml(&yaml).unwrap();
+    rampart_rbac::access_policies::AccessPolicyAuthorizer::from_yaml(&yaml).unwrap();
+    let commands =
+        stdout(&rampart(&["migrate", "aws-auth", path, "-o", "commands", "--cluster-name", "prod"]));
+    assert!(
+        commands.contains("--type EC2_LINUX") && commands.contains("associate-access-policy"),
+        "{commands}"
+    );
+    let table = rampart(&["migrate", "aws-auth", path]);
+    assert_eq!(table.status.code(), Some(1), "a row cannot be migrated");
+    assert!(
+        stdout(&table).contains("not migrated: mapRoles[2]: group \"system:monitoring\""),
+        "{}",
+        stdout(&table)
+    );
+
+    let event = |arn: &str, canonical: &str, session: &str, user: &str| {
+        format!(
+            "{{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"Metadata\",\"auditID\":\"{session}\",\"stage\":\"ResponseComplete\",\"requestURI\":\"/api/v1/pods\",\"verb\":\"list\",\"user\":{{\"username\":\"{user}\",\"groups\":[\"system:authenticated\"],\"extra\":{{\"arn\":[\"{arn}\"],\"canonicalArn\":[\"{canonical}\"],\"sessionName\":[\"{session}\"],\"accessKeyId\":[\"ASIA\"],\"principalId\":[\"AROA\"]}}}},\"sourceIPs\":[\"10.0.0.1\"],\"responseStatus\":{{\"code\":200}},\"requestReceivedTimestamp\":\"2026-12-01T10:00:00.000000Z\",\"stageTimestamp\":\"2026-12-01T10:00:00.010000Z\"}}\n"
+        )
+    };
+    let log = dir.path().join("audit.log");
+    std::fs::write(
+        &log,
+        event(
+            "arn:aws:sts::111122223333:assumed-role/admins/alice",
+            "arn:aws:iam::111122223333:role/admins",
+            "alice",
+            "admin:alice",
+        ) + &event(
+            "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Dev_abc/bob@example.com",
+            "arn:aws:iam::111122223333:role/AWSReservedSSO_Dev_abc",
+            "bob@example.com",
+            "bob",
+        ) + &event(
+            "arn:aws:sts::111122223333:assumed-role/nodes/i-0123456789abcdef0",
+            "arn:aws:iam::111122223333:role/nodes",
+            "i-0123456789abcdef0",
+            "system:node:ip-10-0-0-1",
+        ),
+    )
+    .unwrap();
+    let out = rampart(&["migrate", "aws-auth", path, "-o", "json", "--check", log.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "legacy cannot be migrated");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checked = report["check"].as_array().unwrap();
+    assert_eq!(checked.len(), 3);
+    assert!(checked.iter().all(|v| v["loses"] == false), "{checked:?}");
+    let admin = checked.iter().find(|v| v["principal"].as_str().unwrap().contains("admins")).unwrap();
+    assert_eq!(admin["notes"][0], "system:masters kept as AmazonEKSClusterAdminPolicy");
+
+    // Someone only aws-auth's legacy row maps loses access: named, exit 1.
+    std::fs::write(
+        &log,
+        event(
+            "arn:aws:sts::111122223333:assumed-role/legacy/job",
+            "arn:aws:iam::111122223333:role/legacy",
+            "job",
+            "legacy",
+        ),
+    )
+    .unwrap();
+    let out = rampart(&["migrate", "aws-auth", path, "--check", log.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(text.contains("1 principals checked, 1 would lose"), "{text}");
+    assert!(text.contains("not mapped"), "{text}");
+}

@@ -6,11 +6,11 @@
 //! * [`host`]: the STS endpoint allow-list per partition (FIPS, dual-stack, fallback region).
 //! * [`inject`]: the workload-identity mutating webhook (IRSA and Pod Identity injection).
 //! * [`mapping`]: aws-auth, access entries and authentication modes → Kubernetes users.
+//! * [`migrate`]: aws-auth → access entries (file, AWS CLI commands, what cannot be expressed).
 //! * [`oidc`]: the OIDC issuer documents (discovery, JWKS) for self-managed IRSA.
 //! * [`pod_identity`]: EKS Pod Identity — agent token checks and cache, EKS Auth client, and
 //!   the self-managed broker (token validation, STS with session tags).
 //! * [`sdk`]: the official AWS SDK's configuration on ring, and profile credentials through it.
-//! * [`sso`]: IAM Identity Center permission sets in aws-auth and access entries.
 //! * [`sts`]: the GetCallerIdentity call (JSON or strict XML) and identity extraction.
 //! * [`token`]: `k8s-aws-v1.` tokens — the pre-STS checks of aws-iam-authenticator, in its order,
 //!   with the CVE-2022-2385 duplicate-parameter check first.
@@ -23,10 +23,10 @@ pub mod client;
 pub mod host;
 pub mod inject;
 pub mod mapping;
+pub mod migrate;
 pub mod oidc;
 pub mod pod_identity;
 pub mod sdk;
-pub mod sso;
 pub mod sts;
 pub mod token;
 pub mod workload_sources;

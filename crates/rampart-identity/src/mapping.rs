@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::sso::SsoRole;
 use crate::sts::Identity;
+use rampart_types::sso::SsoRole;
 
 /// A mapped Kubernetes user, before the apiserver adds `system:authenticated`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::authorizer::{Attributes, Decision, User};
 use crate::matching::rule_allows;
 use crate::model::PolicyRule;
+use rampart_types::sso::SsoRole;
 
 pub(crate) fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect();
@@ -207,7 +208,13 @@ pub struct Association {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessEntry {
+    /// Empty when `sso` names an IAM Identity Center permission set instead.
+    #[serde(default)]
     pub principal_arn: String,
+    /// An Identity Center permission set (`permissionSetName`, `accountID`, …): every role
+    /// Identity Center makes for it.
+    #[serde(default)]
+    pub sso: Option<serde_json::Value>,
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
@@ -233,10 +240,14 @@ pub enum AccessError {
     UnknownPolicy { principal: String, policy: String },
     #[error("access entry {principal}: access scope type {kind:?} (use cluster or namespace)")]
     Scope { principal: String, kind: String },
+    #[error("{0}")]
+    Sso(String),
 }
 
 struct Compiled {
+    /// The ARN, or the Identity Center roles' pattern, as messages show it.
     principal_arn: String,
+    sso: Option<SsoRole>,
     username: Option<String>,
     grants: Vec<(String, AccessScope, Vec<PolicyRule>)>,
 }
@@ -253,7 +264,11 @@ fn principal_arns(extra: Option<&BTreeMap<String, Vec<String>>>) -> Vec<&str> {
 
 impl Compiled {
     fn is_principal(&self, user: &User<'_>, arns: &[&str]) -> bool {
-        arns.contains(&self.principal_arn.as_str()) || self.username.as_deref() == Some(user.name)
+        let by_arn = match &self.sso {
+            Some(role) => arns.iter().any(|a| role.matches(a)),
+            None => arns.contains(&self.principal_arn.as_str()),
+        };
+        by_arn || self.username.as_deref() == Some(user.name)
     }
 }
 
@@ -279,7 +294,14 @@ impl AccessPolicyAuthorizer {
     pub fn from_yaml(text: &str) -> Result<Self, AccessError> {
         let file: EntriesFile = serde_yaml::from_str(text)?;
         let mut entries = Vec::new();
-        for e in file.access_entries {
+        for (i, mut e) in file.access_entries.into_iter().enumerate() {
+            let sso = match &e.sso {
+                Some(v) => Some(SsoRole::parse(v, &format!("accessEntries[{i}]")).map_err(AccessError::Sso)?),
+                None => None,
+            };
+            if let Some(role) = &sso {
+                e.principal_arn = role.role_pattern();
+            }
             let mut grants = Vec::new();
             for a in &e.access_policies {
                 let rules = policy_rules(&a.policy_arn).ok_or_else(|| AccessError::UnknownPolicy {
@@ -300,7 +322,7 @@ impl AccessPolicyAuthorizer {
             }
             // Templated usernames are rendered by the authenticator; match those by ARN only.
             let username = e.username.clone().filter(|u| !u.contains("{{"));
-            entries.push(Compiled { principal_arn: e.principal_arn, username, grants });
+            entries.push(Compiled { principal_arn: e.principal_arn, sso, username, grants });
         }
         Ok(AccessPolicyAuthorizer { entries })
     }
@@ -334,16 +356,9 @@ impl AccessPolicyAuthorizer {
         extra: Option<&BTreeMap<String, Vec<String>>>,
         attrs: &Attributes<'_>,
     ) -> Decision {
-        let arns: Vec<&str> = ["canonicalarn", "canonicalArn", "arn"]
-            .iter()
-            .filter_map(|k| extra.and_then(|e| e.get(*k)))
-            .flatten()
-            .map(String::as_str)
-            .collect();
+        let arns = principal_arns(extra);
         for entry in &self.entries {
-            let is_principal =
-                arns.contains(&entry.principal_arn.as_str()) || entry.username.as_deref() == Some(user.name);
-            if !is_principal {
+            if !entry.is_principal(user, &arns) {
                 continue;
             }
             for (policy, scope, rules) in &entry.grants {

@@ -15,6 +15,7 @@ pub mod glob;
 pub mod labels;
 pub mod review;
 pub mod selector;
+pub mod sso;
 pub mod wiring;
 pub mod workload;
 

@@ -18,6 +18,7 @@ pub mod images;
 mod helm_webhooks;
 pub mod kms;
 pub mod kube_config;
+pub mod migrate;
 pub mod netpol;
 pub mod policy_objects;
 pub mod rbac_query;

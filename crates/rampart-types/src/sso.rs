@@ -116,14 +116,15 @@ impl SsoRole {
 mod tests {
     use super::*;
 
-    fn sso(yaml: &str) -> Result<SsoRole, String> {
-        SsoRole::parse(&serde_yaml::from_str(yaml).unwrap(), "mapRoles[0]")
+    fn sso(json: &str) -> Result<SsoRole, String> {
+        SsoRole::parse(&serde_json::from_str(json).unwrap(), "mapRoles[0]")
     }
 
     #[test]
     fn matches_the_permission_set_whatever_the_suffix_and_nothing_else() {
         // B8: {ViewOnlyAccess, 012345678912}.
-        let role = sso("{permissionSetName: ViewOnlyAccess, accountID: '012345678912'}").unwrap();
+        let role =
+            sso("{\"permissionSetName\": \"ViewOnlyAccess\", \"accountID\": \"012345678912\"}").unwrap();
         assert!(role.matches("arn:aws:iam::012345678912:role/AWSReservedSSO_ViewOnlyAccess_abcdefg"));
         assert!(
             role.matches("arn:aws:iam::012345678912:role/awsreservedsso_viewonlyaccess_0123456789abcdef")
@@ -134,19 +135,24 @@ mod tests {
             !role.matches("arn:aws:iam::012345678912:role/AWSReservedSSO_ViewOnlyAccess_"),
             "a suffix is there"
         );
-        let admin = sso("{permissionSetName: Admin, accountID: '012345678912'}").unwrap();
+        let admin = sso("{\"permissionSetName\": \"Admin\", \"accountID\": \"012345678912\"}").unwrap();
         assert!(
             !admin.matches("arn:aws:iam::012345678912:role/AWSReservedSSO_Admin_ReadOnly_abcdef"),
             "upstream's trailing * let Admin match Admin_ReadOnly"
         );
-        let china = sso("{permissionSetName: Admin, accountID: '012345678912', partition: aws-cn}").unwrap();
+        let china = sso(
+            "{\"permissionSetName\": \"Admin\", \"accountID\": \"012345678912\", \"partition\": \"aws-cn\"}",
+        )
+        .unwrap();
         assert!(
             china.matches("arn:aws-cn:iam::012345678912:role/AWSReservedSSO_Admin_abc"),
             "upstream dropped the partition"
         );
         assert!(!china.matches("arn:aws:iam::012345678912:role/AWSReservedSSO_Admin_abc"));
-        let with_region =
-            sso("{permissionSetName: Admin, accountID: '012345678912', region: eu-west-1}").unwrap();
+        let with_region = sso(
+            "{\"permissionSetName\": \"Admin\", \"accountID\": \"012345678912\", \"region\": \"eu-west-1\"}",
+        )
+        .unwrap();
         assert_eq!(
             with_region.role_pattern(),
             "arn:aws:iam::012345678912:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Admin_*"
@@ -156,20 +162,29 @@ mod tests {
     #[test]
     fn refuses_wildcards_and_malformed_fields_saying_why() {
         // B9, and the wildcards.
-        for (yaml, says) in [
-            ("{permissionSetName: Admin, accountID: '*'}", "wildcards are refused — any account"),
-            ("{permissionSetName: Admin, accountID: '0123456789'}", "12-digit account id"),
-            ("{permissionSetName: 'Admin*', accountID: '012345678912'}", "would match other permission sets"),
-            ("{permissionSetName: 'View Only', accountID: '012345678912'}", "1-32 characters"),
+        for (json, says) in [
             (
-                "{permissionSetName: Admin, accountID: '012345678912', partition: 'aws*'}",
+                "{\"permissionSetName\": \"Admin\", \"accountID\": \"*\"}",
+                "wildcards are refused — any account",
+            ),
+            ("{\"permissionSetName\": \"Admin\", \"accountID\": \"0123456789\"}", "12-digit account id"),
+            (
+                "{\"permissionSetName\": \"Admin*\", \"accountID\": \"012345678912\"}",
+                "would match other permission sets",
+            ),
+            ("{\"permissionSetName\": \"View Only\", \"accountID\": \"012345678912\"}", "1-32 characters"),
+            (
+                "{\"permissionSetName\": \"Admin\", \"accountID\": \"012345678912\", \"partition\": \"aws*\"}",
                 "partition \"aws*\": wildcards",
             ),
-            ("{permissionSetName: Admin, accountID: '012345678912', partition: aws-nk}", "not a partition"),
-            ("{accountID: '012345678912'}", "permissionSetName is required"),
+            (
+                "{\"permissionSetName\": \"Admin\", \"accountID\": \"012345678912\", \"partition\": \"aws-nk\"}",
+                "not a partition",
+            ),
+            ("{\"accountID\": \"012345678912\"}", "permissionSetName is required"),
         ] {
-            let err = sso(yaml).unwrap_err();
-            assert!(err.contains(says) && err.starts_with("mapRoles[0].sso"), "{yaml}: {err}");
+            let err = sso(json).unwrap_err();
+            assert!(err.contains(says) && err.starts_with("mapRoles[0].sso"), "{json}: {err}");
         }
     }
 }
