@@ -23,7 +23,7 @@ pub struct Grouped<T> {
 }
 
 /// What makes two findings the same: finding id, user and object.
-fn key(f: &Finding) -> (String, String, String) {
+pub fn key(f: &Finding) -> (String, String, String) {
     let (user, path) = f
         .events
         .first()

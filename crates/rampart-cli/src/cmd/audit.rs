@@ -99,6 +99,69 @@ pub struct Args {
     /// is one line with a count and the last time seen.
     #[arg(long)]
     pub no_group: bool,
+    /// Also send the findings to AWS Security Hub (ASFF, BatchImportFindings), with ids
+    /// stable per finding, user, object and cluster so a rerun updates instead of
+    /// duplicating. Credentials and region as the AWS CLI finds them.
+    #[arg(long, requires = "cluster_name")]
+    pub to_securityhub: bool,
+    /// The cluster the findings are about (the Security Hub resource).
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: Option<String>,
+    /// Security Hub's region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+    #[arg(long, value_name = "REGION")]
+    pub securityhub_region: Option<String>,
+    /// The account the findings belong to (default: the caller's, from STS).
+    #[arg(long, value_name = "ID")]
+    pub aws_account_id: Option<String>,
+}
+
+/// Send the grouped findings to Security Hub; a refused record is an error naming it.
+fn to_securityhub(args: &Args, grouped: &[Grouped<Located>]) -> anyhow::Result<()> {
+    use rampart_eks::securityhub::{Target, account, client, export, record};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let region = args
+            .securityhub_region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
+        let client = client(region.as_deref()).await;
+        let region = client.config().region().map(|r| r.to_string()).ok_or_else(|| {
+            anyhow::anyhow!("--to-securityhub needs a region: pass --securityhub-region or set AWS_REGION")
+        })?;
+        let account = match &args.aws_account_id {
+            Some(a) => a.clone(),
+            None => account(Some(&region)).await?,
+        };
+        let partition = if region.starts_with("cn-") {
+            "aws-cn"
+        } else if region.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else {
+            "aws"
+        };
+        let target = Target {
+            account,
+            region,
+            partition: partition.into(),
+            cluster: args.cluster_name.clone().unwrap_or_default(),
+        };
+        let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let records: Vec<_> =
+            grouped.iter().map(|g| record(&target, &g.first.finding, g.count, &g.last_seen, &now)).collect();
+        let sent = export(&client, records).await?;
+        eprintln!(
+            "Security Hub ({}): {} findings imported in {} batches",
+            target.product_arn(),
+            sent.imported,
+            sent.batches
+        );
+        if !sent.failed.is_empty() {
+            let failed: Vec<String> = sent.failed.iter().map(|(id, why)| format!("{id}: {why}")).collect();
+            anyhow::bail!("Security Hub refused {} findings:\n{}", failed.len(), failed.join("\n"));
+        }
+        anyhow::Ok(())
+    })
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -275,6 +338,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ReportFormat::Table => print_table(&grouped),
     }
     eprintln!("{}", summary(&stats, &grouped));
+    if args.to_securityhub {
+        to_securityhub(&args, &grouped)?;
+    }
     let fail = grouped.iter().any(|g| g.first.finding.severity <= args.fail_on);
     Ok(if fail { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
