@@ -39,9 +39,13 @@ pub enum ReportFormat {
     filter-log-events` output), each optionally gzipped. `-` or no file reads stdin.
 
 EXAMPLES:
-    Findings from an EKS cluster's audit log group:
-        aws logs filter-log-events --log-group-name /aws/eks/prod/cluster \\
-            --log-stream-name-prefix kube-apiserver-audit | rampart audit -
+    Findings from an EKS cluster's audit log group, from where the last run stopped:
+        rampart audit --cloudwatch /aws/eks/prod/cluster --checkpoint cw.json
+    Kept up with, sent to Security Hub as they come:
+        rampart audit --cloudwatch /aws/eks/prod/cluster --checkpoint cw.json \\
+            --follow --to-securityhub --cluster-name prod
+    From a CloudWatch subscription's Kinesis stream:
+        rampart audit --kinesis prod-audit --checkpoint k.json
 
     Everything, including Falco's informational activity records, as JSON:
         rampart audit --min-severity info -o json audit.log.gz
@@ -53,8 +57,29 @@ EXIT STATUS:
     0 no finding at or above --fail-on, 1 some, 2 the input could not be read.")]
 pub struct Args {
     /// Audit log files (`-` for stdin).
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", conflicts_with_all = ["cloudwatch", "kinesis"])]
     pub files: Vec<PathBuf>,
+    /// Read the `kube-apiserver-audit-*` streams of this CloudWatch Logs group
+    /// (`/aws/eks/CLUSTER/cluster` on EKS) with FilterLogEvents.
+    #[arg(long, value_name = "LOG_GROUP", conflicts_with = "kinesis")]
+    pub cloudwatch: Option<String>,
+    /// Read a CloudWatch Logs subscription's Kinesis stream (gzip'd envelopes).
+    #[arg(long, value_name = "STREAM")]
+    pub kinesis: Option<String>,
+    /// Where --cloudwatch starts without a checkpoint: this long ago (`1h`, `30m`, `2d`).
+    #[arg(long, default_value = "1h", value_parser = super::parse_duration, value_name = "DURATION")]
+    pub since: std::time::Duration,
+    /// Keep reading --cloudwatch or --kinesis, reporting findings as they come (until
+    /// interrupted; memory stays bounded).
+    #[arg(long)]
+    pub follow: bool,
+    /// Checkpoint file for --cloudwatch/--kinesis: a restart neither loses nor repeats an
+    /// event.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Seconds between polls with --follow.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub poll: u64,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: ReportFormat,
@@ -107,9 +132,10 @@ pub struct Args {
     /// The cluster the findings are about (the Security Hub resource).
     #[arg(long, value_name = "NAME")]
     pub cluster_name: Option<String>,
-    /// Security Hub's region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+    /// Region of the AWS calls (CloudWatch, Kinesis, Security Hub; default: AWS_REGION,
+    /// AWS_DEFAULT_REGION, the profile's).
     #[arg(long, value_name = "REGION")]
-    pub securityhub_region: Option<String>,
+    pub region: Option<String>,
     /// The account the findings belong to (default: the caller's, from STS).
     #[arg(long, value_name = "ID")]
     pub aws_account_id: Option<String>,
@@ -120,14 +146,9 @@ fn to_securityhub(args: &Args, grouped: &[Grouped<Located>]) -> anyhow::Result<(
     use rampart_eks::securityhub::{Target, account, client, export, record};
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let region = args
-            .securityhub_region
-            .clone()
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
-        let client = client(region.as_deref()).await;
+        let client = client(args.region.as_deref()).await;
         let region = client.config().region().map(|r| r.to_string()).ok_or_else(|| {
-            anyhow::anyhow!("--to-securityhub needs a region: pass --securityhub-region or set AWS_REGION")
+            anyhow::anyhow!("--to-securityhub needs a region: pass --region or set AWS_REGION")
         })?;
         let account = match &args.aws_account_id {
             Some(a) => a.clone(),
@@ -162,6 +183,88 @@ fn to_securityhub(args: &Args, grouped: &[Grouped<Located>]) -> anyhow::Result<(
         }
         anyhow::Ok(())
     })
+}
+
+/// Findings the apiserver's own requests raise are left out unless asked for.
+fn keep(finding: &Finding, include_apiserver: bool) -> bool {
+    let by_apiserver =
+        !finding.events.is_empty() && finding.events.iter().all(|e| e.user() == "system:apiserver");
+    include_apiserver || !by_apiserver
+}
+
+/// Read --cloudwatch or --kinesis: everything there is now into `located`, or with --follow
+/// forever, printing (and sending) each poll's findings and keeping none.
+fn read_aws_source(
+    args: &Args,
+    analyzer: &mut Analyzer,
+    located: &mut Vec<Located>,
+    include_apiserver: bool,
+) -> anyhow::Result<()> {
+    use rampart_eks::sources::{CloudWatchAudit, KinesisAudit};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (shown, mut cloudwatch, mut kinesis) = runtime.block_on(async {
+        let region = args.region.as_deref();
+        let checkpoint = args.checkpoint.as_deref();
+        anyhow::Ok(match (&args.cloudwatch, &args.kinesis) {
+            (Some(group), _) => {
+                let since = std::time::SystemTime::now()
+                    .checked_sub(args.since)
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
+                (
+                    format!("cloudwatch:{group}"),
+                    Some(CloudWatchAudit::new(region, group, since, checkpoint).await?),
+                    None,
+                )
+            }
+            (None, Some(stream)) => (
+                format!("kinesis:{stream}"),
+                None,
+                Some(KinesisAudit::new(region, stream, checkpoint).await?),
+            ),
+            (None, None) => unreachable!("checked by the caller"),
+        })
+    })?;
+    let shared: Arc<str> = Arc::from(shown.as_str());
+    loop {
+        let mut findings = Vec::new();
+        let mut each = |text: &str| {
+            // A message that is not an audit event is counted as skipped by the analyzer's stats.
+            let _ = analyzer.observe_text(text, &mut findings);
+        };
+        let read = runtime.block_on(async {
+            match (&mut cloudwatch, &mut kinesis) {
+                (Some(c), _) => c.drain(&mut each).await,
+                (None, Some(k)) => k.drain(&mut each).await,
+                (None, None) => Ok(0),
+            }
+        })?;
+        let fresh: Vec<Located> = findings
+            .into_iter()
+            .filter(|f| keep(f, include_apiserver))
+            .map(|finding| Located { finding, file: Arc::clone(&shared), line: None })
+            .collect();
+        if !args.follow {
+            located.extend(fresh);
+            return Ok(());
+        }
+        let grouped = if args.no_group {
+            fresh
+                .into_iter()
+                .map(|l| Grouped { last_seen: first_time(&l.finding), first: l, count: 1 })
+                .collect()
+        } else {
+            group(fresh, |l| &l.finding)
+        };
+        if !grouped.is_empty() {
+            print_table(&grouped);
+            if args.to_securityhub {
+                to_securityhub(args, &grouped)?;
+            }
+        }
+        eprintln!("{read} events from {shown}; {} findings", grouped.len());
+        std::thread::sleep(std::time::Duration::from_secs(args.poll.max(1)));
+    }
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -260,6 +363,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bar
     });
     let mut located = Vec::new();
+    if args.cloudwatch.is_some() || args.kinesis.is_some() {
+        read_aws_source(&args, &mut analyzer, &mut located, include_apiserver)?;
+    }
+    let files = if args.cloudwatch.is_some() || args.kinesis.is_some() { vec![] } else { files };
     for file in &files {
         let shown = file.display().to_string();
         let shared: Arc<str> = Arc::from(shown.as_str());
@@ -275,12 +382,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         analyzer
             .observe_reader(reader, |findings, line| {
                 for finding in findings.drain(..) {
-                    let by_apiserver = !finding.events.is_empty()
-                        && finding.events.iter().all(|e| e.user() == "system:apiserver");
-                    if by_apiserver && !include_apiserver {
-                        continue;
+                    if keep(&finding, include_apiserver) {
+                        located.push(Located { finding, file: Arc::clone(&shared), line });
                     }
-                    located.push(Located { finding, file: Arc::clone(&shared), line });
                 }
             })
             .with_context(|| format!("{shown}: cannot read audit events"))?;
