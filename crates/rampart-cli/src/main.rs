@@ -107,6 +107,9 @@ enum Command {
     /// Convert other policy formats to Cedar.
     #[command(subcommand)]
     Convert(cmd::convert::Command),
+    /// Policy tests for CI: requests with the decision (and deciding policy) expected, run
+    /// through every tier as `serve` would; table or JUnit XML.
+    Test(cmd::test::Args),
     /// Print an ExecCredential with an IAM token for kubectl (like `aws eks get-token`).
     Token(cmd::token::Args),
     /// Move to EKS access entries: the aws-auth ConfigMap as entries and access policies,
@@ -173,6 +176,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Convert(c) => cmd::convert::run(c),
         Command::Token(args) => cmd::token::run(args),
+        Command::Test(args) => cmd::test::run(args),
         Command::Migrate(command) => cmd::migrate::run(command),
         Command::Agent(args) => cmd::agent::run(*args),
         Command::Audit(args) => cmd::audit::run(args),

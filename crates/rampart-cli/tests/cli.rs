@@ -1068,3 +1068,36 @@ fn migrate_aws_auth_writes_entries_and_checks_audited_principals() {
     assert!(text.contains("1 principals checked, 1 would lose"), "{text}");
     assert!(text.contains("not mapped"), "{text}");
 }
+
+/// `rampart test`: the examples' tests pass; a wrong expectation fails with what differed,
+/// in the table and in JUnit XML; a path without test files is an error, not a pass.
+#[test]
+fn policy_tests_run_as_serve_decides_and_report_junit() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let examples = format!("{root}/examples/tests");
+    let out = rampart(&["test", &examples]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("10 tests in 2 files: 10 passed, 0 failed"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wrong.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "policies: [{root}/examples/policies/basic]\ntests:\n  - name: viewers read secrets\n    check: {{user: vera, groups: [viewers], verb: get, resource: secrets, namespace: default}}\n    expect: allow\n  - name: viewers read configmaps\n    check: {{user: vera, groups: [viewers], verb: get, resource: configmaps, namespace: default}}\n    expect: allow\n    policy: no-such-policy\n"
+        ),
+    )
+    .unwrap();
+    let out = rampart(&["test", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("expected Allow, got NoOpinion"), "{}", stdout(&out));
+    let junit = stdout(&rampart(&["test", file.to_str().unwrap(), "-o", "junit"]));
+    assert!(junit.contains("<testsuites name=\"rampart\" tests=\"2\" failures=\"2\">"), "{junit}");
+    assert!(junit.contains("<failure message=\"expected no-such-policy to decide"), "{junit}");
+    let out = rampart(&["test", dir.path().join("none").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let empty = tempfile::tempdir().unwrap();
+    let out = rampart(&["test", empty.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was tested"));
+}

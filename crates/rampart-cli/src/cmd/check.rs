@@ -87,14 +87,15 @@ pub struct Args {
 }
 
 #[derive(Debug, Serialize)]
-struct Report {
-    kind: &'static str,
-    decision: String,
-    tier: Option<String>,
-    reason: String,
-    diagnostic: Diagnostic,
-    would_deny: Vec<String>,
-    message: Option<String>,
+pub(super) struct Report {
+    pub kind: &'static str,
+    /// `Allow`, `Deny`, `NoOpinion` (authorization); `Allowed`, `Denied` (admission).
+    pub decision: String,
+    pub tier: Option<String>,
+    pub reason: String,
+    pub diagnostic: Diagnostic,
+    pub would_deny: Vec<String>,
+    pub message: Option<String>,
 }
 
 pub(super) fn read_review(path: &PathBuf) -> anyhow::Result<serde_json::Value> {
@@ -117,40 +118,83 @@ pub(super) fn parse_extra(flags: &[String]) -> anyhow::Result<BTreeMap<String, V
     Ok(extra)
 }
 
-fn spec_from_flags(args: &Args) -> anyhow::Result<SubjectAccessReviewSpec> {
-    let user = args.user.clone().context("give a REVIEW file, or at least --user and --verb")?;
-    let verb = args.verb.clone().context("--verb is required (get, list, create, …)")?;
-    let extra = parse_extra(&args.extra)?;
-    let mut spec = SubjectAccessReviewSpec {
-        user: Some(user),
-        groups: Some(args.groups.clone()),
-        uid: args.uid.clone(),
-        extra: (!extra.is_empty()).then_some(extra),
-        ..Default::default()
-    };
-    if let Some(path) = &args.path {
-        spec.non_resource_attributes =
-            Some(NonResourceAttributes { path: Some(path.clone()), verb: Some(verb) });
-        return Ok(spec);
+/// A request as flags (or a test file) describe it.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct Request {
+    pub user: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub uid: Option<String>,
+    #[serde(default)]
+    pub extra: BTreeMap<String, Vec<String>>,
+    pub verb: Option<String>,
+    pub resource: Option<String>,
+    #[serde(default)]
+    pub api_group: String,
+    pub api_version: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub label_selector: Option<String>,
+    pub field_selector: Option<String>,
+    pub path: Option<String>,
+}
+
+impl Request {
+    /// The SubjectAccessReview spec it stands for; errors name the missing field.
+    pub(super) fn spec(&self) -> anyhow::Result<SubjectAccessReviewSpec> {
+        let user = self.user.clone().context("give a REVIEW file, or at least --user and --verb")?;
+        let verb = self.verb.clone().context("--verb is required (get, list, create, …)")?;
+        let mut spec = SubjectAccessReviewSpec {
+            user: Some(user),
+            groups: Some(self.groups.clone()),
+            uid: self.uid.clone(),
+            extra: (!self.extra.is_empty()).then(|| self.extra.clone()),
+            ..Default::default()
+        };
+        if let Some(path) = &self.path {
+            spec.non_resource_attributes =
+                Some(NonResourceAttributes { path: Some(path.clone()), verb: Some(verb) });
+            return Ok(spec);
+        }
+        let resource =
+            self.resource.clone().context("--resource (or --path for a non-resource URL) is required")?;
+        let (resource, subresource) = match resource.split_once('/') {
+            Some((r, s)) => (r.to_owned(), Some(s.to_owned())),
+            None => (resource, None),
+        };
+        spec.resource_attributes = Some(ResourceAttributes {
+            verb: Some(verb),
+            group: Some(self.api_group.clone()),
+            version: Some(self.api_version.clone().unwrap_or_else(|| "v1".into())),
+            resource: Some(resource),
+            subresource,
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            label_selector: self.label_selector.as_deref().map(selector::parse_labels).transpose()?,
+            field_selector: self.field_selector.as_deref().map(selector::parse_fields).transpose()?,
+        });
+        Ok(spec)
     }
-    let resource =
-        args.resource.clone().context("--resource (or --path for a non-resource URL) is required")?;
-    let (resource, subresource) = match resource.split_once('/') {
-        Some((r, s)) => (r.to_owned(), Some(s.to_owned())),
-        None => (resource, None),
-    };
-    spec.resource_attributes = Some(ResourceAttributes {
-        verb: Some(verb),
-        group: Some(args.api_group.clone()),
-        version: Some(args.api_version.clone()),
-        resource: Some(resource),
-        subresource,
+}
+
+fn spec_from_flags(args: &Args) -> anyhow::Result<SubjectAccessReviewSpec> {
+    Request {
+        user: args.user.clone(),
+        groups: args.groups.clone(),
+        uid: args.uid.clone(),
+        extra: parse_extra(&args.extra)?,
+        verb: args.verb.clone(),
+        resource: args.resource.clone(),
+        api_group: args.api_group.clone(),
+        api_version: Some(args.api_version.clone()),
         namespace: args.namespace.clone(),
         name: args.name.clone(),
-        label_selector: args.label_selector.as_deref().map(selector::parse_labels).transpose()?,
-        field_selector: args.field_selector.as_deref().map(selector::parse_fields).transpose()?,
-    });
-    Ok(spec)
+        label_selector: args.label_selector.clone(),
+        field_selector: args.field_selector.clone(),
+        path: args.path.clone(),
+    }
+    .spec()
 }
 
 fn would_deny(audit: &[AuditHit]) -> Vec<String> {
@@ -174,9 +218,14 @@ fn authorization_report(v: rampart_policy::AuthorizationVerdict) -> Report {
 }
 
 fn decide(engine: &Engine, args: &Args) -> anyhow::Result<Report> {
-    let Some(path) = &args.review else {
-        return Ok(authorization_report(engine.authorize(&spec_from_flags(args)?)));
-    };
+    match &args.review {
+        None => Ok(authorization_report(engine.authorize(&spec_from_flags(args)?))),
+        Some(path) => decide_review(engine, path),
+    }
+}
+
+/// Decide a SubjectAccessReview or AdmissionReview file.
+pub(super) fn decide_review(engine: &Engine, path: &PathBuf) -> anyhow::Result<Report> {
     let value = read_review(path)?;
     let bytes = serde_json::to_vec(&value)?;
     match value.get("kind").and_then(|k| k.as_str()) {
@@ -201,6 +250,11 @@ fn decide(engine: &Engine, args: &Args) -> anyhow::Result<Report> {
             bail!("{}: kind is {other:?}; expected SubjectAccessReview or AdmissionReview", path.display())
         }
     }
+}
+
+/// Decide a request described by fields (a test file's `check:`).
+pub(super) fn decide_request(engine: &Engine, request: &Request) -> anyhow::Result<Report> {
+    Ok(authorization_report(engine.authorize(&request.spec()?)))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {

@@ -25,6 +25,7 @@ pub mod rbac_query;
 pub mod replay;
 pub mod scan;
 pub mod serve;
+pub mod test;
 pub mod token;
 pub mod token_validation;
 pub mod validate;
