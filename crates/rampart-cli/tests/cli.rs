@@ -1019,7 +1019,7 @@ fn migrate_aws_auth_writes_entries_and_checks_audited_principals() {
 
     let event = |arn: &str, canonical: &str, session: &str, user: &str| {
         format!(
-            "{{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"Metadata\",\"auditID\":\"{session}\",\"stage\":\"ResponseComplete\",\"requestURI\":\"/api/v1/pods\",\"verb\":\"list\",\"user\":{{\"username\":\"{user}\",\"groups\":[\"system:authenticated\"],\"extra\":{{\"arn\":[\"{arn}\"],\"canonicalArn\":[\"{canonical}\"],\"sessionName\":[\"{session}\"],\"accessKeyId\":[\"ASIA\"],\"principalId\":[\"AROA\"]}}}},\"sourceIPs\":[\"10.0.0.1\"],\"responseStatus\":{{\"code\":200}},\"requestReceivedTimestamp\":\"2026-12-01T10:00:00.000000Z\",\"stageTimestamp\":\"2026-12-01T10:00:00.010000Z\"}}\n"
+            "{{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"Metadata\",\"auditID\":\"{session}\",\"stage\":\"ResponseComplete\",\"requestURI\":\"/api/v1/pods\",\"verb\":\"list\",\"objectRef\":{{\"resource\":\"pods\",\"apiVersion\":\"v1\"}},\"user\":{{\"username\":\"{user}\",\"groups\":[\"system:authenticated\"],\"extra\":{{\"arn\":[\"{arn}\"],\"canonicalArn\":[\"{canonical}\"],\"sessionName\":[\"{session}\"],\"accessKeyId\":[\"ASIA\"],\"principalId\":[\"AROA\"]}}}},\"sourceIPs\":[\"10.0.0.1\"],\"responseStatus\":{{\"code\":200}},\"requestReceivedTimestamp\":\"2026-12-01T10:00:00.000000Z\",\"stageTimestamp\":\"2026-12-01T10:00:00.010000Z\"}}\n"
         )
     };
     let log = dir.path().join("audit.log");
@@ -1051,6 +1051,10 @@ fn migrate_aws_auth_writes_entries_and_checks_audited_principals() {
     assert!(checked.iter().all(|v| v["loses"] == false), "{checked:?}");
     let admin = checked.iter().find(|v| v["principal"].as_str().unwrap().contains("admins")).unwrap();
     assert_eq!(admin["notes"][0], "system:masters kept as AmazonEKSClusterAdminPolicy");
+    // Decided again: cluster-admin through system:masters before, the admin access policy after.
+    let out = rampart(&["migrate", "aws-auth", path, "-o", "json", "--check", log.to_str().unwrap(), "--bootstrap-roles"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!report["check"].to_string().contains("could no longer"), "{}", report["check"]);
 
     // Someone only aws-auth's legacy row maps loses access: named, exit 1.
     std::fs::write(
@@ -1067,6 +1071,17 @@ fn migrate_aws_auth_writes_entries_and_checks_audited_principals() {
     let text = stdout(&out);
     assert!(text.contains("1 principals checked, 1 would lose"), "{text}");
     assert!(text.contains("not mapped"), "{text}");
+    // With the cluster's RBAC, its audited requests are decided again and named.
+    let rbac = dir.path().join("rbac.yaml");
+    std::fs::write(
+        &rbac,
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: pod-reader}\nrules: [{apiGroups: [''], resources: [pods], verbs: [list]}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: monitoring}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: pod-reader}\nsubjects: [{kind: Group, name: system:monitoring, apiGroup: rbac.authorization.k8s.io}]\n",
+    )
+    .unwrap();
+    let out = rampart(&["migrate", "aws-auth", path, "-o", "json", "--check", log.to_str().unwrap(), "--rbac", rbac.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let notes = report["check"][0]["notes"].to_string();
+    assert!(notes.contains("could no longer: list pods"), "{notes}");
 }
 
 /// `rampart test`: the examples' tests pass; a wrong expectation fails with what differed,

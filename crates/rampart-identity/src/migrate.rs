@@ -265,6 +265,9 @@ pub struct Verdict {
     /// Whether it loses a group, a permission or its access.
     pub loses: bool,
     pub notes: Vec<String>,
+    /// The users on each side, for deciding its audited requests again.
+    pub before_user: Option<crate::mapping::KubeUser>,
+    pub after_user: Option<crate::mapping::KubeUser>,
 }
 
 /// Node templates render the same on both sides without an EC2 lookup.
@@ -351,6 +354,8 @@ pub async fn check(
             lost,
             loses,
             notes,
+            before_user: old.ok(),
+            after_user: new.ok(),
         });
     }
     Ok(out)

@@ -11,6 +11,7 @@ use anyhow::Context;
 use rampart_identity::mapping::AwsAuth;
 use rampart_identity::migrate::{Verdict, check, migrate};
 use rampart_identity::sts::Identity;
+use rampart_types::sar::SubjectAccessReviewSpec;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -48,6 +49,15 @@ pub struct AwsAuthArgs {
     /// lose groups or access.
     #[arg(long, value_name = "AUDIT_FILE", num_args = 1..)]
     pub check: Vec<PathBuf>,
+    /// With --check: the cluster's RBAC (manifests), so each audited request is decided again
+    /// for the old and the new user (the new one with the entries' access policies), and the
+    /// requests someone could make before and could not after are listed.
+    #[arg(long, value_name = "PATH", requires = "check")]
+    pub rbac: Vec<PathBuf>,
+    /// With --rbac: add kube-apiserver's default roles and bindings (cluster-admin for
+    /// system:masters, the node and discovery roles…).
+    #[arg(long, requires = "check")]
+    pub bootstrap_roles: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -72,10 +82,19 @@ fn configmap(args: &AwsAuthArgs) -> anyhow::Result<String> {
     })
 }
 
-/// Every distinct IAM session the audit logs saw, from `user.extra` as the authenticator
-/// writes it (`arn`, `canonicalArn`, `sessionName`, `accessKeyId`, `principalId`).
-fn audited_identities(paths: &[PathBuf]) -> anyhow::Result<Vec<Identity>> {
+/// At most this many distinct requests are kept per principal for deciding again.
+const REQUESTS_PER_PRINCIPAL: usize = 1_000;
+
+/// What the audit logs saw: every distinct IAM session, from `user.extra` as the
+/// authenticator writes it (`arn`, `canonicalArn`, `sessionName`, `accessKeyId`,
+/// `principalId`), and the distinct requests each made (as the SubjectAccessReviews the
+/// apiserver built).
+type Audited = (Vec<Identity>, BTreeMap<String, Vec<SubjectAccessReviewSpec>>);
+
+fn audited_identities(paths: &[PathBuf]) -> anyhow::Result<Audited> {
     let mut seen: BTreeMap<String, Identity> = BTreeMap::new();
+    let mut requests: BTreeMap<String, (std::collections::BTreeSet<String>, Vec<SubjectAccessReviewSpec>)> =
+        BTreeMap::new();
     for path in paths {
         let shown = path.display().to_string();
         let reader: Box<dyn Read> = if shown == "-" {
@@ -88,6 +107,18 @@ fn audited_identities(paths: &[PathBuf]) -> anyhow::Result<Vec<Identity>> {
             let extra = &event["user"]["extra"];
             let first = |key: &str| extra[key][0].as_str().map(str::to_string);
             if let (Some(arn), Some(canonical_arn)) = (first("arn"), first("canonicalArn")) {
+                let spec = rampart_detect::event::Document::parse(text)
+                    .ok()
+                    .and_then(|doc| doc.event().ok().and_then(|e| rampart_detect::replay::review_of(&e)));
+                if let Some(spec) = spec {
+                    let (keys, specs) = requests.entry(arn.clone()).or_default();
+                    let key =
+                        serde_json::to_string(&(&spec.resource_attributes, &spec.non_resource_attributes))
+                            .unwrap_or_default();
+                    if specs.len() < REQUESTS_PER_PRINCIPAL && keys.insert(key) {
+                        specs.push(spec);
+                    }
+                }
                 seen.entry(arn.clone()).or_insert_with(|| Identity {
                     // The authenticator's extra has no account; the ARN does.
                     account_id: canonical_arn.split(':').nth(4).unwrap_or_default().to_string(),
@@ -107,7 +138,81 @@ fn audited_identities(paths: &[PathBuf]) -> anyhow::Result<Vec<Identity>> {
         !seen.is_empty(),
         "the audit logs name no IAM principal (no user.extra.arn/canonicalArn): nothing was checked; give the logs of a cluster authenticating with IAM"
     );
-    Ok(seen.into_values().collect())
+    Ok((seen.into_values().collect(), requests.into_iter().map(|(arn, (_, specs))| (arn, specs)).collect()))
+}
+
+/// `list pods default` or `get /healthz`.
+fn describe(spec: &SubjectAccessReviewSpec) -> String {
+    if let Some(ra) = &spec.resource_attributes {
+        let resource = match (&ra.resource, &ra.subresource) {
+            (Some(r), Some(s)) => format!("{r}/{s}"),
+            (r, _) => r.clone().unwrap_or_default(),
+        };
+        let place =
+            [ra.namespace.as_deref(), ra.name.as_deref()].into_iter().flatten().collect::<Vec<_>>().join("/");
+        return format!("{} {resource} {place}", ra.verb.as_deref().unwrap_or_default())
+            .trim_end()
+            .to_string();
+    }
+    let nra = spec.non_resource_attributes.clone().unwrap_or_default();
+    format!("{} {}", nra.verb.unwrap_or_default(), nra.path.unwrap_or_default())
+}
+
+/// Decide every audited request of each principal again, as the old user with RBAC alone and
+/// as the new user with RBAC and the entries' access policies; note what is lost or gained.
+fn compare_permissions(
+    args: &AwsAuthArgs,
+    migration: &rampart_identity::migrate::Migration,
+    verdicts: &mut [Verdict],
+    requests: &BTreeMap<String, Vec<SubjectAccessReviewSpec>>,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let entries = dir.path().join("access-entries.yaml");
+    std::fs::write(&entries, migration.to_yaml())?;
+    let engine = |access_entries: Option<PathBuf>| -> anyhow::Result<rampart_policy::Engine> {
+        let policies = super::PolicyArgs {
+            tiers: vec![],
+            rbac: args.rbac.clone(),
+            rbac_first: false,
+            access_entries,
+            bootstrap_roles: args.bootstrap_roles,
+            validation: super::ValidationArg::Off,
+            schema: None,
+        };
+        Ok(policies.sources(Default::default())?.load()?.engine)
+    };
+    let (before, after) = (engine(None)?, engine(Some(entries))?);
+    let as_user = |spec: &SubjectAccessReviewSpec, user: &rampart_identity::mapping::KubeUser| {
+        let mut spec = spec.clone();
+        spec.user = Some(user.username.clone());
+        let mut groups = user.groups.clone();
+        groups.push("system:authenticated".into());
+        spec.groups = Some(groups);
+        spec
+    };
+    for verdict in verdicts.iter_mut() {
+        let Some(old) = &verdict.before_user else { continue };
+        let (mut lost, mut gained) = (Vec::new(), Vec::new());
+        for spec in requests.get(&verdict.principal).into_iter().flatten() {
+            let was = before.authorize(&as_user(spec, old)).decision == rampart_types::Decision::Allow;
+            let will = verdict.after_user.as_ref().is_some_and(|new| {
+                after.authorize(&as_user(spec, new)).decision == rampart_types::Decision::Allow
+            });
+            match (was, will) {
+                (true, false) => lost.push(describe(spec)),
+                (false, true) => gained.push(describe(spec)),
+                _ => {}
+            }
+        }
+        if !lost.is_empty() {
+            verdict.loses = true;
+            verdict.notes.push(format!("could no longer: {}", lost.join("; ")));
+        }
+        if !gained.is_empty() {
+            verdict.notes.push(format!("could newly: {}", gained.join("; ")));
+        }
+    }
+    Ok(())
 }
 
 fn verdict_json(v: &Verdict) -> serde_json::Value {
@@ -127,9 +232,13 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     let verdicts = if args.check.is_empty() {
         vec![]
     } else {
-        let identities = audited_identities(&args.check)?;
+        let (identities, requests) = audited_identities(&args.check)?;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        runtime.block_on(check(&aws_auth, &migration, &identities))?
+        let mut verdicts = runtime.block_on(check(&aws_auth, &migration, &identities))?;
+        if !args.rbac.is_empty() || args.bootstrap_roles {
+            compare_permissions(&args, &migration, &mut verdicts, &requests)?;
+        }
+        verdicts
     };
     match args.output {
         MigrateFormat::Yaml => crate::out!("{}", migration.to_yaml()),
