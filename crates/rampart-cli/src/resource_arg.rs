@@ -38,11 +38,19 @@ const BUILT_IN: &[(&[&str], &str, &str, &[&str])] = &[
     (&[], "secrets", "", &[]),
     (&["sa"], "serviceaccounts", "", &["token"]),
     (&["ns"], "namespaces", "", &["status", "finalize"]),
-    (&["no"], "nodes", "", &["proxy", "status"]),
+    // proxy and status in the API; the rest are the kubelet API's authorization subresources.
+    (
+        &["no"],
+        "nodes",
+        "",
+        &["proxy", "status", "metrics", "stats", "log", "spec", "configz", "healthz", "pods", "checkpoint"],
+    ),
     (&["pv"], "persistentvolumes", "", &["status"]),
     (&["pvc"], "persistentvolumeclaims", "", &["status"]),
     (&["ev"], "events", "", &[]),
     (&["ep"], "endpoints", "", &[]),
+    (&[], "bindings", "", &[]),
+    (&["cs"], "componentstatuses", "", &[]),
     (&["rc"], "replicationcontrollers", "", &["scale", "status"]),
     (&["limits"], "limitranges", "", &[]),
     (&["quota"], "resourcequotas", "", &["status"]),
@@ -73,7 +81,13 @@ const BUILT_IN: &[(&[&str], &str, &str, &[&str])] = &[
     (&[], "mutatingwebhookconfigurations", "admissionregistration.k8s.io", &[]),
     (&[], "validatingadmissionpolicies", "admissionregistration.k8s.io", &["status"]),
     (&[], "validatingadmissionpolicybindings", "admissionregistration.k8s.io", &[]),
-    (&["csr"], "certificatesigningrequests", "certificates.k8s.io", &["approval", "status"]),
+    // nodeclient and selfnodeclient: the CSR approver's authorization subresources.
+    (
+        &["csr"],
+        "certificatesigningrequests",
+        "certificates.k8s.io",
+        &["approval", "status", "nodeclient", "selfnodeclient"],
+    ),
     (&[], "tokenreviews", "authentication.k8s.io", &[]),
     (&[], "selfsubjectreviews", "authentication.k8s.io", &[]),
     (&[], "subjectaccessreviews", "authorization.k8s.io", &[]),
@@ -173,12 +187,15 @@ pub fn resolve(arg: &str) -> Result<Target, String> {
             }
         },
     };
+    // `finalizers` is RBAC's subresource of every resource (setting blockOwnerDeletion in an
+    // owner reference needs update on it).
+    let known = |t: &str| subresources.contains(&t) || t == "finalizers";
     let (subresource, name) = match tail {
         None | Some("") => (String::new(), None),
-        Some(t) if subresources.contains(&t) => (t.to_owned(), None),
+        Some(t) if known(t) => (t.to_owned(), None),
         Some(t) => match t.split_once('/') {
             // TYPE/NAME/SUBRESOURCE
-            Some((n, s)) if subresources.contains(&s) => (s.to_owned(), Some(n.to_owned())),
+            Some((n, s)) if known(s) => (s.to_owned(), Some(n.to_owned())),
             _ => (String::new(), Some(t.to_owned())),
         },
     };

@@ -1052,7 +1052,16 @@ fn migrate_aws_auth_writes_entries_and_checks_audited_principals() {
     let admin = checked.iter().find(|v| v["principal"].as_str().unwrap().contains("admins")).unwrap();
     assert_eq!(admin["notes"][0], "system:masters kept as AmazonEKSClusterAdminPolicy");
     // Decided again: cluster-admin through system:masters before, the admin access policy after.
-    let out = rampart(&["migrate", "aws-auth", path, "-o", "json", "--check", log.to_str().unwrap(), "--bootstrap-roles"]);
+    let out = rampart(&[
+        "migrate",
+        "aws-auth",
+        path,
+        "-o",
+        "json",
+        "--check",
+        log.to_str().unwrap(),
+        "--bootstrap-roles",
+    ]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!report["check"].to_string().contains("could no longer"), "{}", report["check"]);
 
@@ -1078,7 +1087,17 @@ fn migrate_aws_auth_writes_entries_and_checks_audited_principals() {
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: pod-reader}\nrules: [{apiGroups: [''], resources: [pods], verbs: [list]}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: monitoring}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: pod-reader}\nsubjects: [{kind: Group, name: system:monitoring, apiGroup: rbac.authorization.k8s.io}]\n",
     )
     .unwrap();
-    let out = rampart(&["migrate", "aws-auth", path, "-o", "json", "--check", log.to_str().unwrap(), "--rbac", rbac.to_str().unwrap()]);
+    let out = rampart(&[
+        "migrate",
+        "aws-auth",
+        path,
+        "-o",
+        "json",
+        "--check",
+        log.to_str().unwrap(),
+        "--rbac",
+        rbac.to_str().unwrap(),
+    ]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let notes = report["check"][0]["notes"].to_string();
     assert!(notes.contains("could no longer: list pods"), "{notes}");

@@ -1,149 +1,71 @@
 //! The default roles and bindings kube-apiserver creates (`kubernetes.io/bootstrapping:
-//! rbac-defaults`): cluster-admin, the aggregated admin/edit/view, and the discovery roles.
+//! rbac-defaults`), exactly as each supported release ships them: upstream's own golden files
+//! (`data/bootstrap/v<minor>.yaml`, from k8s.io/kubernetes at that tag; `scripts/bootstrap-roles.sh`
+//! regenerates and `--check`s them, and the e2e test compares the newest with what the real
+//! apiserver created). cluster-admin, the aggregated admin/edit/view (filled from the
+//! `system:aggregate-to-*` roles by Rampart's aggregation, as kube-controller-manager does), the
+//! discovery and controller roles, and their bindings.
 //!
-//! admin/edit/view are built as upstream builds them — empty ClusterRoles aggregating
-//! `system:aggregate-to-{admin,edit,view}` — with the rules of the spec's edit/view tables (the
-//! same rows the EKS Edit/View access policies list). Clusters that customised their defaults
-//! should load their own objects instead (`--rbac-from-cluster`).
+//! The EKS access policies keep their own rule lists (`access_policies`): they are documented
+//! by EKS, not derived from these roles.
 
-use std::collections::BTreeMap;
-
-use crate::access_policies::{edit_rules, rule, view_rules};
 use crate::manifest::World;
-use crate::model::{AggregationRule, Binding, LabelSelector, PolicyRule, Role, RoleRef, Subject};
 
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> =
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    out.insert("kubernetes.io/bootstrapping".into(), "rbac-defaults".into());
-    out
+/// Supported releases, newest first; the first is the default.
+pub const VERSIONS: [&str; 3] = ["1.36", "1.35", "1.34"];
+
+/// The release whose defaults `--bootstrap-roles` uses unless told otherwise.
+pub const DEFAULT_VERSION: &str = VERSIONS[0];
+
+fn data(version: &str) -> Option<&'static str> {
+    Some(match version {
+        "1.36" => include_str!("../data/bootstrap/v1.36.yaml"),
+        "1.35" => include_str!("../data/bootstrap/v1.35.yaml"),
+        "1.34" => include_str!("../data/bootstrap/v1.34.yaml"),
+        _ => return None,
+    })
 }
 
-fn cluster_role(name: &str, label_pairs: &[(&str, &str)], rules: Vec<PolicyRule>) -> Role {
-    Role { name: name.into(), labels: labels(label_pairs), rules, ..Default::default() }
-}
+/// A release Rampart has no defaults for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no default RBAC objects for Kubernetes {0:?}: use one of {versions}", versions = VERSIONS.join(", "))]
+pub struct UnknownVersion(pub String);
 
-fn aggregated(name: &str, label_pairs: &[(&str, &str)], selector_label: &str) -> Role {
-    Role {
-        name: name.into(),
-        labels: labels(label_pairs),
-        rules: vec![],
-        aggregation_rule: Some(AggregationRule {
-            cluster_role_selectors: vec![LabelSelector {
-                match_labels: BTreeMap::from([(selector_label.to_owned(), "true".to_owned())]),
-                ..Default::default()
-            }],
-        }),
-        ..Default::default()
+/// `1.36`, `v1.36` or `1.36.3` → `1.36`.
+pub fn minor(version: &str) -> String {
+    let v = version.trim_start_matches('v');
+    let mut parts = v.split('.');
+    match (parts.next(), parts.next()) {
+        (Some(major), Some(minor)) => format!("{major}.{minor}"),
+        _ => v.to_string(),
     }
 }
 
-fn urls(verbs: &[&str], urls: &[&str]) -> PolicyRule {
-    PolicyRule {
-        verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
-        non_resource_urls: urls.iter().map(|u| (*u).to_owned()).collect(),
-        ..Default::default()
-    }
-}
-
-fn binding(name: &str, role: &str, groups: &[&str]) -> Binding {
-    Binding {
-        name: name.into(),
-        namespace: String::new(),
-        role_ref: RoleRef { kind: "ClusterRole".into(), name: role.into() },
-        subjects: groups
-            .iter()
-            .map(|g| Subject { kind: "Group".into(), name: (*g).to_owned(), namespace: String::new() })
-            .collect(),
-    }
-}
-
-/// The bootstrap ClusterRoles and ClusterRoleBindings.
-pub fn world() -> World {
-    const AGG_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-admin";
-    const AGG_EDIT: &str = "rbac.authorization.k8s.io/aggregate-to-edit";
-    const AGG_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view";
-    let view = view_rules();
-    let edit_only: Vec<PolicyRule> = edit_rules().into_iter().filter(|r| !view.contains(r)).collect();
-    let cluster_roles = vec![
-        cluster_role("cluster-admin", &[], vec![rule(&["*"], &["*"], &["*"]), urls(&["*"], &["*"])]),
-        aggregated("admin", &[], AGG_ADMIN),
-        aggregated("edit", &[(AGG_ADMIN, "true")], AGG_EDIT),
-        aggregated("view", &[(AGG_EDIT, "true")], AGG_VIEW),
-        cluster_role(
-            "system:aggregate-to-admin",
-            &[(AGG_ADMIN, "true")],
-            vec![
-                rule(
-                    &["rbac.authorization.k8s.io"],
-                    &["roles", "rolebindings"],
-                    &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
-                ),
-                rule(&["authorization.k8s.io"], &["localsubjectaccessreviews"], &["create"]),
-            ],
-        ),
-        cluster_role("system:aggregate-to-edit", &[(AGG_EDIT, "true")], edit_only),
-        cluster_role("system:aggregate-to-view", &[(AGG_VIEW, "true")], view),
-        cluster_role(
-            "system:basic-user",
-            &[],
-            vec![
-                rule(
-                    &["authorization.k8s.io"],
-                    &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
-                    &["create"],
-                ),
-                rule(&["authentication.k8s.io"], &["selfsubjectreviews"], &["create"]),
-            ],
-        ),
-        cluster_role(
-            "system:discovery",
-            &[],
-            vec![urls(
-                &["get"],
-                &[
-                    "/api",
-                    "/api/*",
-                    "/apis",
-                    "/apis/*",
-                    "/healthz",
-                    "/livez",
-                    "/openapi",
-                    "/openapi/*",
-                    "/readyz",
-                    "/version",
-                    "/version/",
-                ],
-            )],
-        ),
-        cluster_role(
-            "system:public-info-viewer",
-            &[],
-            vec![urls(&["get"], &["/healthz", "/livez", "/readyz", "/version", "/version/"])],
-        ),
-    ];
-    World {
-        cluster_roles,
-        roles: vec![],
-        cluster_role_bindings: vec![
-            binding("cluster-admin", "cluster-admin", &["system:masters"]),
-            binding("system:basic-user", "system:basic-user", &["system:authenticated"]),
-            binding("system:discovery", "system:discovery", &["system:authenticated"]),
-            binding(
-                "system:public-info-viewer",
-                "system:public-info-viewer",
-                &["system:authenticated", "system:unauthenticated"],
-            ),
-        ],
-        role_bindings: vec![],
-    }
+/// The default ClusterRoles, ClusterRoleBindings, Roles and RoleBindings of a release.
+pub fn world(version: &str) -> Result<World, UnknownVersion> {
+    let minor = minor(version);
+    let text = data(&minor).ok_or_else(|| UnknownVersion(version.to_string()))?;
+    let mut world = World::default();
+    // The embedded data is checked by this crate's tests; a parse failure is a build defect.
+    world
+        .add_yaml(text, &format!("kube-apiserver v{minor} defaults"))
+        .map_err(|_| UnknownVersion(version.to_string()))?;
+    Ok(world)
 }
 
 impl World {
-    /// Add the bootstrap roles and bindings (objects of the same name already present win, as
-    /// a cluster's own customised defaults would).
-    pub fn with_bootstrap(mut self) -> Self {
-        let defaults = world();
+    /// Add the newest release's defaults (objects of the same name already present win, as a
+    /// cluster's own customised defaults would).
+    pub fn with_bootstrap(self) -> Self {
+        match self.clone().with_bootstrap_version(DEFAULT_VERSION) {
+            Ok(w) => w,
+            Err(_) => self,
+        }
+    }
+
+    /// Add a release's defaults; same-named objects already present win.
+    pub fn with_bootstrap_version(mut self, version: &str) -> Result<Self, UnknownVersion> {
+        let defaults = world(version)?;
         for r in defaults.cluster_roles {
             if !self.cluster_roles.iter().any(|x| x.name == r.name) {
                 self.cluster_roles.push(r);
@@ -154,13 +76,24 @@ impl World {
                 self.cluster_role_bindings.push(b);
             }
         }
-        self
+        for r in defaults.roles {
+            if !self.roles.iter().any(|x| x.name == r.name && x.namespace == r.namespace) {
+                self.roles.push(r);
+            }
+        }
+        for b in defaults.role_bindings {
+            if !self.role_bindings.iter().any(|x| x.name == b.name && x.namespace == b.namespace) {
+                self.role_bindings.push(b);
+            }
+        }
+        Ok(self)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Binding, RoleRef, Subject};
     use crate::{Attributes, User};
 
     fn allowed(
@@ -179,7 +112,7 @@ mod tests {
 
     #[test]
     fn aggregation_nests_view_in_edit_in_admin() {
-        let mut w = world();
+        let mut w = world(DEFAULT_VERSION).unwrap();
         w.role_bindings = ["admin", "edit", "view"]
             .iter()
             .map(|r| Binding {
@@ -218,11 +151,58 @@ mod tests {
 
     #[test]
     fn discovery_and_masters() {
-        let authz = world().authorizer();
+        let authz = world(DEFAULT_VERSION).unwrap().authorizer();
         let attrs =
             Attributes { verb: "get", resource_request: false, path: "/apis/apps", ..Default::default() };
         let groups = vec!["system:authenticated".to_owned()];
         assert!(authz.authorize(&User { name: "u", groups: &groups }, &attrs).allowed());
         assert!(allowed(&authz, "root", &["system:masters"], "delete", "nodes", ""));
+    }
+
+    fn edit_user(version: &str) -> crate::RbacAuthorizer {
+        let mut w = world(version).unwrap();
+        for role in ["edit", "admin", "view"] {
+            w.role_bindings.push(Binding {
+                name: format!("{role}-b"),
+                namespace: "ns".into(),
+                role_ref: RoleRef { kind: "ClusterRole".into(), name: role.into() },
+                subjects: vec![Subject {
+                    kind: "User".into(),
+                    name: format!("{role}-user"),
+                    namespace: String::new(),
+                }],
+            });
+        }
+        w.authorizer()
+    }
+
+    #[test]
+    fn every_release_parses_and_carries_what_a_security_team_relies_on() {
+        for version in VERSIONS {
+            let w = world(version).unwrap();
+            assert!(w.cluster_roles.len() > 60 && w.cluster_role_bindings.len() > 40, "{version}");
+            let authz = edit_user(version);
+            let can = |user: &str, verb: &str, group: &str, resource: &str, sub: &str| {
+                let attrs = Attributes {
+                    verb,
+                    resource_request: true,
+                    api_group: group,
+                    resource,
+                    subresource: sub,
+                    namespace: "ns",
+                    ..Default::default()
+                };
+                authz.authorize(&User { name: user, groups: &[] }, &attrs).allowed()
+            };
+            // The grants the hand-written table missed (issue #22).
+            assert!(can("edit-user", "create", "", "serviceaccounts", "token"), "{version}: mint tokens");
+            assert!(can("edit-user", "create", "", "pods", "eviction"), "{version}");
+            assert!(can("admin-user", "create", "", "serviceaccounts", "token"), "{version}");
+            assert!(can("view-user", "list", "", "pods", ""), "{version}");
+            assert!(!can("view-user", "create", "", "serviceaccounts", "token"), "{version}");
+            assert!(!can("view-user", "get", "", "secrets", ""), "{version}");
+        }
+        assert_eq!(minor("v1.36.3"), "1.36");
+        assert!(world("1.20").unwrap_err().to_string().contains("use one of 1.36, 1.35, 1.34"));
     }
 }

@@ -22,7 +22,7 @@ pub fn rbac_from(source: &RbacSource) -> anyhow::Result<rampart_rbac::manifest::
     } else {
         rampart_rbac::manifest::World::from_paths(&source.rbac)?
     };
-    Ok(if source.bootstrap_roles { world.with_bootstrap() } else { world })
+    Ok(if source.bootstrap_roles { world.with_bootstrap_version(&source.kubernetes_version)? } else { world })
 }
 
 /// Where RBAC objects come from, for the query commands.
@@ -40,4 +40,7 @@ pub struct RbacSource {
     /// Add kube-apiserver's default roles and bindings (cluster-admin, admin/edit/view, discovery…).
     #[arg(long)]
     pub bootstrap_roles: bool,
+    /// The Kubernetes release whose default roles --bootstrap-roles adds (1.36, 1.35, 1.34).
+    #[arg(long, default_value = rampart_rbac::bootstrap::DEFAULT_VERSION, value_name = "VERSION")]
+    pub kubernetes_version: String,
 }

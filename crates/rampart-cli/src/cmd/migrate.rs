@@ -58,6 +58,9 @@ pub struct AwsAuthArgs {
     /// system:masters, the node and discovery roles…).
     #[arg(long, requires = "check")]
     pub bootstrap_roles: bool,
+    /// The Kubernetes release whose default roles --bootstrap-roles adds (1.36, 1.35, 1.34).
+    #[arg(long, default_value = rampart_rbac::bootstrap::DEFAULT_VERSION, value_name = "VERSION")]
+    pub kubernetes_version: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -176,6 +179,7 @@ fn compare_permissions(
             rbac_first: false,
             access_entries,
             bootstrap_roles: args.bootstrap_roles,
+            kubernetes_version: args.kubernetes_version.clone(),
             validation: super::ValidationArg::Off,
             schema: None,
         };

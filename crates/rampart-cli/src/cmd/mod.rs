@@ -141,6 +141,9 @@ pub struct PolicyArgs {
     /// discovery…) to the RBAC tier.
     #[arg(long)]
     pub bootstrap_roles: bool,
+    /// The Kubernetes release whose default roles --bootstrap-roles adds (1.36, 1.35, 1.34).
+    #[arg(long, default_value = rampart_rbac::bootstrap::DEFAULT_VERSION, value_name = "VERSION")]
+    pub kubernetes_version: String,
     /// Schema validation of policies at load time.
     #[arg(long, value_enum, default_value_t)]
     pub validation: ValidationArg,
@@ -161,6 +164,7 @@ impl PolicyArgs {
             rbac_first: false,
             access_entries: None,
             bootstrap_roles: false,
+            kubernetes_version: rampart_rbac::bootstrap::DEFAULT_VERSION.into(),
         }
     }
 
@@ -199,6 +203,7 @@ impl PolicyArgs {
         sources.rbac_first = self.rbac_first;
         sources.access_entries = self.access_entries.clone();
         sources.rbac_bootstrap = self.bootstrap_roles;
+        sources.kubernetes_version = self.kubernetes_version.clone();
         sources.validation = match self.validation {
             ValidationArg::Off => Validation::Off,
             ValidationArg::Warn => Validation::Warn,

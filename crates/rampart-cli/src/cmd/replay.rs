@@ -103,7 +103,11 @@ fn engine(args: &Args) -> anyhow::Result<Engine> {
     }
     let mut engine = sources.load()?.engine;
     if let Some(world) = world {
-        let world = if args.policies.bootstrap_roles { world.with_bootstrap() } else { world };
+        let world = if args.policies.bootstrap_roles {
+            world.with_bootstrap_version(&args.policies.kubernetes_version)?
+        } else {
+            world
+        };
         let tier =
             RbacTier { name: "rbac (cluster)".into(), authorizer: AllowOnly::Rbac(world.authorizer()) };
         engine = engine.with_rbac_tier(tier, args.policies.rbac_first);

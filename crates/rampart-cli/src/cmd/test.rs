@@ -83,6 +83,8 @@ struct TestFile {
     bootstrap_roles: bool,
     #[serde(default)]
     rbac_first: bool,
+    /// The release whose default roles `bootstrapRoles` adds.
+    kubernetes_version: Option<String>,
     tests: Vec<Case>,
 }
 
@@ -141,6 +143,9 @@ fn run_file(path: &Path) -> anyhow::Result<Vec<Outcome>> {
         rbac_first: file.rbac_first,
         access_entries: file.access_entries.as_deref().map(|p| relative(base, p)),
         bootstrap_roles: file.bootstrap_roles,
+        kubernetes_version: file
+            .kubernetes_version
+            .unwrap_or_else(|| rampart_rbac::bootstrap::DEFAULT_VERSION.into()),
         validation: ValidationArg::default(),
         schema: None,
     };

@@ -11,6 +11,7 @@ mod admission;
 mod authorization;
 #[path = "../common/mod.rs"]
 mod common;
+mod default_roles;
 mod demo;
 mod detection;
 mod failure;

@@ -51,6 +51,8 @@ pub struct PolicySources {
     pub access_entries: Option<PathBuf>,
     /// Add kube-apiserver's default roles and bindings to the RBAC tier.
     pub rbac_bootstrap: bool,
+    /// Of this Kubernetes release (`1.36`; see `rampart_rbac::bootstrap::VERSIONS`).
+    pub kubernetes_version: String,
     /// Tiers of `Policy` objects fed by a watcher, each inserted before the path tier of the
     /// same index (an index equal to `tiers.len()` puts it last).
     pub object_tiers: Vec<(usize, ObjectTier)>,
@@ -150,6 +152,7 @@ impl PolicySources {
             rbac_first: false,
             access_entries: None,
             rbac_bootstrap: false,
+            kubernetes_version: rampart_rbac::bootstrap::DEFAULT_VERSION.into(),
             object_tiers: vec![],
             allow_policy_removal: false,
         }
@@ -234,7 +237,12 @@ impl PolicySources {
                     errors: vec![PolicyLoadError::Parse { location: e.location, message: e.message }],
                 })?;
             if self.rbac_bootstrap {
-                world = world.with_bootstrap();
+                world = world.with_bootstrap_version(&self.kubernetes_version).map_err(|e| LoadFailure {
+                    errors: vec![PolicyLoadError::Parse {
+                        location: "--kubernetes-version".into(),
+                        message: e.to_string(),
+                    }],
+                })?;
             }
             let tier = RbacTier { name: "rbac".into(), authorizer: AllowOnly::Rbac(world.authorizer()) };
             engine = engine.with_rbac_tier(tier, self.rbac_first);
