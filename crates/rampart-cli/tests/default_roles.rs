@@ -129,3 +129,35 @@ fn can_i_says_yes_to_every_grant_of_every_default_role_and_no_beyond() {
         );
     }
 }
+
+/// The audit question the hand-written table got wrong: who can mint service-account tokens.
+#[test]
+fn who_can_lists_the_editors_who_can_mint_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let rbac = dir.path().join("edit.yaml");
+    std::fs::write(
+        &rbac,
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: devs-edit, namespace: team}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}\nsubjects: [{kind: Group, name: devs, apiGroup: rbac.authorization.k8s.io}]\n",
+    )
+    .unwrap();
+    for version in rampart_rbac::bootstrap::VERSIONS {
+        let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args([
+                "who-can",
+                "create",
+                "serviceaccounts/token",
+                "-n",
+                "team",
+                "--rbac",
+                rbac.to_str().unwrap(),
+            ])
+            .args(["--bootstrap-roles", "--kubernetes-version", version])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Group devs") && text.contains("RoleBinding/team/devs-edit"),
+            "{version}: {text}"
+        );
+    }
+}
