@@ -77,14 +77,7 @@ pub struct CloudWatchAudit {
 }
 
 fn sdk_error(e: impl std::error::Error + 'static) -> SourceError {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    SourceError::Aws(text)
+    SourceError::Aws(rampart_identity::sdk::error_chain(&e))
 }
 
 impl CloudWatchAudit {

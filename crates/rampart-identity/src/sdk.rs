@@ -30,11 +30,11 @@ pub async fn profile_credentials() -> Result<aws_credential_types::Credentials, 
     use aws_credential_types::provider::ProvideCredentials;
     let config = aws_config::provider_config::ProviderConfig::default().with_http_client(http_client());
     let provider = aws_config::profile::ProfileFileCredentialsProvider::builder().configure(&config).build();
-    provider.provide_credentials().await.map_err(|e| aws_smithy_types_display(&e))
+    provider.provide_credentials().await.map_err(|e| error_chain(&e))
 }
 
-/// The error with its causes (the SDK's Display says only "an error occurred").
-fn aws_smithy_types_display(e: &dyn std::error::Error) -> String {
+/// An SDK error with its causes (the SDK's Display alone says only "service error").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
