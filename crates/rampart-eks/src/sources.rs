@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 /// How late CloudWatch may ingest an event after its timestamp and still be read.
 pub const LATE: i64 = 5 * 60 * 1000;
 
+/// GetRecords calls per shard in one drain.
+pub const PAGES: usize = 10_000;
+
 /// Why reading stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -95,8 +98,13 @@ impl CloudWatchAudit {
             .build();
         let mut state: LogsCheckpoint = load(checkpoint)?;
         if state.log_group.is_empty() {
-            state =
-                LogsCheckpoint { log_group: log_group.to_string(), newest: since_ms, seen: BTreeMap::new() };
+            // Reads start LATE before `newest`; starting there makes the first read begin at
+            // `since_ms` exactly.
+            state = LogsCheckpoint {
+                log_group: log_group.to_string(),
+                newest: since_ms + LATE,
+                seen: BTreeMap::new(),
+            };
         } else if state.log_group != log_group {
             return Err(SourceError::Checkpoint {
                 path: checkpoint.map(Path::to_path_buf).unwrap_or_default(),
@@ -238,18 +246,25 @@ impl KinesisAudit {
     }
 
     /// Read what every shard holds now; the checkpoint is saved after each batch of records.
+    /// At most [`PAGES`] calls per shard, so one drain's work is bounded.
     pub async fn drain(&mut self, each: &mut dyn FnMut(&str)) -> Result<u64, SourceError> {
         let shards = self.client.list_shards().stream_name(&self.stream).send().await.map_err(sdk_error)?;
         let mut count = 0;
         for shard in shards.shards.unwrap_or_default() {
             let id = shard.shard_id;
-            loop {
+            for _ in 0..PAGES {
                 let Some(iterator) = self.iterator(&id).await? else { break };
-                let page =
-                    self.client.get_records().shard_iterator(iterator).send().await.map_err(sdk_error)?;
-                let records = page.records;
-                let empty = records.is_empty();
-                for record in records {
+                let page = match self.client.get_records().shard_iterator(iterator).send().await {
+                    Ok(page) => page,
+                    // A cached iterator expires after five minutes: start again from the
+                    // checkpoint, once.
+                    Err(_) if self.iterators.remove(&id).is_some() => {
+                        let Some(fresh) = self.iterator(&id).await? else { break };
+                        self.client.get_records().shard_iterator(fresh).send().await.map_err(sdk_error)?
+                    }
+                    Err(e) => return Err(sdk_error(e)),
+                };
+                for record in page.records {
                     for message in envelope_messages(record.data.as_ref()).map_err(SourceError::Aws)? {
                         each(&message);
                         count += 1;
@@ -266,7 +281,9 @@ impl KinesisAudit {
                         break;
                     }
                 }
-                if empty || page.millis_behind_latest == Some(0) {
+                // Kinesis may answer an empty page while records wait further on: only
+                // "caught up" ends the shard.
+                if page.millis_behind_latest.unwrap_or(0) == 0 {
                     break;
                 }
             }
