@@ -23,8 +23,10 @@ use clap::{Parser, Subcommand};
 /// Rampart secures a Kubernetes cluster in layers, the way Amazon EKS does, on any cluster: who
 /// may call the API (IAM authentication, Cedar policies layered over RBAC), what pods may reach
 /// in AWS (IRSA and Pod Identity, with its own agent and broker off EKS), what may run inside
-/// (Pod Security and admission policies in the same Cedar language), and what happened (audit-log
-/// findings, policy replay, posture scans).
+/// (Pod Security, signed images and admission policies in the same Cedar language), who can
+/// reach whom (NetworkPolicy analysis), secrets encrypted at rest (a KMS plugin), and what
+/// happened (audit-log findings from files, CloudWatch or Kinesis, policy replay, posture
+/// scans).
 ///
 /// Start with `rampart demo`: it needs no cluster and no cloud account.
 #[derive(Debug, Parser)]
@@ -123,7 +125,8 @@ enum Command {
     /// KMS v2 plugin for kube-apiserver: secrets encrypted at rest under AWS KMS (or a local
     /// key file), one remote call per local key.
     KmsPlugin(Box<cmd::kms::PluginArgs>),
-    /// What NetworkPolicies allow: one connection and why (`reach`), or all of them (`matrix`).
+    /// What NetworkPolicies allow: one connection and why (`reach`), all of them (`matrix`),
+    /// or what a change adds and removes (`diff`).
     #[command(subcommand)]
     Netpol(cmd::netpol::Command),
     /// Talk to a running KMS plugin (`rampart kms status`).
