@@ -124,14 +124,14 @@ pub enum Family {
 pub struct EventRef {
     text: String,
     /// End of each field in `text`, in [`EventRef::FIELDS`] order.
-    ends: [u32; 8],
+    ends: [u32; 9],
     pub code: Option<i64>,
 }
 
 impl EventRef {
     /// The text fields, as serialized.
-    const FIELDS: [&'static str; 8] =
-        ["auditId", "time", "stage", "verb", "requestUri", "user", "sourceIp", "decision"];
+    const FIELDS: [&'static str; 9] =
+        ["auditId", "time", "stage", "verb", "requestUri", "user", "sourceIp", "decision", "object"];
 
     pub fn of(e: &AuditEvent<'_>) -> Self {
         let fields = [
@@ -143,10 +143,11 @@ impl EventRef {
             e.username(),
             e.source_ip(),
             e.decision(),
+            e.name(),
         ]
         .map(Option::unwrap_or_default);
         let mut text = String::with_capacity(fields.iter().map(|f| f.len()).sum());
-        let mut ends = [0u32; 8];
+        let mut ends = [0u32; 9];
         for (end, field) in ends.iter_mut().zip(fields) {
             text.push_str(field);
             // Audit events are far below 4 GiB; saturate rather than wrap if one is not.
@@ -186,6 +187,10 @@ impl EventRef {
     /// `allow` / `forbid`, if the event says.
     pub fn decision(&self) -> &str {
         self.field(7)
+    }
+    /// The object's name (`objectRef.name`): for a create, the only place it is named.
+    pub fn object(&self) -> &str {
+        self.field(8)
     }
 }
 
@@ -344,7 +349,7 @@ mod tests {
             serde_json::to_value(&r).unwrap(),
             serde_json::json!({"auditId": "a-1", "time": "2026-03-02T10:15:04.112233Z", "stage": "ResponseComplete",
                 "verb": "create", "requestUri": "/api/v1/namespaces/d/pods", "user": "alice", "sourceIp": "192.0.2.7",
-                "code": 201, "decision": "allow"})
+                "code": 201, "decision": "allow", "object": ""})
         );
         // Missing fields read as empty.
         let bare = EventRef::of(&crate::event::test_event(r#"{"verb":"get"}"#));

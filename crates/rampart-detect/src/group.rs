@@ -22,14 +22,25 @@ pub struct Grouped<T> {
     pub last_seen: String,
 }
 
-/// What makes two findings the same: finding id, user and object.
+/// What makes two findings the same: finding id, user and object — the request path, and the
+/// object's name, which a create carries only in `objectRef` (two ClusterRoleBindings created
+/// by one user are two findings, not one).
 pub fn key(f: &Finding) -> (String, String, String) {
-    let (user, path) = f
+    let (user, object) = f
         .events
         .first()
-        .map(|e| (e.user(), e.request_uri().split('?').next().unwrap_or_default()))
+        .map(|e| {
+            let path = e.request_uri().split('?').next().unwrap_or_default();
+            let name = e.object();
+            let object = if name.is_empty() || path.ends_with(&format!("/{name}")) {
+                path.to_owned()
+            } else {
+                format!("{path}/{name}")
+            };
+            (e.user(), object)
+        })
         .unwrap_or_default();
-    (f.id.to_string(), user.to_owned(), path.to_owned())
+    (f.id.to_string(), user.to_owned(), object)
 }
 
 /// Fold `items` (in report order) by [`key`] of `finding(item)`, keeping the first of each
@@ -94,5 +105,29 @@ mod tests {
                 ("anon", 1, "2026-01-01T00:00:03Z")
             ]
         );
+    }
+
+    #[test]
+    fn creates_of_two_objects_are_two_findings() {
+        let create = |name: &str| {
+            let raw = format!(
+                r#"{{"kind":"Event","auditID":"{name}","stageTimestamp":"2026-01-01T00:00:01Z","stage":"ResponseComplete","verb":"create","requestURI":"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings","objectRef":{{"resource":"clusterrolebindings","name":"{name}","apiGroup":"rbac.authorization.k8s.io"}},"user":{{"username":"admin"}},"responseStatus":{{"code":201}}}}"#
+            );
+            let e = crate::event::test_event(&raw);
+            Finding::new(
+                "RbacChanged",
+                Family::Rampart,
+                Severity::High,
+                Tactic::Persistence,
+                "t",
+                "m",
+                "r",
+                &e,
+            )
+        };
+        let grouped = group(vec![create("a"), create("b"), create("a")], |f| f);
+        let counts: Vec<(&str, u64)> =
+            grouped.iter().map(|g| (g.first.events[0].object(), g.count)).collect();
+        assert_eq!(counts, [("a", 2), ("b", 1)]);
     }
 }

@@ -24,7 +24,8 @@ data: {greeting: hello}
 
 #[test]
 fn the_talks_demo_through_kubectl() {
-    let (_gate, c) = shared();
+    // Exclusive: the other demo test applies and deletes the same objects in `default`.
+    let (_gate, c) = crate::exclusive();
     // kubectl label and edit read the object first: RBAC grants sample-user `get` (the demo's
     // policy permits only create, list, watch, update, patch and delete).
     c.apply(ROLE);
