@@ -89,12 +89,7 @@ fn default_deny(world: &World) -> Finding {
         let covers = |direction: &str| {
             world.policies.iter().any(|p| {
                 &p.namespace == namespace
-                    && p.policy.spec.as_ref().is_some_and(|s| {
-                        s.pod_selector.as_ref().is_none_or(|sel| {
-                            sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
-                                && sel.match_expressions.as_ref().is_none_or(|e| e.is_empty())
-                        })
-                    })
+                    && p.policy.spec.as_ref().is_some_and(|s| s.pod_selector.as_ref().is_none_or(empty))
                     && crate::reach::has_type(
                         &p.policy,
                         if direction == "ingress" {
