@@ -2,8 +2,10 @@
 # A real Kubernetes control plane on loopback, with Rampart wired in exactly as
 # `rampart kube-config --target apiserver` prints it: etcd, kube-apiserver (RBAC + Node +
 # Rampart authorization, Rampart's token authentication and admission webhooks, audit log),
-# moto as AWS STS, and `rampart serve`. No scheduler, controller-manager or kubelet: pods stay
-# Pending, which is all admission needs.
+# moto as AWS STS, and `rampart serve`; kube-controller-manager runs the controllers the tests
+# lean on (ClusterRole aggregation, so admin/edit/view are the roles a cluster really has). No
+# scheduler or kubelet: pods stay Pending, which is all
+# admission needs.
 #
 #   scripts/cluster.sh up        start everything (builds the binaries on first use)
 #   scripts/cluster.sh env       print shell exports: eval "$(scripts/cluster.sh env)"
@@ -284,9 +286,10 @@ EOF
     -f "$root/deploy/policies/crd.yaml" -f "$root/deploy/images/crd.yaml" >/dev/null
   "$bin/kubectl" wait --for condition=established crd/policies.cedar.k8s.aws >/dev/null
   "$bin/kubectl" apply -f "$root/deploy/policies/rbac.yaml" >/dev/null
-  # The ServiceAccount admission plugin needs a namespace's default service account, which the
-  # (absent) controller-manager would create.
+  # The ServiceAccount admission plugin needs a namespace's default service account: created
+  # here rather than awaited from the controller-manager, so the first test cannot race it.
   "$bin/kubectl" create serviceaccount default -n default --dry-run=client -o yaml | "$bin/kubectl" apply -f - >/dev/null
+  start_controller_manager
 
   launch sts-proxy python3 "$root/e2e/cluster/sts-proxy.py" "$sts_port" "http://127.0.0.1:$moto_port"
 
@@ -296,10 +299,27 @@ EOF
   log "ready: eval \"\$(scripts/cluster.sh env --dir $dir)\" then use kubectl"
 }
 
+# Each controller with a service account of its own (--use-service-account-credentials), as
+# clusters run it, so its requests pass the same authorizer chain — Rampart's webhook included —
+# as any other client's. Only ClusterRole aggregation: the tests make their namespaces' service
+# accounts themselves, and a garbage collector would race the objects they create.
+start_controller_manager() {
+  launch kube-controller-manager "$bin/kube-controller-manager" \
+    --kubeconfig "$dir/users/kube-controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$dir/users/kube-controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$dir/users/kube-controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false \
+    --use-service-account-credentials \
+    --controllers clusterrole-aggregation
+  # Ready once admin/edit/view carry their aggregated rules.
+  wait_for kube-controller-manager 60 \
+    sh -c "'$bin/kubectl' get clusterrole admin -o jsonpath='{.rules[0].verbs}' | grep -q ."
+}
+
 down() {
   # Only ever delete a directory this script made (it holds the state file).
   [ -f "$dir/state" ] || die "no cluster in $dir: nothing to stop"
-  stop rampart sts-proxy kube-apiserver kms moto registry etcd
+  stop rampart sts-proxy kube-controller-manager kube-apiserver kms moto registry etcd
   rm -rf "$dir"
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the real Kubernetes control plane the end-to-end tests run against — kube-apiserver and
-# kubectl from k8s.io/kubernetes, etcd and etcdctl from go.etcd.io/etcd — Helm (helm.sh/helm/v4)
+# Builds the real Kubernetes control plane the end-to-end tests run against — kube-apiserver,
+# kube-controller-manager and kubectl from k8s.io/kubernetes, etcd and etcdctl from go.etcd.io/etcd — Helm (helm.sh/helm/v4)
 # for the chart tests, cosign and crane for the image-signature tests, and the Go originals
 # compared side by side, at the versions pinned in e2e/tools/*/go.mod, into a cache outside the
 # clone keyed by version, so only the first run on a machine pays for the build (about 20 minutes
@@ -69,6 +69,7 @@ build etcd etcd go.etcd.io/etcd/server/v3
 build etcd etcdctl go.etcd.io/etcd/etcdctl/v3
 build kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldflags"
 build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
+build kubernetes kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$k8s_ldflags"
 build_linked helm helm helm.sh/helm/v4/cmd/helm "$helm_version" helm.sh/helm/v4/internal/version.version
 build_linked originals aws-iam-authenticator sigs.k8s.io/aws-iam-authenticator/cmd/aws-iam-authenticator \
   "$authenticator_version" sigs.k8s.io/aws-iam-authenticator/pkg.Version

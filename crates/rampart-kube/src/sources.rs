@@ -235,6 +235,13 @@ async fn list_all(
         .collect())
 }
 
+/// The admin tiers of network policy: CRDs (sigs.k8s.io/network-policy-api) a cluster may not
+/// have installed, so a 404 on their list means "none".
+const ADMIN_NETWORK_POLICY_KINDS: [Kind; 2] = [
+    ("policy.networking.k8s.io", "v1alpha1", "AdminNetworkPolicy", "adminnetworkpolicies"),
+    ("policy.networking.k8s.io", "v1alpha1", "BaselineAdminNetworkPolicy", "baselineadminnetworkpolicies"),
+];
+
 /// What `rampart netpol` analyses, from the cluster: namespaces, workloads, NetworkPolicies
 /// and, where their CRDs are installed, AdminNetworkPolicies and the
 /// BaselineAdminNetworkPolicy. Unlike the scan, every list must succeed: a NetworkPolicy left unread
@@ -259,18 +266,9 @@ pub async fn network_objects(client: &kube::Client) -> Result<Vec<serde_json::Va
         ))?;
         objects.extend(listed);
     }
-    // The admin tiers are CRDs (sigs.k8s.io/network-policy-api): a cluster without them has
-    // none, which is not an error; any other failure is.
-    let admin: [Kind; 2] = [
-        ("policy.networking.k8s.io", "v1alpha1", "AdminNetworkPolicy", "adminnetworkpolicies"),
-        (
-            "policy.networking.k8s.io",
-            "v1alpha1",
-            "BaselineAdminNetworkPolicy",
-            "baselineadminnetworkpolicies",
-        ),
-    ];
-    for kind in admin {
+    // A cluster without the admin tiers' CRDs has none, which is not an error; any other
+    // failure is.
+    for kind in ADMIN_NETWORK_POLICY_KINDS {
         match list_all(client, kind).await {
             Ok(listed) => objects.extend(listed),
             Err(kube::Error::Api(status)) if status.code == 404 => {}
@@ -288,7 +286,7 @@ pub async fn network_objects(client: &kube::Client) -> Result<Vec<serde_json::Va
 /// The objects `rampart scan` reads, listed from the cluster (kinds the user may not list are
 /// skipped with a warning rather than failing the scan).
 pub async fn snapshot(client: &kube::Client) -> Result<rampart_detect::scan::snapshot::Snapshot, KubeError> {
-    let kinds: [Kind; 18] = [
+    let kinds: Vec<Kind> = [
         ("", "v1", "Namespace", "namespaces"),
         ("", "v1", "Pod", "pods"),
         ("", "v1", "ServiceAccount", "serviceaccounts"),
@@ -305,21 +303,19 @@ pub async fn snapshot(client: &kube::Client) -> Result<rampart_detect::scan::sna
         ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles"),
         ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
         ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings"),
-        ("policy.networking.k8s.io", "v1alpha1", "AdminNetworkPolicy", "adminnetworkpolicies"),
-        (
-            "policy.networking.k8s.io",
-            "v1alpha1",
-            "BaselineAdminNetworkPolicy",
-            "baselineadminnetworkpolicies",
-        ),
-    ];
+    ]
+    .into_iter()
+    .chain(ADMIN_NETWORK_POLICY_KINDS)
+    .collect();
     let mut snapshot = rampart_detect::scan::snapshot::Snapshot::default();
     let mut refused = Vec::new();
-    for (group, version, kind, plural) in kinds {
+    for &(group, version, kind, plural) in &kinds {
         match list_all(client, (group, version, kind, plural)).await {
             Ok(objects) => snapshot.objects.extend(objects),
             // A CRD that is not installed (the admin network policy tiers): nothing to read.
-            Err(kube::Error::Api(status)) if status.code == 404 && group == "policy.networking.k8s.io" => {}
+            Err(kube::Error::Api(status))
+                if status.code == 404 && ADMIN_NETWORK_POLICY_KINDS.iter().any(|admin| admin.3 == plural) => {
+            }
             Err(e) => {
                 tracing::warn!("cannot list {plural} ({e}); checks that need them will see none");
                 refused.push(plural);

@@ -24,8 +24,8 @@ mod nca_report;
 mod noise_floor;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rampart_netpol::analysis::Analysis;
@@ -131,31 +131,14 @@ fn load(workloads: &str, policies: &str) -> World {
     world
 }
 
-fn nca_bin() -> PathBuf {
-    std::env::var("RAMPART_NCA_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv-nca/bin")))
-        .join("nca")
-}
-
 /// NCA's wall time on the same files, or `None` past the timeout.
 fn nca(dir: &Path, timeout: Duration) -> Option<Duration> {
     let start = Instant::now();
-    let mut child = Command::new(nca_bin())
-        .args([
-            "--connectivity",
-            "policies.yaml",
-            "--pod_list",
-            "workloads.yaml",
-            "--ns_list",
-            "workloads.yaml",
-        ])
-        .args(["--output_format", "txt_no_fw_rules", "--file_out", "nca.txt"])
-        .current_dir(dir)
+    let mut child = nca_report::nca_command(&nca_report::nca_bin(), dir, "nca.txt")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e} (scripts/test.sh installs it)", nca_bin().display()));
+        .unwrap_or_else(|e| panic!("{}: {e} (scripts/test.sh installs it)", nca_report::nca_bin().display()));
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success() && dir.join("nca.txt").exists(), "nca failed");

@@ -147,9 +147,8 @@ pub struct RuleRef {
 impl RuleRef {
     /// `ns/name ingress rule 1 (file:line)`.
     pub fn shown(&self, world: &World) -> String {
-        let policy = &world.policies[self.policy];
         let direction = if self.egress { "egress" } else { "ingress" };
-        format!("{}/{} {direction} rule {}{}", policy.namespace, policy.name, self.index, policy.place())
+        world.policies[self.policy].rule_shown(&format!("{direction} rule {}", self.index))
     }
 }
 

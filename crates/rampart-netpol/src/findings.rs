@@ -57,14 +57,8 @@ fn because(world: &World, side: &Side, direction: &str) -> String {
     if side.isolating.is_empty() {
         return format!("not isolated for {direction}");
     }
-    let rules: Vec<String> = side
-        .allowing
-        .iter()
-        .map(|(p, r, _)| {
-            let policy = &world.policies[*p];
-            format!("{}/{} rule {r}{}", policy.namespace, policy.name, policy.place())
-        })
-        .collect();
+    let rules: Vec<String> =
+        side.allowing.iter().map(|(p, r, _)| world.policies[*p].rule_shown(&format!("rule {r}"))).collect();
     format!("allowed by {}", rules.join(", "))
 }
 

@@ -139,10 +139,7 @@ pub fn explain(world: &World, src: Endpoint, dst: Endpoint, reach: &Reach) -> Ve
         let allowing: Vec<String> = side
             .allowing
             .iter()
-            .map(|(p, r, set)| {
-                let policy = &world.policies[*p];
-                format!("{}/{} rule {r}{}: {set}", policy.namespace, policy.name, policy.place())
-            })
+            .map(|(p, r, set)| format!("{}: {set}", world.policies[*p].rule_shown(&format!("rule {r}"))))
             .collect();
         format!("isolated by {}; allowed by {}", isolating.join(", "), allowing.join("; "))
     };

@@ -54,6 +54,12 @@ impl Policy {
         format!("{}/{}{}", self.namespace, self.name, self.place())
     }
 
+    /// `namespace/name RULE (file:line)`: one of its rules, named as `rule` says (`rule 2`,
+    /// `egress rule 0`).
+    pub fn rule_shown(&self, rule: &str) -> String {
+        format!("{}/{} {rule}{}", self.namespace, self.name, self.place())
+    }
+
     /// ` (file:line)` when the policy came from a file.
     pub fn place(&self) -> String {
         if self.line == 0 { String::new() } else { format!(" ({}:{})", self.origin, self.line) }

@@ -14,10 +14,7 @@ use rampart_netpol::world::World;
 mod support;
 
 fn nca() -> Option<PathBuf> {
-    let venv = std::env::var("RAMPART_NCA_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv-nca/bin")));
-    let nca = venv.join("nca");
+    let nca = nca_bin();
     if nca.exists() {
         return Some(nca);
     }
@@ -29,7 +26,7 @@ fn nca() -> Option<PathBuf> {
     None
 }
 
-use support::nca_report::{Matrix, matrix_of};
+use support::nca_report::{Matrix, matrix_of, nca_bin, nca_command};
 
 fn read_report(path: &Path, stderr: &[u8]) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| {
@@ -41,19 +38,7 @@ fn theirs(nca: &Path, world: &World, workloads: &str, policies: &str) -> Matrix 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("workloads.yaml"), workloads).unwrap();
     std::fs::write(dir.path().join("policies.yaml"), policies).unwrap();
-    let out = Command::new(nca)
-        .args([
-            "--connectivity",
-            "policies.yaml",
-            "--pod_list",
-            "workloads.yaml",
-            "--ns_list",
-            "workloads.yaml",
-        ])
-        .args(["--output_format", "txt_no_fw_rules", "--file_out", "out.txt"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = nca_command(nca, dir.path(), "out.txt").output().unwrap();
     matrix_of(world, &read_report(&dir.path().join("out.txt"), &out.stderr))
 }
 

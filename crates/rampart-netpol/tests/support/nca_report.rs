@@ -1,13 +1,43 @@
-//! NCA's per-pair report (`--output_format txt_no_fw_rules`) read back as a connection
-//! matrix, for the differential test and the benchmark.
+//! network-config-analyzer for the differential test and the benchmark: where it is, the one
+//! command line both run, and its per-pair report (`--output_format txt_no_fw_rules`) read
+//! back as a connection matrix.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use rampart_netpol::ports::PortSet;
 use rampart_netpol::world::World;
 
 pub type Matrix = BTreeMap<(String, String), PortSet>;
+
+/// NCA's executable: in `RAMPART_NCA_BIN`, else `.venv-nca/bin` (scripts/test.sh installs it
+/// there; it pins a PyYAML that moto's venv cannot share).
+pub fn nca_bin() -> PathBuf {
+    std::env::var("RAMPART_NCA_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv-nca/bin")))
+        .join("nca")
+}
+
+/// `nca`'s connectivity report for `workloads.yaml` (pods and namespaces) and `policies.yaml`
+/// in `dir`, written to `dir/report` in the format [`matrix_of`] reads.
+pub fn nca_command(nca: &Path, dir: &Path, report: &str) -> Command {
+    let mut command = Command::new(nca);
+    command
+        .args([
+            "--connectivity",
+            "policies.yaml",
+            "--pod_list",
+            "workloads.yaml",
+            "--ns_list",
+            "workloads.yaml",
+        ])
+        .args(["--output_format", "txt_no_fw_rules", "--file_out", report])
+        .current_dir(dir);
+    command
+}
 
 /// One connection of NCA's `txt_no_fw_rules` output: `All connections`, or
 /// `{protocols:TCP,UDP,dst_ports:80-90,443}` (no `dst_ports`: every port).
