@@ -411,6 +411,16 @@ fn check_manifests_reports_table_json_sarif_and_exit_codes() {
     assert_eq!(result["ruleId"], "pss/hostNamespaces");
     // The line of the offending field, not of the document.
     assert_eq!(result["locations"][0]["physicalLocation"]["region"]["startLine"], 11);
+    // In a List (kubectl's output), the field of the item that has it, not the first item's.
+    let list = dir.path().join("list.yaml");
+    std::fs::write(&list, "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: a}\n  spec:\n    hostNetwork: false\n    containers: [{name: app, image: nginx}]\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: b}\n  spec:\n    hostNetwork: true\n    containers: [{name: app, image: nginx}]\n").unwrap();
+    let out = rampart(&["check-manifests", list.to_str().unwrap(), "--level", "baseline", "-o", "json"]);
+    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (findings[0]["name"].as_str(), findings[0]["line"].as_u64()),
+        (Some("b"), Some(14)),
+        "{findings}"
+    );
     // stdin; a file that does not parse is reported and the others still checked (exit 2);
     // artifact URIs are percent-encoded.
     let spaced = dir.path().join("with space.yaml");

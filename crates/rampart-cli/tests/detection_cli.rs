@@ -309,11 +309,30 @@ fn scan_scores_the_snapshot_in_every_format() {
         text.contains("CIS-EKS 4.1.1") && text.contains("User alice via ClusterRoleBinding alice-admin"),
         "{text}"
     );
+    // Each offender read from a file is shown where its object starts: the binding is the
+    // second item of rbac.yaml's List, on line 13.
+    let rbac = format!("{snap}/rbac.yaml");
+    assert!(text.contains(&format!("User alice via ClusterRoleBinding alice-admin ({rbac}:13)")), "{text}");
     assert!(String::from_utf8_lossy(&table.stderr).starts_with("score "));
     let report = json(&rampart(&["scan", "-o", "json", &snap], None));
     assert!(report["score"].as_u64().unwrap() < 50);
+    let admins = report["results"].as_array().unwrap().iter().find(|r| r["id"] == "CIS-EKS 4.1.1").unwrap();
+    let alice =
+        admins["offenders"].as_array().unwrap().iter().position(|o| o.as_str().unwrap().contains("alice"));
+    assert_eq!(admins["places"][alice.unwrap()], serde_json::json!({"file": rbac, "line": 13}), "{admins}");
     let sarif = json(&rampart(&["scan", "-o", "sarif", &snap], None));
-    assert!(sarif["runs"][0]["results"].as_array().unwrap().iter().any(|r| r["ruleId"] == "CIS-EKS 4.2.1"));
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert!(results.iter().any(|r| r["ruleId"] == "CIS-EKS 4.2.1"));
+    let alice = results
+        .iter()
+        .find(|r| r["ruleId"] == "CIS-EKS 4.1.1" && r["message"]["text"].as_str().unwrap().contains("alice"))
+        .unwrap();
+    let physical = &alice["locations"][0]["physicalLocation"];
+    assert_eq!(physical["region"]["startLine"], 13, "{alice}");
+    assert!(
+        physical["artifactLocation"]["uri"].as_str().unwrap().ends_with("/snapshot/rbac.yaml"),
+        "{alice}"
+    );
     let missing = rampart(&["scan", "/nonexistent/snapshot"], None);
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/snapshot"));
@@ -386,4 +405,45 @@ fn a_check_that_read_nothing_says_so_and_fails() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("holds no objects, so nothing was checked"), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("score"));
+}
+
+/// The controller-manager creating its controllers' service accounts in kube-system is the
+/// control plane, quiet by default; the same creation by anyone else is Falco's finding, and
+/// `--strict-falco` keeps Falco's rule as shipped.
+#[test]
+fn controller_service_accounts_are_quiet_and_other_creations_are_not() {
+    let event = |user: &str, name: &str| {
+        serde_json::json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
+            "auditID": format!("id-{user}-{name}"), "stage": "ResponseComplete",
+            "requestURI": "/api/v1/namespaces/kube-system/serviceaccounts", "verb": "create",
+            "user": {"username": user, "groups": ["system:authenticated"]},
+            "sourceIPs": ["10.0.0.1"],
+            "objectRef": {"resource": "serviceaccounts", "namespace": "kube-system", "name": name, "apiVersion": "v1"},
+            "responseStatus": {"metadata": {}, "code": 201},
+            "requestReceivedTimestamp": "2026-12-04T10:00:00.000000Z",
+            "stageTimestamp": "2026-12-04T10:00:00.010000Z"
+        })
+        .to_string()
+    };
+    let log = format!(
+        "{}\n{}\n",
+        event("system:kube-controller-manager", "clusterrole-aggregation-controller"),
+        event("mallory", "backdoor")
+    );
+    let found = |extra: &[&str]| -> Vec<String> {
+        let out = rampart(
+            &[&["audit", "-o", "json", "--no-group"][..], extra, &["-"]].concat(),
+            Some(log.as_bytes()),
+        );
+        json(&out)["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["id"] == "falco/Service Account Created in Kube Namespace")
+            .map(|f| f["events"][0]["user"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(found(&[]), ["mallory"]);
+    assert_eq!(found(&["--strict-falco"]), ["system:kube-controller-manager", "mallory"]);
 }

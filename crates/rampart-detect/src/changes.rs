@@ -29,6 +29,10 @@ fn aws_auth_entries(obj: Option<&Json>) -> BTreeSet<(String, String)> {
     mappings.into_iter().map(|m| (m.arn, m.groups.join(","))).collect()
 }
 
+/// The identity kube-controller-manager's ClusterRole aggregation runs as
+/// (`--use-service-account-credentials`, as clusters run it).
+const AGGREGATION_CONTROLLER: &str = "system:serviceaccount:kube-system:clusterrole-aggregation-controller";
+
 const SUSPICIOUS_EXEC: [&str; 8] = [
     "169.254.169.254",
     "/var/run/secrets",
@@ -139,6 +143,11 @@ fn observe(
                 format!("{user} {} {} {name}", past(verb), resource.trim_end_matches('s')),
                 "Admission webhooks see or change every object: confirm the change, and check that policy webhooks (Rampart, Kyverno, Gatekeeper) still have their configuration."));
         }
+        // kube-controller-manager's aggregation controller rewrites admin/edit/view (and any
+        // aggregated ClusterRole) whenever a labelled ClusterRole appears or changes. The change
+        // that matters is that ClusterRole's, reported for whoever made it; the rewrite follows
+        // from it.
+        "clusterroles" if user == AGGREGATION_CONTROLLER && matches!(verb, "update" | "patch") => {}
         "roles" | "clusterroles" | "rolebindings" | "clusterrolebindings" if write => {
             let mut why = Vec::new();
             let mut severity = Severity::Info;

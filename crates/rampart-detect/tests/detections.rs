@@ -381,3 +381,44 @@ fn forbidden_spike_and_changes() {
     run(&mut a, &events[..1]);
     assert_eq!(a.stats.duplicates, before + 1);
 }
+
+/// A ClusterRole labelled into admin is the change to report, for whoever made it; the
+/// aggregation controller's rewrite of admin that follows is not. The same rewrite by anyone
+/// else is.
+#[test]
+fn the_aggregation_controllers_rewrites_follow_the_change_that_caused_them() {
+    let mut a = analyzer(None);
+    let admin_rules = json!({"responseObject": {"kind": "ClusterRole",
+        "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-admin": "true"}}]},
+        "rules": [{"verbs": ["*"], "resources": ["secrets"], "apiGroups": [""]}]}});
+    let rewrite = |user: &str| {
+        event(
+            "update",
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles/admin",
+            user,
+            json!({"resource": "clusterroles", "name": "admin", "apiGroup": "rbac.authorization.k8s.io"}),
+            200,
+            admin_rules.clone(),
+        )
+    };
+    let events = [
+        event(
+            "create",
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+            "mallory",
+            json!({"resource": "clusterroles", "name": "secrets-to-admins", "apiGroup": "rbac.authorization.k8s.io"}),
+            201,
+            json!({"requestObject": {"kind": "ClusterRole",
+                "metadata": {"labels": {"rbac.authorization.k8s.io/aggregate-to-admin": "true"}},
+                "rules": [{"verbs": ["*"], "resources": ["secrets"], "apiGroups": [""]}]}}),
+        ),
+        rewrite("system:serviceaccount:kube-system:clusterrole-aggregation-controller"),
+        rewrite("eve"),
+    ];
+    let found = run(&mut a, &events);
+    let changed: Vec<&str> =
+        found.iter().filter(|f| f.id == "rampart/RbacChanged").map(|f| f.message.as_str()).collect();
+    assert_eq!(changed.len(), 2, "{changed:#?}");
+    assert!(changed[0].starts_with("mallory created clusterrole secrets-to-admins"), "{changed:#?}");
+    assert!(changed[1].starts_with("eve updated clusterrole admin"), "{changed:#?}");
+}

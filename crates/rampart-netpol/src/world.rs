@@ -9,6 +9,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde::Deserialize;
 use serde_json::Value;
 
+use rampart_types::source_lines::{DocumentLines, document_lines};
 use rampart_types::workload::pod_template;
 
 use crate::NetpolError;
@@ -88,24 +89,6 @@ fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// 1-based line of each YAML document's first line of content (blank and comment lines
-/// skipped, so a policy is reported where its text starts).
-fn document_lines(text: &str) -> Vec<usize> {
-    let lines: Vec<&str> = text.lines().collect();
-    let content = |from: usize| {
-        (from..lines.len())
-            .find(|&i| !lines[i].trim().is_empty() && !lines[i].trim_start().starts_with('#'))
-            .map_or(from + 1, |i| i + 1)
-    };
-    let mut starts = vec![content(0)];
-    for (i, line) in lines.iter().enumerate() {
-        if (*line == "---" || line.starts_with("--- ")) && i > 0 {
-            starts.push(content(i + 1));
-        }
-    }
-    starts
-}
-
 /// Pods of a ReplicaSet, Job, DaemonSet or StatefulSet, ReplicaSets of a Deployment and Jobs
 /// of a CronJob are their owner's pod template over again: a `kubectl get pods,deploy,rs`
 /// dump names each workload once, by its controller.
@@ -127,17 +110,18 @@ fn owned_by_a_controller(object: &Value) -> bool {
 impl World {
     /// Add every object of a YAML stream (Lists unpacked); `origin` names the file.
     pub fn add_manifests(&mut self, origin: &str, text: &str) -> Result<(), NetpolError> {
-        let lines = document_lines(text);
+        let documents = document_lines(text);
         for (n, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            let line = lines.get(n).copied().unwrap_or(1);
+            let lines = documents.get(n).cloned().unwrap_or(DocumentLines { start: 1, items: Vec::new() });
             let value = Value::deserialize(document)
                 .map_err(|e| NetpolError::Manifest { origin: origin.to_string(), message: e.to_string() })?;
-            let objects = match value.get("items").and_then(Value::as_array) {
-                Some(items) if value["kind"].as_str().is_some_and(|k| k.ends_with("List")) => items.clone(),
-                _ => vec![value],
-            };
-            for object in objects {
-                self.add_object(origin, line, object)?;
+            match value.get("items").and_then(Value::as_array) {
+                Some(items) if value["kind"].as_str().is_some_and(|k| k.ends_with("List")) => {
+                    for (i, item) in items.iter().enumerate() {
+                        self.add_object(origin, lines.item(i), item.clone())?;
+                    }
+                }
+                _ => self.add_object(origin, lines.start, value)?,
             }
         }
         self.label_namespaces();
@@ -255,6 +239,19 @@ mod tests {
         assert_eq!(web.ports[0], ContainerPort { name: Some("http".into()), port: 8080, protocol: "TCP" });
         assert_eq!(web.ports[1].protocol, "UDP");
         assert_eq!(world.policies[0].shown(), "shop/deny (m.yaml:16)");
+    }
+
+    #[test]
+    fn policies_of_a_kubectl_list_have_their_own_lines() {
+        let mut world = World::default();
+        world
+            .add_manifests(
+                "netpol.yaml",
+                "apiVersion: v1\nitems:\n- apiVersion: networking.k8s.io/v1\n  kind: NetworkPolicy\n  metadata: {name: a, namespace: shop}\n  spec: {podSelector: {}}\n- apiVersion: networking.k8s.io/v1\n  kind: NetworkPolicy\n  metadata: {name: b, namespace: shop}\n  spec: {podSelector: {}}\nkind: List\n",
+            )
+            .unwrap();
+        let shown: Vec<String> = world.policies.iter().map(Policy::shown).collect();
+        assert_eq!(shown, ["shop/a (netpol.yaml:3)", "shop/b (netpol.yaml:7)"]);
     }
 
     #[test]

@@ -9,12 +9,14 @@
 //! * [`glob`]: `*` (and `?`) wildcard patterns, matched in linear time.
 //! * [`labels`]: label selectors matched as the apiserver matches them.
 //! * [`wiring`]: the apiserver authorizer chain Rampart's wiring installs, as data.
+//! * [`source_lines`]: where each object of a manifest file starts, for `file:line`.
 
 pub mod decision;
 pub mod glob;
 pub mod labels;
 pub mod review;
 pub mod selector;
+pub mod source_lines;
 pub mod sso;
 pub mod wiring;
 pub mod workload;

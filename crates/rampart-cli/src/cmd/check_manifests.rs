@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use rampart_guardrails::admission::Guardrails;
 use rampart_guardrails::pss::{self, Level, LevelVersion, pod::PodView};
 use rampart_guardrails::rules::Mode;
+use rampart_types::source_lines::{DocumentLines, document_lines};
 use rampart_types::workload::pod_template;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -133,17 +134,6 @@ fn manifest_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// 1-based line where each YAML document starts.
-fn document_lines(text: &str) -> Vec<usize> {
-    let mut starts = vec![1];
-    for (i, line) in text.lines().enumerate() {
-        if (line == "---" || line.starts_with("--- ")) && i > 0 {
-            starts.push(i + 2);
-        }
-    }
-    starts
-}
-
 fn parse_level(s: &str) -> anyhow::Result<LevelVersion> {
     let (level, version) = s.split_once(':').unwrap_or((s, "latest"));
     Ok(LevelVersion { level: level.parse()?, version: version.parse()? })
@@ -197,7 +187,8 @@ fn field_of(rule: &str) -> Option<&'static str> {
 /// the offending field of the named container, else that container, else the first
 /// occurrence of the field (pod-level settings such as `hostNetwork`), else the document.
 fn locate(lines: &[&str], start: usize, end: usize, rule: &str, message: &str) -> usize {
-    let doc = &lines[start.min(lines.len())..end.min(lines.len())];
+    let start = start.min(lines.len());
+    let doc = &lines[start..end.clamp(start, lines.len())];
     // `key:` in block style (`  privileged: true`) or flow style (`{privileged: true}`).
     let key_at = |from: usize, key: &str| {
         let needle = format!("{key}:");
@@ -267,11 +258,12 @@ fn check_file(
     findings: &mut Vec<Finding>,
 ) -> anyhow::Result<usize> {
     let (shown, text) = read_manifest(path)?;
-    let lines = document_lines(&text);
+    let documents = document_lines(&text);
     let text_lines: Vec<&str> = text.lines().collect();
     let mut checked = 0;
     for (n, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-        let line = lines.get(n).copied().unwrap_or(1);
+        let document = documents.get(n).cloned().unwrap_or(DocumentLines { start: 1, items: Vec::new() });
+        let line = document.start.max(1);
         let value = match Value::deserialize(doc) {
             Ok(v) => v,
             Err(e) => {
@@ -290,8 +282,13 @@ fn check_file(
                 return Err(anyhow::anyhow!("{shown}:{at}: invalid YAML: {e}"));
             }
         };
-        let doc_end = lines.get(n + 1).map_or(text_lines.len(), |next| next - 1);
-        for object in objects(value) {
+        let doc_end = documents.get(n + 1).map_or(text_lines.len(), |next| next.start.saturating_sub(1));
+        for (i, object) in objects(value).into_iter().enumerate() {
+            // An item of a List is searched for its fields within its own lines.
+            let (from, to) = match document.items.get(i) {
+                Some(&start) => (start, document.items.get(i + 1).map_or(doc_end, |next| next - 1)),
+                None => (line, doc_end),
+            };
             let Some(pod) = pod_of(&object) else { continue };
             checked += 1;
             let kind = object["kind"].as_str().unwrap_or_default().to_owned();
@@ -305,7 +302,7 @@ fn check_file(
             let mut add = |rule: String, level: &'static str, message: String| {
                 findings.push(Finding {
                     file: shown.clone(),
-                    line: locate(&text_lines, line - 1, doc_end, &rule, &message),
+                    line: locate(&text_lines, from - 1, to, &rule, &message),
                     kind: kind.clone(),
                     namespace: namespace.clone(),
                     name: name.clone(),

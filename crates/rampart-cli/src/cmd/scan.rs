@@ -106,7 +106,16 @@ fn print_table(report: &Report, all: bool) {
             Status::Warn => "WARN",
             Status::Skip => "SKIP",
         };
-        let mut shown: Vec<String> = r.offenders.iter().take(8).cloned().collect();
+        let mut shown: Vec<String> = r
+            .offenders
+            .iter()
+            .enumerate()
+            .take(8)
+            .map(|(i, o)| match r.places.get(i).and_then(Option::as_ref) {
+                Some(place) => format!("{o} ({place})"),
+                None => o.clone(),
+            })
+            .collect();
         if r.offenders.len() > 8 {
             shown.push(format!("… and {} more (-o json for all)", r.offenders.len() - 8));
         }
@@ -134,8 +143,13 @@ fn sarif(report: &Report, source: &str) -> serde_sarif::sarif::Sarif {
                 (_, Severity::Critical | Severity::High) => Level::Error,
                 _ => Level::Note,
             };
-            r.offenders.iter().map(move |o| {
-                let location = sarif::with_logical_name(sarif::file_location(source, None), o);
+            r.offenders.iter().enumerate().map(move |(i, o)| {
+                // The offender's own file and line when it was read from one; else the snapshot.
+                let physical = match r.places.get(i).and_then(Option::as_ref) {
+                    Some(place) => sarif::file_location(&sarif::artifact_uri(&place.file), Some(place.line)),
+                    None => sarif::file_location(&sarif::artifact_uri(source), None),
+                };
+                let location = sarif::with_logical_name(physical, o);
                 sarif::result(&r.id, level, &format!("{}: {o}", r.title), location, None)
             })
         })

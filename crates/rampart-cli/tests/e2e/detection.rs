@@ -1,6 +1,7 @@
 //! Detection on the apiserver's own audit log: what the e2e scenarios did (and a few telling
 //! actions done here) is found by `rampart audit`, while the control plane's own traffic —
-//! the apiserver reconciling its default roles, leases, Rampart's reads — raises nothing.
+//! the apiserver reconciling its default roles, leases, the controller-manager making its
+//! controllers' service accounts and aggregating roles, Rampart's reads — raises nothing.
 
 use std::process::Command;
 
@@ -150,6 +151,7 @@ fn rampart_audit_on_the_real_audit_log() {
     // Quiet on the control plane: no finding made only of control-plane or Rampart traffic.
     let control_plane = |user: &str| {
         user.starts_with("system:kube-")
+            || user.starts_with("system:serviceaccount:kube-system:")
             || user.starts_with("system:node:")
             || user == "system:apiserver"
             || user == "system:serviceaccount:rampart-system:rampart"

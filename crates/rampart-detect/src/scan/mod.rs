@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::finding::Severity;
+use rampart_types::source_lines::Place;
 use snapshot::{Snapshot, label, meta};
 
 /// A check's outcome.
@@ -37,6 +38,10 @@ pub struct CheckResult {
     pub severity: Severity,
     /// The objects that fail (or the evidence for a warning).
     pub offenders: Vec<String>,
+    /// Where each offender's object starts (`file:line`), one per offender; empty when no
+    /// offender names an object read from a file (a snapshot listed from the cluster).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub places: Vec<Option<Place>>,
     pub remediation: String,
 }
 
@@ -92,6 +97,7 @@ fn result(
         status: if offenders.is_empty() { Status::Pass } else { fail },
         severity,
         offenders,
+        places: Vec::new(),
         remediation: remediation.into(),
     }
 }
@@ -103,6 +109,7 @@ fn skipped(id: &str, title: &str, why: &str) -> CheckResult {
         status: Status::Skip,
         severity: Severity::Info,
         offenders: vec![],
+        places: Vec::new(),
         remediation: why.into(),
     }
 }
@@ -233,6 +240,13 @@ pub fn scan(snapshot: &Snapshot, options: &ScanOptions) -> Report {
     network_and_secret_checks(&mut c);
     network_policy_checks(&mut c);
     rampart_checks(&mut c);
+    for result in &mut c.out {
+        let places: Vec<Option<Place>> =
+            result.offenders.iter().map(|o| snapshot.place_named(o).cloned()).collect();
+        if places.iter().any(Option::is_some) {
+            result.places = places;
+        }
+    }
     let count = |st: Status| c.out.iter().filter(|r| r.status == st).count();
     let (passed, failed, warned, skipped) =
         (count(Status::Pass), count(Status::Fail), count(Status::Warn), count(Status::Skip));

@@ -2,7 +2,10 @@
 //! JSON, `List` kinds) and, optionally, the EKS cluster description (`aws eks describe-cluster`
 //! in the CLI's camelCase, the SDK's PascalCase, or kubescape's `ClusterDescribe` wrapper).
 
+use std::collections::HashMap;
 use std::path::Path;
+
+use rampart_types::source_lines::{Place, document_lines};
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -25,6 +28,9 @@ pub struct Snapshot {
     /// EKS access entries (`accessEntries:` files as `--access-entries` takes them, or
     /// `aws eks describe-access-entry` output).
     pub access_entries: Vec<Value>,
+    /// Where each object read from a file starts, by its [`label`] (the first file and line
+    /// that names it); objects read from a cluster have none.
+    pub places: HashMap<String, Place>,
 }
 
 /// `EndpointPublicAccess` → `endpointPublicAccess`, recursively (the SDK's shape → the CLI's).
@@ -48,20 +54,32 @@ fn camel(v: Value) -> Value {
 }
 
 impl Snapshot {
-    /// Add every object (and any cluster description) in `text`.
+    /// Add every object (and any cluster description) in `text`, read from `path`.
     pub fn add_text(&mut self, path: &str, text: &str) -> Result<(), SnapshotError> {
+        let lines = document_lines(text);
         for (n, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
             let value = Value::deserialize(doc).map_err(|e| SnapshotError::Parse {
                 path: path.into(),
                 document: n + 1,
                 message: e.to_string(),
             })?;
-            self.add_value(value);
+            let place = |line: usize| Place { file: path.to_string(), line };
+            let document = lines.get(n).cloned().unwrap_or_default();
+            match value.get("items").and_then(Value::as_array) {
+                Some(items)
+                    if value.get("kind").and_then(Value::as_str).is_none_or(|k| k.ends_with("List")) =>
+                {
+                    for (i, item) in items.iter().enumerate() {
+                        self.add_value(item.clone(), Some(place(document.item(i))));
+                    }
+                }
+                _ => self.add_value(value, Some(place(document.start))),
+            }
         }
         Ok(())
     }
 
-    fn add_value(&mut self, value: Value) {
+    fn add_value(&mut self, value: Value, place: Option<Place>) {
         if value.is_null() {
             return;
         }
@@ -85,12 +103,18 @@ impl Snapshot {
             return;
         }
         match value.get("items").and_then(Value::as_array) {
+            // A List inside a List: its items have no lines of their own here.
             Some(items) if value.get("kind").and_then(Value::as_str).is_none_or(|k| k.ends_with("List")) => {
                 for item in items {
-                    self.add_value(item.clone());
+                    self.add_value(item.clone(), place.clone());
                 }
             }
-            _ if value.get("kind").is_some() => self.objects.push(value),
+            _ if value.get("kind").is_some() => {
+                if let Some(place) = place {
+                    self.places.entry(label(&value)).or_insert(place);
+                }
+                self.objects.push(value);
+            }
             _ => {}
         }
     }
@@ -122,6 +146,24 @@ impl Snapshot {
         }
         let text = std::fs::read_to_string(path).map_err(err)?;
         self.add_text(&path.display().to_string(), &text)
+    }
+
+    /// Where the first object an offender's text names (`Deployment shop/web: …`,
+    /// `User a via ClusterRoleBinding ops`) starts, when it was read from a file. Names are
+    /// found as `Kind name` or `Kind namespace/name`, the way [`label`] writes them.
+    pub fn place_named(&self, text: &str) -> Option<&Place> {
+        if self.places.is_empty() {
+            return None;
+        }
+        let words: Vec<&str> = text.split_whitespace().collect();
+        words.windows(2).find_map(|pair| {
+            let kind = pair[0].trim_start_matches('(');
+            if !kind.starts_with(|c: char| c.is_ascii_uppercase()) {
+                return None;
+            }
+            let name = pair[1].trim_end_matches([':', ',', ';', ')']);
+            self.places.get(&format!("{kind} {name}"))
+        })
     }
 
     /// Objects of a kind.
@@ -161,6 +203,13 @@ mod tests {
             Some(&Value::Bool(true))
         );
         assert_eq!(label(&s.objects[0]), "Pod n/p");
+        assert_eq!(s.places["Pod n/p"].to_string(), "a.yaml:4");
+        assert_eq!(s.places["Namespace n"].to_string(), "a.yaml:6");
+        let named = |text: &str| s.place_named(text).map(ToString::to_string);
+        assert_eq!(named("Pod n/p: runs as root").as_deref(), Some("a.yaml:4"));
+        assert_eq!(named("User x via (Namespace n)").as_deref(), Some("a.yaml:6"));
+        assert_eq!(named("Pod n/p2: runs as root"), None);
+        assert_eq!(named("audit logging is off"), None);
         assert!(s.add_text("bad.yaml", "kind: [").is_err());
         s.add_text("ae.json", r#"{"accessEntry": {"principalArn": "arn:aws:iam::1:role/a"}}"#).unwrap();
         s.add_text("ae.yaml", "accessEntries:\n- principalArn: arn:aws:iam::1:role/b\n").unwrap();
