@@ -2,10 +2,9 @@
 # A real Kubernetes control plane on loopback, with Rampart wired in exactly as
 # `rampart kube-config --target apiserver` prints it: etcd, kube-apiserver (RBAC + Node +
 # Rampart authorization, Rampart's token authentication and admission webhooks, audit log),
-# moto as AWS STS, and `rampart serve`; kube-controller-manager runs the controllers the tests
-# lean on (ClusterRole aggregation, so admin/edit/view are the roles a cluster really has). No
-# scheduler or kubelet: pods stay Pending, which is all
-# admission needs.
+# moto as AWS STS, `rampart serve`, and kube-controller-manager for ClusterRole aggregation
+# (admin/edit/view as a cluster really has them). No scheduler or kubelet: pods stay Pending,
+# which is all admission needs.
 #
 #   scripts/cluster.sh up        start everything (builds the binaries on first use)
 #   scripts/cluster.sh env       print shell exports: eval "$(scripts/cluster.sh env)"
@@ -23,16 +22,18 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 dir="${RAMPART_CLUSTER_DIR:-$root/target/e2e-cluster}"
 owner=""
 cmd=""
+# The comment block at the top of this file, without its '#'.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) dir="$2"; shift 2 ;;
     --owner-pid) owner="$2"; shift 2 ;;
     up|down|env|rampart-stop|rampart-start|kms-stop|kms-start) cmd="$1"; shift ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     *) echo "cluster.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-[ -n "$cmd" ] || { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ -n "$cmd" ] || { usage >&2; exit 2; }
 if [ "$cmd" = up ]; then mkdir -p "$dir"; fi
 [ -d "$dir" ] || { echo "cluster.sh: no cluster in $dir (run: scripts/cluster.sh up)" >&2; exit 1; }
 dir="$(cd "$dir" && pwd)"
