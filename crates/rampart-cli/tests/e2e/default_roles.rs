@@ -167,4 +167,29 @@ fn the_apiservers_defaults_are_the_embedded_data_and_can_i_agrees_with_kubectl()
     }
     assert!(asked > 400, "{asked} questions");
     assert!(disagree.is_empty(), "{}", disagree.join("\n"));
+
+    // The audit question the aggregated roles answer, read from the live cluster: who may mint
+    // service-account tokens, evict pods or take leases — edit and admin users may, view users
+    // may not.
+    for (verb, resource) in [
+        ("create", "serviceaccounts/token"),
+        ("create", "pods/eviction"),
+        ("update", "leases.coordination.k8s.io"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["who-can", verb, resource, "-n", "default", "-o", "json", "--rbac-from-cluster"])
+            .arg("--kubeconfig")
+            .arg(c.dir.join("users/admin.kubeconfig"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let subjects: Vec<&str> =
+            rows.as_array().unwrap().iter().filter_map(|r| r["subject"].as_str()).collect();
+        let listed = |user: &str| subjects.iter().any(|s| s.contains(user));
+        assert!(
+            listed("e2e-default-admin") && listed("e2e-default-edit") && !listed("e2e-default-view"),
+            "who-can {verb} {resource}: {subjects:?}"
+        );
+    }
 }
