@@ -149,12 +149,14 @@ fn pod_of(object: &Value) -> Option<anyhow::Result<PodTemplateSpec>> {
     )
 }
 
-fn objects(value: Value) -> Vec<Value> {
+/// The objects of a document: a List's items, else the document itself; and whether it was a
+/// List (only then do the document's item lines belong to them).
+fn objects(value: Value) -> (Vec<Value>, bool) {
     match value.get("items").and_then(Value::as_array) {
         Some(items) if value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) => {
-            items.clone()
+            (items.clone(), true)
         }
-        _ => vec![value],
+        _ => (vec![value], false),
     }
 }
 
@@ -283,9 +285,10 @@ fn check_file(
             }
         };
         let doc_end = documents.get(n + 1).map_or(text_lines.len(), |next| next.start.saturating_sub(1));
-        for (i, object) in objects(value).into_iter().enumerate() {
+        let (objects, list) = objects(value);
+        for (i, object) in objects.into_iter().enumerate() {
             // An item of a List is searched for its fields within its own lines.
-            let (from, to) = match document.items.get(i) {
+            let (from, to) = match document.items.get(i).filter(|_| list) {
                 Some(&start) => (start, document.items.get(i + 1).map_or(doc_end, |next| next - 1)),
                 None => (line, doc_end),
             };
