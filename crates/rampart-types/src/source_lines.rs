@@ -92,7 +92,7 @@ pub fn document_lines(text: &str) -> Vec<DocumentLines> {
                     walk.expecting_key = mapping;
                 } else if root_pair {
                     walk.in_items = walk.items_key && !walk.expecting_key && !mapping;
-                } else if walk.depth == 2 && walk.in_items && mapping {
+                } else if walk.depth == 2 && walk.in_items {
                     document.items.push(line);
                 }
                 walk.depth += 1;
@@ -106,6 +106,10 @@ pub fn document_lines(text: &str) -> Vec<DocumentLines> {
                 }
             }
             Event::Scalar(..) if walk.depth == 0 => document.start = line,
+            // Every item counts, whatever its shape, so item i is serde's item i.
+            Event::Scalar(..) | Event::Alias(_) if walk.depth == 2 && walk.in_items => {
+                document.items.push(line)
+            }
             Event::Scalar(value, ..) if root_pair => walk.leaf_in_root(Some(&value)),
             Event::Alias(_) if root_pair => walk.leaf_in_root(None),
             _ => {}
@@ -138,6 +142,9 @@ mod tests {
         assert_eq!(documents[0].start, 1);
         // Only the root's `items`, not a nested one.
         assert_eq!(documents[0].items, vec![3, 8]);
+        // An item that is not an object still takes its place in the count.
+        let mixed = "items:\n- null\n- [1]\n- kind: Pod\nkind: List\n";
+        assert_eq!(document_lines(mixed)[0].items, vec![2, 3, 4]);
         assert_eq!(documents[0].item(1), 8);
         assert_eq!(documents[0].item(5), 1);
         // kubectl's JSON.
