@@ -46,6 +46,6 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
 
-# Every fuzz target for 60 s, two at a time (one per core): 4 minutes for the eight.
+# Every fuzz target for 60 s, two at a time (one per core): 5 minutes for the nine.
 # scripts/fuzz.sh --runs 10000000 1800 is the long campaign the README reports.
 scripts/fuzz.sh --jobs 2 "${RAMPART_FUZZ_SECONDS:-60}"
